@@ -1,0 +1,103 @@
+use super::recipe::Recipe;
+use super::world::World;
+use super::{backbone, data, groups, head, items, stages, traps};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::span::Span;
+use crate::syntax::ast::Ast;
+
+/// Seed used when a recipe names none, so that every run is reproducible anyway.
+pub const DEFAULT_SEED: u64 = 42;
+
+/// Check a parsed recipe. Returns the recipe whenever its backbone resolves (even with other errors,
+/// so that `plan` can still show something) and every diagnostic found.
+pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let items = items::collect(ast, &mut diagnostics);
+    let anchor = items.first_keyword.unwrap_or_default();
+
+    let name = items.recipe.map_or_else(|| file_stem.to_string(), |name| name.value.clone());
+    let seed = match items.seed {
+        Some(seed) if seed.value < 0 => {
+            diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
+                    .at(seed.span, "negative seed")
+                    .with_help("use a whole number from 0 up, e.g. `seed 42`"),
+            );
+            DEFAULT_SEED
+        }
+        Some(seed) => seed.value as u64,
+        None => DEFAULT_SEED,
+    };
+
+    if items.stages.is_empty() {
+        diagnostics.push(missing(
+            anchor,
+            "the recipe has no `stage`",
+            "add at least one, e.g. `stage warmup { train head  epochs 1  lr 2e-3 }`",
+        ));
+    }
+    let Some(backbone_decl) = items.backbone else {
+        diagnostics.push(missing(anchor, "the recipe has no `backbone`", "add e.g. `backbone resnet18 from zoo \"resnet18-imagenet\"`"));
+        if items.data.is_none() {
+            diagnostics.push(missing(anchor, "the recipe has no `data` block", "add `data { train \"path/to/train\" }`"));
+        }
+        return (None, diagnostics);
+    };
+    let backbone = backbone::check(backbone_decl, world, &mut diagnostics);
+    let data = data::check(items.data, backbone.as_ref(), world, seed, anchor, &mut diagnostics);
+    let Some(backbone) = backbone else { return (None, diagnostics) };
+    let architecture = backbone.architecture;
+
+    let kept_layers = match items.cut {
+        None => architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |i| i + 1),
+        Some(cut) => match architecture.layer_index(&cut.layer.value) {
+            Some(index) => match cut.side {
+                crate::syntax::ast::CutSide::After => index + 1,
+                crate::syntax::ast::CutSide::Before => index,
+            },
+            None => {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::UnknownLayer,
+                        format!("`{}` has no layer `{}` to cut at", architecture.name, cut.layer.value),
+                    )
+                    .at(cut.layer.span, "not a layer of the backbone")
+                    .with_suggestion(&cut.layer.value, architecture.layer_names(), "layers"),
+                );
+                architecture.layers.len()
+            }
+        },
+    };
+    if kept_layers == 0 {
+        if let Some(cut) = items.cut {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidHead, "the cut keeps no layer of the backbone")
+                    .at(cut.layer.span, "nothing is left before this layer")
+                    .with_help("cut later, e.g. `cut after layer4`"),
+            );
+        }
+    }
+
+    let classes = data.classes.as_ref().map(Vec::len);
+    let head = head::check(items.head, architecture, kept_layers, classes, &mut diagnostics);
+    let groups = groups::check(items.groups, architecture, kept_layers, &mut diagnostics);
+    let checked_stages = stages::check(&items.stages, &groups, &data, &mut diagnostics);
+    traps::check(&backbone, &data, items.data, &groups, &checked_stages, &mut diagnostics);
+
+    let recipe = Recipe {
+        name,
+        seed,
+        backbone,
+        data,
+        kept_layers,
+        head,
+        groups: groups.groups,
+        stages: checked_stages.into_iter().map(|checked| checked.stage).collect(),
+        export: items.export.map(|path| path.value.clone()),
+    };
+    (Some(recipe), diagnostics)
+}
+
+pub fn missing(anchor: Span, message: &str, help: &str) -> Diagnostic {
+    Diagnostic::new(Code::MissingStatement, message).at(anchor, "in this recipe").with_help(help)
+}

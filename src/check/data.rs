@@ -1,0 +1,180 @@
+use super::backbone::{channels_error, check_channel_values, positive_u32, size_error};
+use super::checker::missing;
+use super::recipe::{Backbone, CorruptPolicy, Data, Validation};
+use super::world::World;
+use crate::arch::Stats;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::span::Span;
+use crate::syntax::ast::{Augmentation, DataKind, DataStatement, Item, Normalization};
+
+/// fastai's default validation share when a recipe gives neither a folder nor a split.
+const DEFAULT_VALID_FRACTION: f64 = 0.2;
+const DEFAULT_BATCH: usize = 64;
+
+pub fn check(
+    block: Option<(&Item, &[DataStatement])>,
+    backbone: Option<&Backbone>,
+    world: &dyn World,
+    seed: u64,
+    anchor: Span,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Data {
+    let stats = backbone.map_or_else(|| Stats::imagenet(224), |backbone| backbone.stats.clone());
+    let mut data = Data {
+        train: String::new(),
+        valid: Validation::Split { fraction: DEFAULT_VALID_FRACTION, seed },
+        batch: DEFAULT_BATCH,
+        mean: stats.mean.clone(),
+        std: stats.std.clone(),
+        channels: stats.channels,
+        size: stats.input_size,
+        flip: false,
+        crop_padding: 0,
+        corrupt: CorruptPolicy::Fail,
+        classes: None,
+    };
+    let Some((item, statements)) = block else {
+        diagnostics.push(missing(anchor, "the recipe has no `data` block", "add `data { train \"path/to/train\" }`"));
+        return data;
+    };
+
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
+    let mut train_span = None;
+    let mut valid_folder = None;
+    for statement in statements {
+        let keyword = keyword_of(&statement.kind);
+        if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
+            diagnostics.push(super::items::duplicate(keyword, statement.keyword, *first));
+            continue;
+        }
+        seen.push((keyword, statement.keyword));
+        match &statement.kind {
+            DataKind::Train(path) => {
+                data.train = path.value.clone();
+                train_span = Some(path.span);
+            }
+            DataKind::Valid(path) => {
+                data.valid = Validation::Folder { path: path.value.clone() };
+                valid_folder = Some(path);
+            }
+            DataKind::ValidSplit { fraction, seed: split_seed } => {
+                if !(fraction.value > 0.0 && fraction.value < 1.0) {
+                    diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, format!("a valid split is a fraction between 0 and 1, not {}", fraction.value))
+                            .at(fraction.span, "not in (0, 1)")
+                            .with_help("e.g. `valid split 0.2` keeps a fifth of the images for validation"),
+                    );
+                }
+                let split_seed = match split_seed {
+                    Some(value) if value.value >= 0 => value.value as u64,
+                    _ => seed,
+                };
+                data.valid = Validation::Split { fraction: fraction.value, seed: split_seed };
+            }
+            DataKind::Batch(batch) => match positive_u32(batch.value) {
+                Some(batch) => data.batch = batch as usize,
+                None => diagnostics.push(
+                    Diagnostic::new(Code::ValueOutOfRange, format!("a batch holds at least one image, not {}", batch.value))
+                        .at(batch.span, "not a batch size")
+                        .with_help("e.g. `batch 64`"),
+                ),
+            },
+            DataKind::Channels(channels) => {
+                if channels.value == 1 || channels.value == 3 {
+                    data.channels = channels.value as u32;
+                } else {
+                    diagnostics.push(channels_error(channels));
+                }
+            }
+            DataKind::Size(size) => match positive_u32(size.value) {
+                Some(size) => data.size = size,
+                None => diagnostics.push(size_error(size)),
+            },
+            DataKind::Normalize(normalization) => match normalization {
+                Normalization::Backbone => {}
+                Normalization::Imagenet => {
+                    let imagenet = Stats::imagenet(0);
+                    data.mean = imagenet.mean;
+                    data.std = imagenet.std;
+                }
+                Normalization::Explicit { mean, std } => {
+                    // Normalisation happens after grayscale images become RGB, so it has the backbone's channels.
+                    let channels = stats.channels;
+                    if let Some(mean) = check_channel_values(mean, channels, "mean", statement.span, false, diagnostics) {
+                        data.mean = mean;
+                    }
+                    if let Some(std) = check_channel_values(std, channels, "std", statement.span, true, diagnostics) {
+                        data.std = std;
+                    }
+                }
+            },
+            DataKind::Augment(augmentations) => {
+                for augmentation in augmentations {
+                    match augmentation.value {
+                        Augmentation::Flip => data.flip = true,
+                        Augmentation::Crop(padding) if (0..=1024).contains(&padding) => data.crop_padding = padding as u32,
+                        Augmentation::Crop(padding) => diagnostics.push(
+                            Diagnostic::new(Code::ValueOutOfRange, format!("crop padding must be 0..1024 pixels, not {padding}"))
+                                .at(augmentation.span, "not a padding")
+                                .with_help("`crop 4` pads by 4 pixels and crops back at a random place"),
+                        ),
+                        Augmentation::None => {}
+                    }
+                }
+            }
+            DataKind::Corrupt(policy) => data.corrupt = *policy,
+        }
+    }
+
+    let Some(train_span) = train_span else {
+        diagnostics.push(
+            Diagnostic::new(Code::MissingStatement, "the `data` block names no train folder")
+                .at(item.keyword, "no `train` in this block")
+                .with_help("add `train \"path/to/train\"` (class folders inside, images inside those)"),
+        );
+        return data;
+    };
+
+    match world.class_folders(&data.train) {
+        Some(classes) if classes.is_empty() => diagnostics.push(
+            Diagnostic::new(Code::EmptyClass, format!("`{}` holds no class folders", data.train))
+                .at(train_span, "no class folders here")
+                .with_help("lay images out as <train>/<class>/<image>.png"),
+        ),
+        Some(classes) => {
+            if let Some(valid) = valid_folder {
+                if let Some(valid_classes) = world.class_folders(&valid.value) {
+                    for class in classes.iter().filter(|class| !valid_classes.contains(class)) {
+                        diagnostics.push(
+                            Diagnostic::new(Code::ClassMissingFromValid, format!("class `{class}` has no folder in `{}`", valid.value))
+                                .at(valid.span, format!("no `{class}` here"))
+                                .with_related(train_span, "the class comes from here")
+                                .with_help("accuracy on that class could not be measured: add images for it to valid"),
+                        );
+                    }
+                }
+            }
+            data.classes = Some(classes);
+        }
+        None if world.strict() => diagnostics.push(
+            Diagnostic::new(Code::DataFolderMissing, format!("train folder `{}` does not exist", data.train))
+                .at(train_span, "not found")
+                .with_help("paths are relative to the recipe file"),
+        ),
+        None => {}
+    }
+    data
+}
+
+fn keyword_of(kind: &DataKind) -> &'static str {
+    match kind {
+        DataKind::Train(_) => "train",
+        DataKind::Valid(_) | DataKind::ValidSplit { .. } => "valid",
+        DataKind::Batch(_) => "batch",
+        DataKind::Normalize(_) => "normalize",
+        DataKind::Channels(_) => "channels",
+        DataKind::Size(_) => "size",
+        DataKind::Augment(_) => "augment",
+        DataKind::Corrupt(_) => "corrupt",
+    }
+}

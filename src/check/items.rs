@@ -1,0 +1,66 @@
+//! Sorting top-level items by kind, and reporting the ones written twice.
+
+use crate::diagnostics::{Code, Diagnostic};
+use crate::span::{Span, Spanned};
+use crate::syntax::ast::*;
+
+/// The top-level items of one recipe: the first of each kind, and every stage.
+#[derive(Default)]
+pub struct Items<'a> {
+    pub first_keyword: Option<Span>,
+    pub recipe: Option<&'a Spanned<String>>,
+    pub seed: Option<&'a Spanned<i64>>,
+    pub backbone: Option<&'a BackboneDecl>,
+    pub data: Option<(&'a Item, &'a [DataStatement])>,
+    pub cut: Option<&'a CutDecl>,
+    pub head: Option<(&'a Item, &'a [Spanned<HeadLayer>])>,
+    pub groups: Option<&'a [GroupDef]>,
+    pub stages: Vec<&'a StageDecl>,
+    pub export: Option<&'a Spanned<String>>,
+}
+
+pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a> {
+    let mut items = Items { first_keyword: ast.items.first().map(|item| item.keyword), ..Items::default() };
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
+    for item in &ast.items {
+        let keyword = match &item.kind {
+            ItemKind::Stage(stage) => {
+                items.stages.push(stage);
+                continue;
+            }
+            ItemKind::Recipe(_) => "recipe",
+            ItemKind::Seed(_) => "seed",
+            ItemKind::Backbone(_) => "backbone",
+            ItemKind::Data(_) => "data",
+            ItemKind::Cut(_) => "cut",
+            ItemKind::Head(_) => "head",
+            ItemKind::Groups(_) => "groups",
+            ItemKind::Export(_) => "export",
+        };
+        if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
+            diagnostics.push(duplicate(keyword, item.keyword, *first));
+            continue;
+        }
+        seen.push((keyword, item.keyword));
+        match &item.kind {
+            ItemKind::Recipe(name) => items.recipe = Some(name),
+            ItemKind::Seed(seed) => items.seed = Some(seed),
+            ItemKind::Backbone(backbone) => items.backbone = Some(backbone),
+            ItemKind::Data(statements) => items.data = Some((item, statements)),
+            ItemKind::Cut(cut) => items.cut = Some(cut),
+            ItemKind::Head(layers) => items.head = Some((item, layers)),
+            ItemKind::Groups(groups) => items.groups = Some(groups),
+            ItemKind::Export(path) => items.export = Some(path),
+            ItemKind::Stage(_) => {}
+        }
+    }
+    items
+}
+
+/// A statement that may appear once, written again.
+pub fn duplicate(keyword: &str, again: Span, first: Span) -> Diagnostic {
+    Diagnostic::new(Code::DuplicateStatement, format!("`{keyword}` is written twice"))
+        .at(again, "written again here")
+        .with_related(first, "first written here")
+        .with_help(format!("keep one `{keyword}`: only the first one counts"))
+}

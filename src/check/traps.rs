@@ -1,0 +1,144 @@
+//! Warnings for the traps practitioners fall into. Each one is legal, and often a mistake.
+
+use super::groups::CheckedGroups;
+use super::recipe::{Backbone, Data};
+use super::stages::CheckedStage;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::syntax::ast::{DataKind, DataStatement, Item};
+
+/// How far normalisation stats may differ from the backbone's before it matters.
+const STATS_TOLERANCE: f64 = 1e-3;
+
+pub fn check(
+    backbone: &Backbone,
+    data: &Data,
+    data_block: Option<(&Item, &[DataStatement])>,
+    groups: &CheckedGroups,
+    stages: &[CheckedStage],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if !backbone.is_pretrained() {
+        return;
+    }
+    let statements = data_block.map_or(&[][..], |(_, statements)| statements);
+    stats_mismatch(backbone, data, statements, diagnostics);
+    domain_shift(backbone, data, statements, diagnostics);
+
+    let is_backbone_group: Vec<bool> = groups.groups.iter().map(|group| !group.is_head()).collect();
+    let mut head_warmed_up = false;
+    let mut warned_unfreeze = false;
+    for checked in stages {
+        let stage = &checked.stage;
+        let trains_backbone = stage.trained.iter().zip(&is_backbone_group).any(|(trained, backbone)| *trained && *backbone);
+        let anchor = checked.train_span.unwrap_or(checked.name_span);
+
+        if trains_backbone && !head_warmed_up && !warned_unfreeze {
+            warned_unfreeze = true;
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::UnfreezeBeforeHeadWarmup,
+                    format!("stage `{}` unfreezes pretrained layers before the new head has trained", stage.name),
+                )
+                .at(anchor, "pretrained groups train here")
+                .with_help("add a head-only stage first (`train head  epochs 1`): a random head sends large, noisy gradients into pretrained weights"),
+            );
+        }
+        if !trains_backbone && stage.trained.iter().any(|trained| *trained) {
+            head_warmed_up = true;
+        }
+
+        if trains_backbone {
+            full_rate_unfreeze(checked, &is_backbone_group, diagnostics);
+        }
+
+        let pretraining_size = backbone.stats.input_size;
+        if let Some(smallest) = stage.sizes.iter().copied().min().filter(|size| *size < pretraining_size) {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::ResizeBelowPretraining,
+                    format!("stage `{}` trains at {smallest}px, below the {pretraining_size}px the backbone was pretrained at", stage.name),
+                )
+                .at(checked.resize_span.unwrap_or(checked.name_span), format!("{smallest}px"))
+                .with_help(format!(
+                    "when your images resemble the pretraining data, small images damage the pretrained filters: start at {pretraining_size}px or more"
+                )),
+            );
+        }
+    }
+}
+
+fn full_rate_unfreeze(checked: &CheckedStage, is_backbone_group: &[bool], diagnostics: &mut Vec<Diagnostic>) {
+    let stage = &checked.stage;
+    let anchor = checked.lr_span.or(checked.train_span).unwrap_or(checked.name_span);
+    let trained: Vec<usize> = (0..stage.trained.len()).filter(|index| stage.trained[*index]).collect();
+    if !checked.discriminative {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::FullRateUnfreeze,
+                format!("stage `{}` trains pretrained layers at the full learning rate", stage.name),
+            )
+            .at(anchor, "one rate for every group")
+            .with_help("early layers hold general features: give them less, e.g. `lr 1e-3 spread 100` (fastai's slice(lr/100, lr))"),
+        );
+        return;
+    }
+    // Multipliers that grow toward the early layers invert discriminative learning rates.
+    let inverted = trained.iter().enumerate().any(|(position, &early)| {
+        is_backbone_group[early]
+            && trained[position + 1..].iter().any(|&late| stage.multipliers[early] > stage.multipliers[late])
+    });
+    if inverted {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::FullRateUnfreeze,
+                format!("stage `{}` gives early layers a higher rate than later ones", stage.name),
+            )
+            .at(anchor, "rates shrink toward the head")
+            .with_help("discriminative rates grow from the stem to the head: early layers should move least"),
+        );
+    }
+}
+
+fn stats_mismatch(backbone: &Backbone, data: &Data, statements: &[DataStatement], diagnostics: &mut Vec<Diagnostic>) {
+    let differs = |ours: &[f64], theirs: &[f64]| {
+        ours.len() != theirs.len() || ours.iter().zip(theirs).any(|(a, b)| (a - b).abs() > STATS_TOLERANCE)
+    };
+    if !differs(&data.mean, &backbone.stats.mean) && !differs(&data.std, &backbone.stats.std) {
+        return;
+    }
+    let Some(statement) = statements.iter().find(|statement| matches!(statement.kind, DataKind::Normalize(_))) else {
+        return;
+    };
+    let show = |values: &[f64]| values.iter().map(|value| format!("{value}")).collect::<Vec<_>>().join(" ");
+    diagnostics.push(
+        Diagnostic::new(Code::StatsMismatch, "normalisation differs from the backbone's pretraining statistics")
+            .at(statement.span, "not the backbone's mean/std")
+            .with_help(format!(
+                "the pretrained weights expect mean {} std {}: write `normalize backbone` (the default)",
+                show(&backbone.stats.mean),
+                show(&backbone.stats.std)
+            )),
+    );
+}
+
+fn domain_shift(backbone: &Backbone, data: &Data, statements: &[DataStatement], diagnostics: &mut Vec<Diagnostic>) {
+    if data.channels == backbone.stats.channels {
+        return;
+    }
+    let Some(statement) = statements.iter().find(|statement| matches!(statement.kind, DataKind::Channels(_))) else {
+        return;
+    };
+    let describe = |channels: u32| if channels == 1 { "grayscale" } else { "colour" };
+    diagnostics.push(
+        Diagnostic::new(
+            Code::DomainShift,
+            format!(
+                "the backbone was pretrained on {} images, this data is {}",
+                describe(backbone.stats.channels),
+                describe(data.channels)
+            ),
+        )
+        .at(statement.span, "different from the pretraining data")
+        .with_help("features that rely on colour will not transfer: expect to fine-tune more layers, with more data"),
+    );
+}

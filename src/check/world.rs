@@ -1,0 +1,45 @@
+//! What the checker may know about the outside: zoo cards and class folders. The CLI answers from
+//! disk; tests answer from memory. The checker itself never touches the file system.
+
+use crate::arch::Stats;
+
+/// A zoo card's facts that matter to a recipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZooCard {
+    pub name: String,
+    pub architecture: String,
+    pub stats: Stats,
+    /// What the weights were trained on, in words ("synthetic shapes, 32px RGB").
+    pub trained_on: String,
+}
+
+pub enum ZooLookup {
+    Found(ZooCard),
+    /// The zoo exists but has no such entry; these are the names it has.
+    Missing { available: Vec<String> },
+    /// No zoo to look in (not present on this machine).
+    Unavailable,
+}
+
+pub trait World {
+    fn zoo_entry(&self, name: &str) -> ZooLookup;
+    /// Sorted class folder names under `folder`, or `None` when the folder is not there.
+    fn class_folders(&self, folder: &str) -> Option<Vec<String>>;
+    /// Whether a missing zoo or folder is an error (`--strict`) rather than something to skip.
+    fn strict(&self) -> bool {
+        false
+    }
+}
+
+/// A world with nothing in it: only the recipe text is checked.
+pub struct NoWorld;
+
+impl World for NoWorld {
+    fn zoo_entry(&self, _name: &str) -> ZooLookup {
+        ZooLookup::Unavailable
+    }
+
+    fn class_folders(&self, _folder: &str) -> Option<Vec<String>> {
+        None
+    }
+}

@@ -1,0 +1,172 @@
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::{OutputFormat, RecipeFile};
+use crate::diagnostics::{Code, Diagnostic, Severity};
+use crate::plan::{RecipeGraph, RecipeNode};
+use crate::render::{self, FileDiagnostics, HumanStyle};
+use crate::zoo::Zoo;
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// Recipe files or folders (searched for *.tl); default: the current folder.
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Treat these findings as failures too (`--deny warnings`).
+    #[arg(long, value_enum)]
+    pub deny: Option<Deny>,
+    /// Also fail when data folders or zoo entries are missing (by default they are checked when present).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Deny {
+    Warnings,
+}
+
+pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
+    let roots = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let mut files = Vec::new();
+    for root in &roots {
+        if let Err(message) = collect_recipes(root, &mut files) {
+            return super::usage_error(message);
+        }
+    }
+    if files.is_empty() {
+        return super::usage_error(format!("no .tl recipes found in {}", show_paths(&roots)));
+    }
+    let mut recipes = Vec::new();
+    for path in &files {
+        match RecipeFile::load(path, zoo, args.strict) {
+            Ok(recipe) => recipes.push(recipe),
+            Err(error) => return super::usage_error(format!("cannot read {}: {error}", path.display())),
+        }
+    }
+    check_recipe_graph(&mut recipes, zoo);
+    for recipe in &mut recipes {
+        recipe.sort_diagnostics();
+    }
+
+    let views: Vec<FileDiagnostics<'_>> = recipes
+        .iter()
+        .map(|recipe| FileDiagnostics { path: &recipe.display, source: &recipe.source, diagnostics: &recipe.diagnostics })
+        .collect();
+    let all = || recipes.iter().flat_map(|recipe| recipe.diagnostics.iter());
+    let errors = all().filter(|diagnostic| diagnostic.severity() == Severity::Error).count();
+    let warnings = all().filter(|diagnostic| diagnostic.severity() == Severity::Warning).count();
+    match args.format {
+        OutputFormat::Json => print!("{}", render::json(&views)),
+        OutputFormat::Github => print!("{}", render::github(&views)),
+        OutputFormat::Human => {
+            let style = if std::io::stdout().is_terminal() { HumanStyle::Colour } else { HumanStyle::Plain };
+            for view in &views {
+                print!("{}", render::human(view, style));
+            }
+            println!("{}", summary(recipes.len(), errors, warnings));
+        }
+    }
+    let failed = errors > 0 || (warnings > 0 && matches!(args.deny, Some(Deny::Warnings)));
+    u8::from(failed)
+}
+
+fn summary(files: usize, errors: usize, warnings: usize) -> String {
+    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    format!("{} checked: {}, {}", plural(files, "recipe"), plural(errors, "error"), plural(warnings, "warning"))
+}
+
+fn show_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Every *.tl under `root` (or `root` itself), sorted, skipping hidden folders and target/.
+fn collect_recipes(root: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    if root.is_file() {
+        files.push(root.to_path_buf());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(root).map_err(|error| format!("cannot read {}: {error}", root.display()))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|entry| entry.path()).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.is_dir() {
+            if !name.starts_with('.') && name != "target" && name != "runs" {
+                collect_recipes(&path, files)?;
+            }
+        } else if name.ends_with(".tl") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Missing recipe references (TL3002) and loops between recipes (TL3001), over the linted files and
+/// every recipe they reach.
+pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo) {
+    let linted = recipes.len();
+    let mut index = 0;
+    while index < recipes.len() {
+        let references = recipes[index].references.clone();
+        for (path, reference) in references {
+            let known = recipes.iter().any(|recipe| same_file(&recipe.path, &path));
+            if known {
+                continue;
+            }
+            match RecipeFile::load(&path, zoo, false) {
+                Ok(upstream) => recipes.push(upstream),
+                Err(_) => recipes[index].diagnostics.push(
+                    Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` does not exist", reference.value))
+                        .at(reference.span, "no such recipe file")
+                        .with_help("paths are relative to this recipe's folder"),
+                ),
+            }
+        }
+        index += 1;
+    }
+    let keys: Vec<String> = recipes.iter().map(|recipe| canonical(&recipe.path)).collect();
+    let nodes = recipes
+        .iter()
+        .zip(&keys)
+        .map(|(recipe, key)| RecipeNode {
+            path: key.clone(),
+            dependencies: recipe.references.iter().map(|(path, reference)| (canonical(path), reference.span)).collect(),
+        })
+        .collect();
+    let mut by_file: BTreeMap<String, Vec<Diagnostic>> = BTreeMap::new();
+    for (key, diagnostic) in RecipeGraph::new(nodes).cycle_diagnostics() {
+        by_file.entry(key).or_default().push(diagnostic);
+    }
+    for (recipe, key) in recipes.iter_mut().zip(&keys) {
+        if let Some(found) = by_file.remove(key) {
+            recipe.diagnostics.extend(found.into_iter().map(|diagnostic| shorten_loop(diagnostic)));
+        }
+    }
+    // Recipes reached only through references are reported only when they are in a loop.
+    let reached: Vec<RecipeFile> = recipes.drain(linted..).collect();
+    recipes.extend(reached.into_iter().filter(|recipe| recipe.diagnostics.iter().any(|d| d.code == Code::RecipeCycle)));
+}
+
+/// Loop messages name files by their file name, not their absolute path.
+fn shorten_loop(mut diagnostic: Diagnostic) -> Diagnostic {
+    if let Some((head, chain)) = diagnostic.message.split_once(": ") {
+        let short: Vec<String> = chain
+            .split(" → ")
+            .map(|path| Path::new(path).file_name().map_or(path.to_string(), |name| name.to_string_lossy().into_owned()))
+            .collect();
+        diagnostic.message = format!("{head}: {}", short.join(" → "));
+    }
+    diagnostic
+}
+
+fn canonical(path: &Path) -> String {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    canonical(a) == canonical(b)
+}

@@ -1,0 +1,79 @@
+//! The `tlrun` command line. Exit codes: 0 success, 1 findings or a failed run, 2 usage or IO errors.
+
+mod disk_world;
+mod explain;
+mod graph;
+mod lint;
+mod plan;
+mod recipe_file;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use disk_world::DiskWorld;
+pub use recipe_file::RecipeFile;
+
+#[derive(Parser)]
+#[command(name = "tlrun", version, about = "Transfer learning as a checkable recipe", long_about = None)]
+pub struct Cli {
+    /// Zoo folder (default: $TLRUN_ZOO, else ./zoo).
+    #[arg(long, global = true)]
+    pub zoo: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check recipes and report every problem (folders are searched for *.tl).
+    Lint(lint::LintArgs),
+    /// Print the documentation of a diagnostic code, e.g. `tlrun explain TL1002`.
+    Explain { code: String },
+    /// Print the recipe's step graph.
+    Graph {
+        recipe: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Show, per stage, what trains at which learning rate and image size, without running anything.
+    Plan { recipe: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+    Github,
+}
+
+pub fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `tlrun recipe.tl` means `tlrun run recipe.tl`.
+    if args.get(1).is_some_and(|arg| arg.to_string_lossy().ends_with(".tl")) {
+        args.insert(1, "run".into());
+    }
+    let cli = Cli::parse_from(args);
+    let zoo = crate::zoo::Zoo::locate(cli.zoo.as_deref());
+    let code = match cli.command {
+        Command::Lint(args) => lint::run(&args, &zoo),
+        Command::Explain { code } => explain::run(&code),
+        Command::Graph { recipe, format } => graph::run(&recipe, format, &zoo),
+        Command::Plan { recipe } => plan::run(&recipe, &zoo),
+    };
+    ExitCode::from(code)
+}
+
+/// Print an error about the command itself (not about a recipe) and return exit code 2.
+pub fn usage_error(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    2
+}

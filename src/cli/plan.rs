@@ -1,0 +1,34 @@
+use std::io::IsTerminal;
+use std::path::Path;
+
+use super::RecipeFile;
+use crate::check::recipe::Recipe;
+use crate::render::{self, FileDiagnostics, HumanStyle};
+use crate::zoo::Zoo;
+
+pub fn run(path: &Path, zoo: &Zoo) -> u8 {
+    let Some(recipe) = load_checked(path, zoo) else { return 1 };
+    print!("{}", crate::plan::render_stage_tables(&recipe));
+    0
+}
+
+/// Load and check one recipe; print its diagnostics to stderr; the recipe only when it has no errors.
+pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Recipe> {
+    let file = match RecipeFile::load(path, zoo, false) {
+        Ok(file) => file,
+        Err(error) => {
+            super::usage_error(format!("cannot read {}: {error}", path.display()));
+            return None;
+        }
+    };
+    let mut with_upstream = vec![file];
+    super::lint::check_recipe_graph(&mut with_upstream, zoo);
+    let mut file = with_upstream.swap_remove(0);
+    file.sort_diagnostics();
+    if !file.diagnostics.is_empty() {
+        let style = if std::io::stderr().is_terminal() { HumanStyle::Colour } else { HumanStyle::Plain };
+        let view = FileDiagnostics { path: &file.display, source: &file.source, diagnostics: &file.diagnostics };
+        eprint!("{}", render::human(&view, style));
+    }
+    if file.has_errors() { None } else { file.recipe }
+}

@@ -1,0 +1,15 @@
+//! tlrun: transfer learning as a checkable recipe.
+//!
+//! Data flows one way: `syntax` (text → AST) → `check` (AST → recipe + diagnostics) → `plan`
+//! (recipe → DAG) → `runtime` (burn). The front end (`syntax`, `check`, `plan`, `arch`,
+//! `diagnostics`) does no IO and never imports burn.
+
+pub mod arch;
+pub mod check;
+pub mod cli;
+pub mod diagnostics;
+pub mod plan;
+pub mod render;
+pub mod span;
+pub mod syntax;
+pub mod zoo;

@@ -1,0 +1,40 @@
+use super::FileDiagnostics;
+use crate::diagnostics::Severity;
+
+/// GitHub Actions workflow commands: one `::error`/`::warning` line per diagnostic, shown inline on PRs.
+pub fn render(files: &[FileDiagnostics<'_>]) -> String {
+    let mut out = String::new();
+    for file in files {
+        for diagnostic in file.diagnostics {
+            let level = match diagnostic.severity() {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let mut properties = vec![format!("file={}", escape_property(file.path))];
+            if let Some(span) = diagnostic.span {
+                let (line, column) = span.line_col(file.source);
+                let end = crate::span::Span::new(span.end, span.end);
+                let (end_line, end_column) = end.line_col(file.source);
+                properties.push(format!("line={line}"));
+                properties.push(format!("col={column}"));
+                properties.push(format!("endLine={end_line}"));
+                properties.push(format!("endColumn={end_column}"));
+            }
+            properties.push(format!("title={}", escape_property(&format!("{} {}", diagnostic.code, diagnostic.code.title()))));
+            let mut message = diagnostic.message.clone();
+            if let Some(help) = &diagnostic.help {
+                message.push_str(&format!("\nhelp: {help}"));
+            }
+            out.push_str(&format!("::{level} {}::{}\n", properties.join(","), escape_data(&message)));
+        }
+    }
+    out
+}
+
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}

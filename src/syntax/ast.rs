@@ -1,0 +1,205 @@
+//! The recipe as written: every name and value keeps its span. Nothing here is validated yet.
+
+use crate::span::{Span, Spanned};
+
+pub type Name = Spanned<String>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ast {
+    pub items: Vec<Item>,
+}
+
+/// A top-level statement; `keyword` spans the word that starts it, for "written twice" reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub keyword: Span,
+    pub span: Span,
+    pub kind: ItemKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemKind {
+    Recipe(Spanned<String>),
+    Seed(Spanned<i64>),
+    Backbone(BackboneDecl),
+    Data(Vec<DataStatement>),
+    Cut(CutDecl),
+    Head(Vec<Spanned<HeadLayer>>),
+    Groups(Vec<GroupDef>),
+    Stage(StageDecl),
+    Export(Spanned<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackboneDecl {
+    pub architecture: Name,
+    pub weights: Option<Spanned<WeightsSource>>,
+    pub stats: Vec<Spanned<Stat>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightsSource {
+    Zoo(Spanned<String>),
+    File(Spanned<String>),
+    Recipe(Spanned<String>),
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stat {
+    Mean(Vec<Spanned<f64>>),
+    Std(Vec<Spanned<f64>>),
+    Size(Spanned<i64>),
+    Channels(Spanned<i64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataStatement {
+    pub keyword: Span,
+    pub span: Span,
+    pub kind: DataKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataKind {
+    Train(Spanned<String>),
+    Valid(Spanned<String>),
+    ValidSplit { fraction: Spanned<f64>, seed: Option<Spanned<i64>> },
+    Batch(Spanned<i64>),
+    Normalize(Normalization),
+    Channels(Spanned<i64>),
+    /// Image side for stages without `resize`.
+    Size(Spanned<i64>),
+    Augment(Vec<Spanned<Augmentation>>),
+    Corrupt(CorruptPolicy),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalization {
+    Backbone,
+    Imagenet,
+    Explicit { mean: Vec<Spanned<f64>>, std: Vec<Spanned<f64>> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Augmentation {
+    Flip,
+    Crop(i64),
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CorruptPolicy {
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutSide {
+    After,
+    Before,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutDecl {
+    pub side: CutSide,
+    pub layer: Name,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pool {
+    Avg,
+    Max,
+    /// Average and max side by side (fastai's AdaptiveConcatPool2d): twice the channels.
+    Concat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadLayer {
+    Pool(Pool),
+    Dropout(Spanned<f64>),
+    BatchNorm,
+    Relu,
+    Linear(LinearWidth),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LinearWidth {
+    Classes,
+    Fixed(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupDef {
+    pub name: Name,
+    pub members: Vec<Name>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageDecl {
+    pub name: Name,
+    pub statements: Vec<StageStatement>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageStatement {
+    pub keyword: Span,
+    pub span: Span,
+    pub kind: StageKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageKind {
+    Train(TrainTarget),
+    Freeze(Vec<Name>),
+    Epochs(Spanned<i64>),
+    Lr { rate: Spanned<f64>, spread: Option<Spanned<f64>>, multipliers: Option<Vec<(Name, Spanned<f64>)>> },
+    Spread(Spanned<f64>),
+    Multipliers(Vec<(Name, Spanned<f64>)>),
+    Optimizer { kind: OptimizerKind, params: Vec<Spanned<OptimizerParam>> },
+    Schedule(ScheduleKind),
+    Resize { sizes: Vec<Spanned<i64>>, starts: Vec<Spanned<i64>> },
+    BatchNorm(BatchNormMode),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainTarget {
+    All,
+    /// fastai's `freeze_to`: this group and every later one train.
+    From(Name),
+    Groups(Vec<Name>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adamw,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerParam {
+    WeightDecay(f64),
+    Momentum(f64),
+    Betas(f64, f64),
+    Eps(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Onecycle,
+    Cosine,
+    Constant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchNormMode {
+    /// BatchNorm layers in frozen groups keep their running statistics (fastai's default).
+    Frozen,
+    /// BatchNorm layers in frozen groups still update running statistics.
+    Train,
+}

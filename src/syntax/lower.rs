@@ -1,0 +1,346 @@
+//! pest pairs to AST nodes. The grammar guarantees the shapes matched here, so the `expect`s below
+//! state grammar invariants, not assumptions about user input.
+
+use pest::iterators::Pair;
+
+use super::ast::*;
+use super::grammar::Rule;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::span::{Span, Spanned};
+
+const GRAMMAR: &str = "the grammar guarantees this child";
+
+/// Turns pairs into nodes, shifting spans by where the item started in the whole file.
+struct Lowerer {
+    offset: usize,
+    diagnostics: Vec<Diagnostic>,
+}
+
+pub fn lower_item(pair: Pair<'_, Rule>, offset: usize) -> (Option<Item>, Vec<Diagnostic>) {
+    let mut lowerer = Lowerer { offset, diagnostics: Vec::new() };
+    let item = lowerer.item(pair);
+    (item, lowerer.diagnostics)
+}
+
+impl Lowerer {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let span = pair.as_span();
+        Span::new(span.start() + self.offset, span.end() + self.offset)
+    }
+
+    /// The span of the leading keyword: from the pair's start to the first space.
+    fn keyword_span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let text = pair.as_str();
+        let length = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
+        let start = pair.as_span().start() + self.offset;
+        Span::new(start, start + length)
+    }
+
+    fn string(&self, pair: Pair<'_, Rule>) -> Spanned<String> {
+        let span = self.span(&pair);
+        let text = pair.into_inner().next().expect(GRAMMAR).as_str();
+        Spanned::new(unescape(text), span)
+    }
+
+    fn name(&self, pair: Pair<'_, Rule>) -> Name {
+        Spanned::new(pair.as_str().to_string(), self.span(&pair))
+    }
+
+    fn integer(&mut self, pair: Pair<'_, Rule>) -> Spanned<i64> {
+        let span = self.span(&pair);
+        let value = pair.as_str().parse::<i64>().unwrap_or_else(|_| {
+            self.diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("`{}` is too large a whole number", pair.as_str()))
+                    .at(span, "does not fit in 64 bits"),
+            );
+            i64::MAX
+        });
+        Spanned::new(value, span)
+    }
+
+    fn number(&mut self, pair: Pair<'_, Rule>) -> Spanned<f64> {
+        let span = self.span(&pair);
+        let value = pair.as_str().parse::<f64>().unwrap_or(f64::NAN);
+        if !value.is_finite() {
+            self.diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("`{}` is not a finite number", pair.as_str()))
+                    .at(span, "too large"),
+            );
+        }
+        Spanned::new(value, span)
+    }
+
+    fn numbers(&mut self, pair: Pair<'_, Rule>) -> Vec<Spanned<f64>> {
+        pair.into_inner().map(|number| self.number(number)).collect()
+    }
+
+    fn item(&mut self, pair: Pair<'_, Rule>) -> Option<Item> {
+        let span = self.span(&pair);
+        let keyword = self.keyword_span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let kind = match rule {
+            Rule::recipe_decl => ItemKind::Recipe(self.string(inner.next().expect(GRAMMAR))),
+            Rule::seed_decl => ItemKind::Seed(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::export_decl => ItemKind::Export(self.string(inner.next().expect(GRAMMAR))),
+            Rule::backbone_decl => ItemKind::Backbone(self.backbone(inner)),
+            Rule::data_block => ItemKind::Data(inner.map(|statement| self.data_statement(statement)).collect()),
+            Rule::cut_decl => {
+                let side = match inner.next().expect(GRAMMAR).as_rule() {
+                    Rule::cut_after => CutSide::After,
+                    _ => CutSide::Before,
+                };
+                ItemKind::Cut(CutDecl { side, layer: self.name(inner.next().expect(GRAMMAR)) })
+            }
+            Rule::head_block => ItemKind::Head(inner.map(|layer| self.head_layer(layer)).collect()),
+            Rule::groups_block => ItemKind::Groups(
+                inner
+                    .map(|group| {
+                        let mut parts = group.into_inner();
+                        let name = self.name(parts.next().expect(GRAMMAR));
+                        let members = parts
+                            .map(|member| self.name(member.into_inner().next().expect(GRAMMAR)))
+                            .collect();
+                        GroupDef { name, members }
+                    })
+                    .collect(),
+            ),
+            Rule::stage_block => {
+                let name = self.name(inner.next().expect(GRAMMAR));
+                let statements = inner.map(|statement| self.stage_statement(statement)).collect();
+                ItemKind::Stage(StageDecl { name, statements })
+            }
+            _ => return None,
+        };
+        Some(Item { keyword, span, kind })
+    }
+
+    fn backbone(&mut self, mut inner: pest::iterators::Pairs<'_, Rule>) -> BackboneDecl {
+        let architecture = self.name(inner.next().expect(GRAMMAR));
+        let mut weights = None;
+        let mut stats = Vec::new();
+        for part in inner {
+            match part.as_rule() {
+                Rule::weights_source => {
+                    let span = self.span(&part);
+                    let source = part.into_inner().next().expect(GRAMMAR);
+                    let value = match source.as_rule() {
+                        Rule::zoo_source => WeightsSource::Zoo(self.string(source.into_inner().next().expect(GRAMMAR))),
+                        Rule::file_source => WeightsSource::File(self.string(source.into_inner().next().expect(GRAMMAR))),
+                        Rule::recipe_source => {
+                            WeightsSource::Recipe(self.string(source.into_inner().next().expect(GRAMMAR)))
+                        }
+                        _ => WeightsSource::None,
+                    };
+                    weights = Some(Spanned::new(value, span));
+                }
+                Rule::stats_block => {
+                    for stat in part.into_inner() {
+                        stats.push(self.stat(stat));
+                    }
+                }
+                _ => {}
+            }
+        }
+        BackboneDecl { architecture, weights, stats }
+    }
+
+    fn stat(&mut self, pair: Pair<'_, Rule>) -> Spanned<Stat> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let stat = match rule {
+            Rule::mean_stat => Stat::Mean(self.numbers(pair)),
+            Rule::std_stat => Stat::Std(self.numbers(pair)),
+            Rule::size_stat => Stat::Size(self.integer(pair.into_inner().next().expect(GRAMMAR))),
+            _ => Stat::Channels(self.integer(pair.into_inner().next().expect(GRAMMAR))),
+        };
+        Spanned::new(stat, span)
+    }
+
+    fn data_statement(&mut self, pair: Pair<'_, Rule>) -> DataStatement {
+        let span = self.span(&pair);
+        let keyword = self.keyword_span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let kind = match rule {
+            Rule::train_folder => DataKind::Train(self.string(inner.next().expect(GRAMMAR))),
+            Rule::valid_folder => DataKind::Valid(self.string(inner.next().expect(GRAMMAR))),
+            Rule::valid_split => {
+                let fraction = self.number(inner.next().expect(GRAMMAR));
+                let seed = inner.next().map(|seed| self.integer(seed));
+                DataKind::ValidSplit { fraction, seed }
+            }
+            Rule::batch_stmt => DataKind::Batch(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::channels_stat => DataKind::Channels(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::size_stat => DataKind::Size(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::normalize_stmt => {
+                let choice = inner.next().expect(GRAMMAR);
+                DataKind::Normalize(match choice.as_rule() {
+                    Rule::normalize_backbone => Normalization::Backbone,
+                    Rule::normalize_imagenet => Normalization::Imagenet,
+                    _ => {
+                        let mut stats = choice.into_inner();
+                        let mean = self.numbers(stats.next().expect(GRAMMAR));
+                        let std = self.numbers(stats.next().expect(GRAMMAR));
+                        Normalization::Explicit { mean, std }
+                    }
+                })
+            }
+            Rule::augment_stmt => DataKind::Augment(
+                inner
+                    .map(|augmentation| {
+                        let span = self.span(&augmentation);
+                        let value = match augmentation.as_rule() {
+                            Rule::flip_aug => Augmentation::Flip,
+                            Rule::crop_aug => {
+                                Augmentation::Crop(self.integer(augmentation.into_inner().next().expect(GRAMMAR)).value)
+                            }
+                            _ => Augmentation::None,
+                        };
+                        Spanned::new(value, span)
+                    })
+                    .collect(),
+            ),
+            _ => DataKind::Corrupt(match inner.next().expect(GRAMMAR).as_rule() {
+                Rule::corrupt_skip => CorruptPolicy::Skip,
+                _ => CorruptPolicy::Fail,
+            }),
+        };
+        DataStatement { keyword, span, kind }
+    }
+
+    fn head_layer(&mut self, pair: Pair<'_, Rule>) -> Spanned<HeadLayer> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let layer = match rule {
+            Rule::pool_layer => HeadLayer::Pool(match inner.next().expect(GRAMMAR).as_rule() {
+                Rule::pool_avg => Pool::Avg,
+                Rule::pool_max => Pool::Max,
+                _ => Pool::Concat,
+            }),
+            Rule::dropout_layer => HeadLayer::Dropout(self.number(inner.next().expect(GRAMMAR))),
+            Rule::batchnorm_layer => HeadLayer::BatchNorm,
+            Rule::relu_layer => HeadLayer::Relu,
+            _ => {
+                let width = inner.next().expect(GRAMMAR);
+                HeadLayer::Linear(match width.as_rule() {
+                    Rule::linear_classes => LinearWidth::Classes,
+                    _ => LinearWidth::Fixed(self.integer(width).value),
+                })
+            }
+        };
+        Spanned::new(layer, span)
+    }
+
+    fn multiplier_map(&mut self, pair: Pair<'_, Rule>) -> Vec<(Name, Spanned<f64>)> {
+        pair.into_inner()
+            .map(|entry| {
+                let mut parts = entry.into_inner();
+                let group = self.name(parts.next().expect(GRAMMAR));
+                let value = self.number(parts.next().expect(GRAMMAR));
+                (group, value)
+            })
+            .collect()
+    }
+
+    fn group_list(&self, pair: Pair<'_, Rule>) -> Vec<Name> {
+        pair.into_inner().map(|name| self.name(name)).collect()
+    }
+
+    fn stage_statement(&mut self, pair: Pair<'_, Rule>) -> StageStatement {
+        let span = self.span(&pair);
+        let keyword = self.keyword_span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner();
+        let kind = match rule {
+            Rule::train_stmt => {
+                let target = inner.next().expect(GRAMMAR);
+                StageKind::Train(match target.as_rule() {
+                    Rule::train_all => TrainTarget::All,
+                    Rule::train_from => TrainTarget::From(self.name(target.into_inner().next().expect(GRAMMAR))),
+                    _ => TrainTarget::Groups(self.group_list(target)),
+                })
+            }
+            Rule::freeze_stmt => StageKind::Freeze(self.group_list(inner.next().expect(GRAMMAR))),
+            Rule::epochs_stmt => StageKind::Epochs(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::lr_stmt => {
+                let rate = self.number(inner.next().expect(GRAMMAR));
+                let mut spread = None;
+                let mut multipliers = None;
+                if let Some(extra) = inner.next() {
+                    match extra.as_rule() {
+                        Rule::spread_clause => spread = Some(self.number(extra.into_inner().next().expect(GRAMMAR))),
+                        _ => multipliers = Some(self.multiplier_map(extra)),
+                    }
+                }
+                StageKind::Lr { rate, spread, multipliers }
+            }
+            Rule::spread_stmt => {
+                let clause = inner.next().expect(GRAMMAR);
+                StageKind::Spread(self.number(clause.into_inner().next().expect(GRAMMAR)))
+            }
+            Rule::multipliers_stmt => StageKind::Multipliers(self.multiplier_map(inner.next().expect(GRAMMAR))),
+            Rule::optimizer_stmt => {
+                let kind = match inner.next().expect(GRAMMAR).as_rule() {
+                    Rule::opt_sgd => OptimizerKind::Sgd,
+                    _ => OptimizerKind::Adamw,
+                };
+                let params = inner
+                    .map(|param| {
+                        let span = self.span(&param);
+                        let rule = param.as_rule();
+                        let values: Vec<f64> = param.into_inner().map(|number| self.number(number).value).collect();
+                        let value = match rule {
+                            Rule::opt_wd => OptimizerParam::WeightDecay(values[0]),
+                            Rule::opt_momentum => OptimizerParam::Momentum(values[0]),
+                            Rule::opt_betas => OptimizerParam::Betas(values[0], values[1]),
+                            _ => OptimizerParam::Eps(values[0]),
+                        };
+                        Spanned::new(value, span)
+                    })
+                    .collect();
+                StageKind::Optimizer { kind, params }
+            }
+            Rule::schedule_stmt => StageKind::Schedule(match inner.next().expect(GRAMMAR).as_rule() {
+                Rule::sched_onecycle => ScheduleKind::Onecycle,
+                Rule::sched_cosine => ScheduleKind::Cosine,
+                _ => ScheduleKind::Constant,
+            }),
+            Rule::resize_stmt => {
+                let mut sizes = Vec::new();
+                let mut starts = Vec::new();
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::integer => sizes.push(self.integer(part)),
+                        _ => starts = part.into_inner().map(|start| self.integer(start)).collect(),
+                    }
+                }
+                StageKind::Resize { sizes, starts }
+            }
+            _ => StageKind::BatchNorm(match inner.next().expect(GRAMMAR).as_rule() {
+                Rule::bn_frozen => BatchNormMode::Frozen,
+                _ => BatchNormMode::Train,
+            }),
+        };
+        StageStatement { keyword, span, kind }
+    }
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! Text to AST. Never fails: returns the tree of what parsed and a diagnostic per syntax error.
+
+pub mod ast;
+mod grammar;
+mod lower;
+mod parser;
+mod syntax_error;
+
+pub use parser::parse;

@@ -1,0 +1,55 @@
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Stats;
+
+/// A zoo entry's card: how its weights were made (timm's pretrained_cfg, plus provenance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub name: String,
+    pub architecture: String,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub input_size: u32,
+    pub channels: u32,
+    #[serde(default)]
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub trained_on: String,
+    #[serde(default)]
+    pub provenance: String,
+    #[serde(default)]
+    pub license: String,
+    /// sha256 of weights.safetensors, lowercase hex.
+    #[serde(default)]
+    pub sha256: String,
+}
+
+#[derive(Debug)]
+pub enum CardError {
+    Read(PathBuf, std::io::Error),
+    Parse(PathBuf, String),
+}
+
+impl std::fmt::Display for CardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CardError::Read(path, error) => write!(f, "cannot read zoo card {}: {error}", path.display()),
+            CardError::Parse(path, error) => write!(f, "zoo card {} is not valid: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for CardError {}
+
+impl Card {
+    pub fn read(path: &Path) -> Result<Card, CardError> {
+        let text = std::fs::read_to_string(path).map_err(|error| CardError::Read(path.to_path_buf(), error))?;
+        toml::from_str(&text).map_err(|error| CardError::Parse(path.to_path_buf(), error.to_string()))
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats { mean: self.mean.clone(), std: self.std.clone(), input_size: self.input_size, channels: self.channels }
+    }
+}
