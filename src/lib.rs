@@ -13,3 +13,4 @@ pub mod render;
 pub mod span;
 pub mod syntax;
 pub mod zoo;
+pub mod runtime;

@@ -1,11 +1,13 @@
 //! The `tlrun` command line. Exit codes: 0 success, 1 findings or a failed run, 2 usage or IO errors.
 
+mod data;
 mod disk_world;
 mod explain;
 mod graph;
 mod lint;
 mod plan;
 mod recipe_file;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,11 @@ pub enum Command {
     },
     /// Show, per stage, what trains at which learning rate and image size, without running anything.
     Plan { recipe: PathBuf },
+    /// Data utilities: `tlrun data export shapes-target --out DIR`.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Run a recipe: train, evaluate, write the run folder, export (`tlrun recipe.tl` does the same).
+    Run(run::RunArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,6 +75,8 @@ pub fn main() -> ExitCode {
         Command::Explain { code } => explain::run(&code),
         Command::Graph { recipe, format } => graph::run(&recipe, format, &zoo),
         Command::Plan { recipe } => plan::run(&recipe, &zoo),
+        Command::Run(args) => run::run(&args, &zoo),
+        Command::Data(command) => data::run(&command),
     };
     ExitCode::from(code)
 }
@@ -76,4 +85,13 @@ pub fn main() -> ExitCode {
 pub fn usage_error(message: impl std::fmt::Display) -> u8 {
     eprintln!("error: {message}");
     2
+}
+
+/// A runtime diagnostic (no span) rendered like the others, on stderr.
+pub fn print_runtime_error(diagnostic: &crate::diagnostics::Diagnostic, recipe: &std::path::Path) {
+    use std::io::IsTerminal;
+    let style = if std::io::stderr().is_terminal() { crate::render::HumanStyle::Colour } else { crate::render::HumanStyle::Plain };
+    let path = recipe.display().to_string();
+    let view = crate::render::FileDiagnostics { path: &path, source: "", diagnostics: std::slice::from_ref(diagnostic) };
+    eprint!("{}", crate::render::human(&view, style));
 }

@@ -1,0 +1,14 @@
+//! Runs a checked recipe on burn. The only module that imports burn.
+
+pub mod data;
+pub mod model;
+pub mod device;
+pub mod param_groups;
+pub mod param_snapshot;
+pub mod schedule;
+pub mod run_folder;
+pub mod weights;
+pub mod optimizer;
+pub mod trainer;
+pub mod dataset;
+pub mod runner;

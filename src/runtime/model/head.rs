@@ -1,0 +1,96 @@
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use crate::check::recipe::{HeadLayer, Pool};
+
+/// One operation of the head, in order; parameterised ones index into the head's layer lists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeadOp {
+    Pool(Pool),
+    Flatten,
+    Dropout(usize),
+    BatchNorm(usize),
+    Relu,
+    Linear(usize),
+}
+
+/// The new head, randomly initialised. Parameters live in typed lists (`head.linears.0.weight`);
+/// `ops` says in which order they run.
+#[derive(Module, Debug)]
+pub struct Head {
+    pub linears: Vec<Linear>,
+    pub norms: Vec<BatchNorm>,
+    pub dropouts: Vec<Dropout>,
+    #[module(skip)]
+    pub ops: Vec<HeadOp>,
+}
+
+impl Head {
+    pub fn new(layers: &[HeadLayer], classes: usize, device: &Device) -> Self {
+        let mut head = Head { linears: Vec::new(), norms: Vec::new(), dropouts: Vec::new(), ops: Vec::new() };
+        for layer in layers {
+            let op = match layer {
+                HeadLayer::Pool { pool } => HeadOp::Pool(*pool),
+                HeadLayer::Flatten => HeadOp::Flatten,
+                HeadLayer::Dropout { probability } => {
+                    head.dropouts.push(DropoutConfig::new(*probability).init());
+                    HeadOp::Dropout(head.dropouts.len() - 1)
+                }
+                HeadLayer::BatchNorm { features } => {
+                    head.norms.push(BatchNormConfig::new(*features as usize).init(device));
+                    HeadOp::BatchNorm(head.norms.len() - 1)
+                }
+                HeadLayer::Relu => HeadOp::Relu,
+                HeadLayer::Linear { in_features, out_features } => {
+                    let out = out_features.resolve(classes) as usize;
+                    head.linears.push(LinearConfig::new(*in_features as usize, out).init(device));
+                    HeadOp::Linear(head.linears.len() - 1)
+                }
+            };
+            head.ops.push(op);
+        }
+        head
+    }
+
+    /// `[N, C, H, W]` features to `[N, classes]` scores.
+    pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
+        let mut spatial = Some(features);
+        let mut flat: Option<Tensor<2>> = None;
+        for op in &self.ops {
+            match *op {
+                HeadOp::Pool(pool) => {
+                    if let Some(x) = spatial.take() {
+                        spatial = Some(match pool {
+                            Pool::Avg => x.mean_dim(3).mean_dim(2),
+                            Pool::Max => x.max_dim(3).max_dim(2),
+                            // fastai's AdaptiveConcatPool2d: max first, then average.
+                            Pool::Concat => Tensor::cat(vec![x.clone().max_dim(3).max_dim(2), x.mean_dim(3).mean_dim(2)], 1),
+                        });
+                    }
+                }
+                HeadOp::Flatten => {
+                    if let Some(x) = spatial.take() {
+                        let [batch, channels, height, width] = x.dims();
+                        flat = Some(x.reshape([batch, channels * height * width]));
+                    }
+                }
+                HeadOp::Dropout(index) => {
+                    if let Some(x) = flat.take() {
+                        flat = Some(self.dropouts[index].forward(x));
+                    } else if let Some(x) = spatial.take() {
+                        spatial = Some(self.dropouts[index].forward(x));
+                    }
+                }
+                HeadOp::BatchNorm(index) => flat = flat.map(|x| self.norms[index].forward(x)),
+                HeadOp::Relu => flat = flat.map(relu),
+                HeadOp::Linear(index) => flat = flat.map(|x| self.linears[index].forward(x)),
+            }
+        }
+        flat.unwrap_or_else(|| {
+            let x = spatial.expect("the head holds either flat or spatial features");
+            let [batch, channels, height, width] = x.dims();
+            x.reshape([batch, channels * height * width])
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! The run folder: every file is written whole (temporary file, fsync, rename) or not at all.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostics::{Code, Diagnostic};
+
+/// fsync `temporary`, then rename it over `path`, then fsync the folder so the rename survives a crash.
+pub fn sync_and_rename(temporary: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(temporary)?.sync_all()?;
+    std::fs::rename(temporary, path)?;
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Ok(folder) = std::fs::File::open(parent) {
+            let _ = folder.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Write `contents` to `path` atomically.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Diagnostic> {
+    let attempt = || -> std::io::Result<()> {
+        let temporary = path.with_extension(format!(
+            "{}.partial",
+            path.extension().map(|extension| extension.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(contents)?;
+        drop(file);
+        sync_and_rename(&temporary, path)
+    };
+    attempt().map_err(|error| {
+        Diagnostic::new(Code::RunFolderUnwritable, format!("cannot write {}: {error}", path.display()))
+            .with_help("check that the run folder is writable and the disk has room")
+    })
+}
+
+/// A run's folder, `runs/<recipe>/<timestamp>/` unless `--out` names one.
+#[derive(Debug, Clone)]
+pub struct RunFolder {
+    pub path: PathBuf,
+}
+
+impl RunFolder {
+    pub fn create(path: PathBuf) -> Result<RunFolder, Diagnostic> {
+        std::fs::create_dir_all(&path).map_err(|error| {
+            Diagnostic::new(Code::RunFolderUnwritable, format!("cannot create run folder {}: {error}", path.display()))
+                .with_help("choose another place with `--out DIR`")
+        })?;
+        let probe = path.join(".write-probe");
+        write_atomic(&probe, b"ok")?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(RunFolder { path })
+    }
+
+    /// `runs/<recipe>/<UTC timestamp>`.
+    pub fn default_path(root: &Path, recipe: &str) -> PathBuf {
+        root.join("runs").join(sanitize(recipe)).join(utc_timestamp())
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: &[u8]) -> Result<(), Diagnostic> {
+        write_atomic(&self.file(name), contents)
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, from the system clock (days-from-civil inverse, no date crate needed).
+pub fn utc_timestamp() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let (hour, minute, second) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}")
+}

@@ -1,0 +1,199 @@
+//! Runs one checked recipe end to end and fills its run folder.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use serde::Serialize;
+
+use super::dataset;
+use super::device::parse_device;
+use super::model::Network;
+use super::param_snapshot::{relative_change, snapshot};
+use super::run_folder::RunFolder;
+use super::trainer::{EpochMetrics, Evaluation, Trainer};
+use super::weights::{self, LoadScope};
+use crate::check::recipe::{Recipe, Weights};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::zoo::{WEIGHTS_FILE, Zoo};
+
+pub struct RunOptions {
+    pub device: String,
+    pub out: Option<PathBuf>,
+    pub zoo: Zoo,
+    /// Where `runs/` goes when `out` is not given.
+    pub runs_root: PathBuf,
+}
+
+pub struct RunOutcome {
+    pub folder: PathBuf,
+    pub classes: Vec<String>,
+    pub metrics: Vec<EpochMetrics>,
+    pub evaluation: Evaluation,
+    pub exported: Option<PathBuf>,
+    /// Notes for the user: skipped images, unused weight keys.
+    pub notes: Vec<String>,
+}
+
+/// A run that failed after its folder existed: the diagnostic, and where the last good weights are.
+pub struct RunFailure {
+    pub diagnostic: Diagnostic,
+    pub folder: Option<PathBuf>,
+}
+
+impl From<Diagnostic> for RunFailure {
+    fn from(diagnostic: Diagnostic) -> Self {
+        RunFailure { diagnostic, folder: None }
+    }
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    recipe: &'a str,
+    classes: &'a [String],
+    final_valid_accuracy: f64,
+    final_valid_loss: f64,
+    epochs: u32,
+    seconds: f64,
+}
+
+/// Parameters are created lazily on first use; touch them all in a fixed order right after the
+/// seed so that the same seed always gives the same initial weights.
+fn materialize(network: &Network) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    network.visit(&mut Touch);
+}
+
+/// Path of the pretrained weights a recipe starts from, if any.
+pub fn pretrained_weights(recipe: &Recipe, base: &Path, zoo: &Zoo) -> Result<Option<PathBuf>, Diagnostic> {
+    Ok(match &recipe.backbone.weights {
+        Weights::Random => None,
+        Weights::File(path) => Some(base.join(path)),
+        Weights::Zoo(name) => Some(zoo.entry_dir(name).join(WEIGHTS_FILE)),
+        Weights::Recipe(path) => {
+            let upstream_path = base.join(path);
+            let source = std::fs::read_to_string(&upstream_path).map_err(|error| {
+                Diagnostic::new(Code::MissingRecipeInput, format!("cannot read recipe {}: {error}", upstream_path.display()))
+            })?;
+            let stem = upstream_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+            let (upstream, _) = crate::check::check_source(&source, &stem, &crate::check::NoWorld);
+            let export = upstream.and_then(|upstream| upstream.export).ok_or_else(|| {
+                Diagnostic::new(Code::MissingRecipeInput, format!("recipe {} exports nothing", upstream_path.display()))
+                    .with_help("add `export \"path.safetensors\"` to that recipe")
+            })?;
+            let upstream_base = upstream_path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Some(upstream_base.join(export))
+        }
+    })
+}
+
+pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let device = parse_device(&options.device)?.autodiff();
+    let mut notes = Vec::new();
+
+    let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
+    let loaded = dataset::load(&recipe.data, &base)?;
+    for (path, reason) in &loaded.skipped {
+        notes.push(format!("skipped {}: {reason}", path.display()));
+    }
+    let data = loaded.data;
+    let classes = data.classes.len();
+
+    let folder_path = options.out.clone().unwrap_or_else(|| RunFolder::default_path(&options.runs_root, &recipe.name));
+    let folder = RunFolder::create(folder_path)?;
+    let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(folder.path.clone()) };
+    folder.write("recipe.tl", source.as_bytes()).map_err(fail)?;
+    let resolved = serde_json::to_string_pretty(recipe).unwrap_or_default();
+    folder.write("resolved.json", resolved.as_bytes()).map_err(fail)?;
+    folder.write("plan.txt", crate::plan::render_stage_tables(recipe).as_bytes()).map_err(fail)?;
+
+    device.seed(recipe.seed);
+    let mut network = Network::new(recipe, classes, &device);
+    materialize(&network);
+    if let Some(path) = &pretrained {
+        let report = weights::load(&mut network, path, LoadScope::Backbone).map_err(fail)?;
+        if !report.unused.is_empty() {
+            notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
+        }
+    }
+    let before = snapshot(&network);
+
+    let started = std::time::Instant::now();
+    let mut trainer = Trainer::new(recipe, device, &data);
+    let mut metrics: Vec<EpochMetrics> = Vec::new();
+    for stage_index in 0..recipe.stages.len() {
+        let result = trainer.run_stage(network, stage_index, |epoch, _| {
+            metrics.push(epoch.clone());
+            eprintln!(
+                "{} epoch {}/{} @{}px  train loss {:.4}  valid loss {:.4}  accuracy {:.1}%  {:.0} img/s",
+                epoch.stage,
+                epoch.epoch,
+                recipe.stages[epoch.stage_index].epochs,
+                epoch.size,
+                epoch.train_loss,
+                epoch.valid_loss,
+                epoch.valid_accuracy * 100.0,
+                epoch.train_images_per_second
+            );
+            write_metrics(&folder, &metrics)
+        });
+        network = match result {
+            Ok(network) => network,
+            Err(failure) => {
+                // Keep the last good weights before reporting.
+                let _ = weights::save(&failure.network, &folder.file("weights.safetensors"));
+                return Err(fail(failure.diagnostic));
+            }
+        };
+    }
+
+    let last_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
+    let evaluation = trainer.evaluate(&network, last_size);
+    let after = snapshot(&network);
+    let movement = relative_change(&before, &after);
+    let rates: String = trainer
+        .step_rates
+        .iter()
+        .filter_map(|rates| serde_json::to_string(rates).ok())
+        .map(|line| line + "\n")
+        .collect();
+    folder.write("lr_steps.jsonl", rates.as_bytes()).map_err(fail)?;
+    folder.write("movement.json", serde_json::to_string_pretty(&movement).unwrap_or_default().as_bytes()).map_err(fail)?;
+    folder.write("evaluation.json", serde_json::to_string_pretty(&evaluation).unwrap_or_default().as_bytes()).map_err(fail)?;
+    weights::save(&network, &folder.file("weights.safetensors")).map_err(fail)?;
+    let summary = Summary {
+        recipe: &recipe.name,
+        classes: &data.classes,
+        final_valid_accuracy: evaluation.accuracy,
+        final_valid_loss: evaluation.loss,
+        epochs: trainer.global_epoch,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    folder.write("summary.json", serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes()).map_err(fail)?;
+
+    let exported = match &recipe.export {
+        Some(path) => {
+            let target = base.join(path);
+            weights::save(&network, &target).map_err(fail)?;
+            Some(target)
+        }
+        None => None,
+    };
+    Ok(RunOutcome { folder: folder.path, classes: data.classes, metrics, evaluation, exported, notes })
+}
+
+fn write_metrics(folder: &RunFolder, metrics: &[EpochMetrics]) -> Result<(), Diagnostic> {
+    let lines: String = metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).map(|line| line + "\n").collect();
+    folder.write("metrics.jsonl", lines.as_bytes())
+}
+
+fn preview(keys: &[String]) -> String {
+    let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
+    if keys.len() > 5 { format!("{}, …", shown.join(", ")) } else { shown.join(", ") }
+}

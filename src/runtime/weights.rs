@@ -1,0 +1,145 @@
+//! Weights in and out as safetensors with torchvision's names (`layer1.0.downsample.0.weight`), so
+//! PyTorch loads what tlrun exports and tlrun loads what torchvision and timm save.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::{ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+
+use super::model::Network;
+use super::model::head::HeadOp;
+use crate::check::recipe::Pool;
+use crate::diagnostics::{Code, Diagnostic};
+
+/// What loading a weights file did besides applying tensors: the keys it did not use.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LoadReport {
+    pub applied: usize,
+    /// Keys in the file that nothing in the network took (cut-away layers, an old head…).
+    pub unused: Vec<String>,
+}
+
+/// (burn path prefix, torch key prefix) for the head's parameterised layers. A plain
+/// `pool avg + linear` head on a full-depth cut is torchvision's own `fc`, so it exports as `fc.`.
+fn head_prefixes(network: &Network) -> Vec<(String, String)> {
+    let ops = &network.head.ops;
+    let architecture = crate::arch::lookup(&network.backbone.architecture);
+    let torchvision_fc = architecture.is_some_and(|architecture| {
+        architecture.layer_index("avgpool") == Some(network.backbone.kept)
+    }) && matches!(ops.as_slice(), [HeadOp::Pool(Pool::Avg), HeadOp::Flatten, HeadOp::Linear(0)]);
+    if torchvision_fc {
+        return vec![("head.linears.0.".to_string(), "fc.".to_string())];
+    }
+    ops.iter()
+        .enumerate()
+        .filter_map(|(position, op)| match op {
+            HeadOp::Linear(index) => Some((format!("head.linears.{index}."), format!("head.{position}."))),
+            HeadOp::BatchNorm(index) => Some((format!("head.norms.{index}."), format!("head.{position}."))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn escape(prefix: &str) -> String {
+    format!("^{}", prefix.replace('.', r"\."))
+}
+
+/// Save the whole network (backbone and head) with torchvision names, atomically.
+pub fn save(network: &Network, path: &Path) -> Result<(), Diagnostic> {
+    let unwritable = |error: String| {
+        Diagnostic::new(Code::RunFolderUnwritable, format!("cannot write weights to {}: {error}", path.display()))
+            .with_help("check that the folder exists and is writable, and that the disk has room")
+    };
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| unwritable(error.to_string()))?;
+    }
+    let temporary = path.with_extension("safetensors.partial");
+    let mut store = SafetensorsStore::from_file(&temporary)
+        .overwrite(true)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .with_key_remapping(r"^backbone\.", "")
+        .with_key_remapping(r"\.downsample\.conv\.", ".downsample.0.")
+        .with_key_remapping(r"\.downsample\.bn\.", ".downsample.1.");
+    for (burn_prefix, torch_prefix) in head_prefixes(network) {
+        store = store.with_key_remapping(escape(&burn_prefix), torch_prefix);
+    }
+    network.valid().save_into(&mut store).map_err(|error| unwritable(error.to_string()))?;
+    super::run_folder::sync_and_rename(&temporary, path).map_err(|error| unwritable(error.to_string()))
+}
+
+/// Which network parts a weights file must fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadScope {
+    /// Pretrained backbone only: the head is new, so head keys in the file are ignored.
+    Backbone,
+    /// Everything, head included (a saved run).
+    Network,
+}
+
+/// Load torchvision-named weights into the network. Every shape mismatch is listed with both shapes;
+/// missing keys are errors; unused keys are returned for the caller to report.
+pub fn load(network: &mut Network, path: &Path, scope: LoadScope) -> Result<LoadReport, Diagnostic> {
+    if !path.is_file() {
+        return Err(Diagnostic::new(Code::WeightsMismatch, format!("weights file {} does not exist", path.display()))
+            .with_help("check the path in the recipe (relative to the recipe file) or the zoo entry"));
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_key_remapping(r"^(conv1|bn1|layer[1-4]|fc)\.", "backbone.$1.")
+        .with_key_remapping(r"\.downsample\.0\.", ".downsample.conv.")
+        .with_key_remapping(r"\.downsample\.1\.", ".downsample.bn.")
+        .allow_partial(true)
+        .validate(false);
+    if scope == LoadScope::Network {
+        for (burn_prefix, torch_prefix) in head_prefixes(network) {
+            let pattern = escape(&torch_prefix);
+            // `fc.` was already moved under backbone by the rule above.
+            let pattern = if torch_prefix == "fc." { r"^backbone\.fc\.".to_string() } else { pattern };
+            store = store.with_key_remapping(pattern, burn_prefix);
+        }
+    }
+    let result = network.load_from(&mut store).map_err(|error| {
+        Diagnostic::new(Code::WeightsMismatch, format!("cannot read weights file {}: {error}", path.display()))
+            .with_help("the file must be safetensors (from PyTorch: safetensors.torch.save_file(model.state_dict(), path))")
+    })?;
+
+    let mut problems: Vec<String> = result
+        .errors
+        .iter()
+        .map(|error| match error {
+            ApplyError::ShapeMismatch { path, expected, found } => {
+                format!("tensor `{path}`: the network has shape {:?}, the file {:?}", expected.as_ref() as &[usize], found.as_ref() as &[usize])
+            }
+            ApplyError::DTypeMismatch { path, expected, found } => {
+                format!("tensor `{path}`: the network wants {expected:?}, the file has {found:?}")
+            }
+            ApplyError::AdapterError { path, message } | ApplyError::LoadError { path, message } => {
+                format!("tensor `{path}`: {message}")
+            }
+        })
+        .collect();
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|path| scope == LoadScope::Network || !path.starts_with("head."))
+        .collect();
+    problems.extend(missing.iter().map(|path| format!("tensor `{path}` is missing from the file")));
+    if !problems.is_empty() {
+        let count = problems.len();
+        let shown: Vec<String> = problems.iter().take(40).map(|problem| format!("  - {problem}")).collect();
+        let more = if count > 40 { format!("\n  … and {} more", count - 40) } else { String::new() };
+        return Err(Diagnostic::new(
+            Code::WeightsMismatch,
+            format!("weights file {} does not fit the network ({count} problem(s)):\n{}{more}", path.display(), shown.join("\n")),
+        )
+        .with_help("check that the file was saved from the same architecture (names like `layer1.0.conv1.weight`)"));
+    }
+    let unused = result
+        .unused
+        .into_iter()
+        .filter(|key| !key.ends_with("num_batches_tracked"))
+        .filter(|key| !(scope == LoadScope::Backbone && key.starts_with("head.")))
+        .collect();
+    Ok(LoadReport { applied: result.applied.len(), unused })
+}

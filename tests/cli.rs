@@ -1,0 +1,146 @@
+//! The real `tlrun` binary: exit codes and every output format.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const CLEAN: &str = r#"recipe "clean"
+backbone resnet_small from none
+data { train "data/train" batch 16 }
+stage warmup { train head epochs 1 lr 2e-3 }
+stage finetune { train all epochs 2 lr 1e-3 spread 10 resize 24 -> 32 }
+"#;
+
+const BROKEN: &str = r#"recipe "broken"
+backbone resnet18 from none
+data { train "data/train" }
+cut after layr4
+stage warmup { train head epochs 0 }
+"#;
+
+const WARNS: &str = r#"recipe "warns"
+backbone resnet_small from file "weights.safetensors"
+data { train "data/train" }
+stage finetune { train all epochs 2 lr 1e-3 spread 10 }
+"#;
+
+fn tlrun(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tlrun")).args(args).current_dir(dir).output().expect("tlrun runs")
+}
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("clean.tl"), CLEAN).unwrap();
+    std::fs::write(dir.path().join("broken.tl"), BROKEN).unwrap();
+    std::fs::write(dir.path().join("warns.tl"), WARNS).unwrap();
+    dir
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn lint_clean_recipe_exits_zero() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["lint", "clean.tl"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert_eq!(stdout(&output).trim(), "1 recipe checked: 0 errors, 0 warnings");
+}
+
+#[test]
+fn lint_reports_every_error_and_exits_one() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["lint", "broken.tl"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("TL1002") && text.contains("did you mean `layer4`?"), "{text}");
+    assert!(text.contains("TL2001"), "{text}");
+    assert!(text.contains("2 errors"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colour codes when stdout is not a terminal");
+}
+
+#[test]
+fn lint_searches_folders_and_counts_warnings() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["lint", "."]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("3 recipes checked: 2 errors, 2 warnings"), "{}", stdout(&output));
+}
+
+#[test]
+fn warnings_fail_only_when_denied() {
+    let dir = workspace();
+    assert_eq!(tlrun(dir.path(), &["lint", "warns.tl"]).status.code(), Some(0));
+    let denied = tlrun(dir.path(), &["lint", "warns.tl", "--deny", "warnings"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(stdout(&denied).contains("TL5003") && stdout(&denied).contains("TL5004"));
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["lint", "broken.tl", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let findings: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let findings = findings.as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0]["code"], "TL1002");
+    assert_eq!(findings[0]["severity"], "error");
+    assert_eq!(findings[0]["location"]["line"], 4);
+    assert_eq!(findings[0]["location"]["column"], 11);
+    assert_eq!(findings[0]["file"], "broken.tl");
+}
+
+#[test]
+fn github_output_annotates_lines() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["lint", "broken.tl", "--format", "github"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("::error file=broken.tl,line=4,col=11,endLine=4,endColumn=16,title=TL1002 unknown-layer::"), "{first}");
+    assert_eq!(text.lines().count(), 2);
+}
+
+#[test]
+fn usage_and_io_errors_exit_two() {
+    let dir = workspace();
+    assert_eq!(tlrun(dir.path(), &["lint", "nowhere.tl"]).status.code(), Some(2));
+    assert_eq!(tlrun(dir.path(), &["explain", "TL9999"]).status.code(), Some(2));
+    assert_eq!(tlrun(dir.path(), &["lint", "--format", "xml", "clean.tl"]).status.code(), Some(2));
+}
+
+#[test]
+fn explain_prints_the_doc_page() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["explain", "tl1002"]);
+    assert_eq!(output.status.code(), Some(0));
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/diagnostics/TL1002.md")).unwrap();
+    assert_eq!(stdout(&output), page);
+}
+
+#[test]
+fn graph_in_every_format() {
+    let dir = workspace();
+    let text = stdout(&tlrun(dir.path(), &["graph", "clean.tl"]));
+    assert!(text.contains("stage finetune (2 epochs)") && text.contains("images at 24px"), "{text}");
+    let dot = stdout(&tlrun(dir.path(), &["graph", "clean.tl", "--format", "dot"]));
+    assert!(dot.starts_with("digraph recipe {") && dot.contains("->"), "{dot}");
+    let mermaid = stdout(&tlrun(dir.path(), &["graph", "clean.tl", "--format", "mermaid"]));
+    assert!(mermaid.starts_with("flowchart TD") && mermaid.contains("-->"), "{mermaid}");
+    let broken = tlrun(dir.path(), &["graph", "broken.tl"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("TL1002"));
+}
+
+#[test]
+fn plan_shows_rates_and_sizes() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["plan", "clean.tl"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    // spread 10 over 5 groups: stem gets lr/10.
+    assert!(text.contains("stem    train        0.1000    1.000e-4"), "{text}");
+    assert!(text.contains("head    train        1.0000    1.000e-3"), "{text}");
+    assert!(text.contains("sizes per epoch  1:24px  2:32px"), "{text}");
+}
