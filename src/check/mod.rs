@@ -19,9 +19,22 @@ use crate::diagnostics::Diagnostic;
 
 /// Parse and check in one call: what `lint` does for a file.
 pub fn check_source(source: &str, file_stem: &str, world: &dyn World) -> (Option<recipe::Recipe>, Vec<Diagnostic>) {
+    let (_, recipe, diagnostics) = parse_and_check(source, file_stem, world);
+    (recipe, diagnostics)
+}
+
+/// Parse and check, keeping the AST too. Diagnostics come sorted by position.
+pub fn parse_and_check(
+    source: &str,
+    file_stem: &str,
+    world: &dyn World,
+) -> (crate::syntax::ast::Ast, Option<recipe::Recipe>, Vec<Diagnostic>) {
     let (ast, mut diagnostics) = crate::syntax::parse(source);
     let (recipe, mut more) = check(&ast, file_stem, world);
+    // An item that failed to parse is not "missing": its syntax error already says what is wrong.
+    let had_syntax_errors = !diagnostics.is_empty();
+    more.retain(|diagnostic| !(had_syntax_errors && diagnostic.code == crate::diagnostics::Code::MissingStatement));
     diagnostics.append(&mut more);
-    diagnostics.sort_by_key(|diagnostic| diagnostic.span.map_or(0, |span| span.start));
-    (recipe, diagnostics)
+    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.map_or(0, |span| span.start), diagnostic.code));
+    (ast, recipe, diagnostics)
 }

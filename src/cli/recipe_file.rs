@@ -24,9 +24,7 @@ impl RecipeFile {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let world = DiskWorld { base: base.clone(), zoo, strict };
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-        let (ast, mut diagnostics) = crate::syntax::parse(&source);
-        let (recipe, mut checked) = crate::check::check(&ast, &stem, &world);
-        diagnostics.append(&mut checked);
+        let (ast, recipe, diagnostics) = crate::check::parse_and_check(&source, &stem, &world);
         let references = ast
             .items
             .iter()

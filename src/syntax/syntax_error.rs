@@ -118,14 +118,33 @@ pub fn syntax_error(error: &Error<Rule>, source: &str, offset: usize) -> (Diagno
     };
     let keywords = expected.iter().filter(|word| word.starts_with('`')).map(|word| word.trim_matches('`'));
     let mut diagnostic = Diagnostic::new(Code::SyntaxError, message).at(span, "not expected here");
-    if let Some(best) = did_you_mean(found, keywords) {
+    // `train head epoch 1`: the typo `epoch` was read as a group name, so the error lands on `1`.
+    let previous = previous_word(source, position);
+    if let Some(best) = did_you_mean(found, keywords.clone()) {
         diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
+    } else if let Some((word, word_span)) = previous {
+        if let Some(best) = did_you_mean(word, keywords) {
+            diagnostic = diagnostic
+                .with_related(word_span, format!("read as a name; did you mean `{best}`?"))
+                .with_help(format!("did you mean `{best}` instead of `{word}`?"));
+        } else {
+            diagnostic = diagnostic.with_help("see docs/language.md for what each statement takes");
+        }
     } else if found.is_empty() && position >= source.len() {
         diagnostic = diagnostic.with_help("the recipe ends too early: is a `}` or a value missing?");
     } else {
         diagnostic = diagnostic.with_help("see docs/language.md for what each statement takes");
     }
     (diagnostic, position)
+}
+
+/// The word just before `position` and its span, skipping spaces.
+fn previous_word(source: &str, position: usize) -> Option<(&str, Span)> {
+    let before = source.get(..position)?.trim_end();
+    let start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |index| index + 1);
+    let word = &before[start..];
+    (!word.is_empty() && word.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+        .then(|| (word, Span::new(start, before.len())))
 }
 
 /// The word (or single character) at `position`, for "found …".
