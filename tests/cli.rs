@@ -20,7 +20,7 @@ stage warmup { train head epochs 0 }
 const WARNS: &str = r#"recipe "warns"
 backbone resnet_small from file "weights.safetensors"
 data { train "data/train" }
-stage finetune { train all epochs 2 lr 1e-3 spread 10 }
+stage finetune { train all epochs 2 lr 1e-3 }
 "#;
 
 fn tlrun(dir: &Path, args: &[&str]) -> Output {

@@ -64,7 +64,25 @@ fn unknown_zoo_entry(entry: &Spanned<String>, available: &[String]) -> Diagnosti
 
 /// `backbone … { mean … std … size … channels … }` overrides or supplies the pretraining stats.
 fn apply_overrides(overrides: &[Spanned<Stat>], stats: &mut Stats, diagnostics: &mut Vec<Diagnostic>) {
-    for stat in overrides {
+    let mut seen: Vec<(&'static str, crate::span::Span)> = Vec::new();
+    let overrides: Vec<&Spanned<Stat>> = overrides
+        .iter()
+        .filter(|stat| {
+            let keyword = match stat.value {
+                Stat::Mean(_) => "mean",
+                Stat::Std(_) => "std",
+                Stat::Size(_) => "size",
+                Stat::Channels(_) => "channels",
+            };
+            if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
+                diagnostics.push(super::items::duplicate(keyword, stat.span, *first));
+                return false;
+            }
+            seen.push((keyword, stat.span));
+            true
+        })
+        .collect();
+    for stat in &overrides {
         match &stat.value {
             Stat::Channels(channels) => {
                 if channels.value == 1 || channels.value == 3 {
@@ -80,7 +98,7 @@ fn apply_overrides(overrides: &[Spanned<Stat>], stats: &mut Stats, diagnostics: 
             Stat::Mean(_) | Stat::Std(_) => {}
         }
     }
-    for stat in overrides {
+    for stat in &overrides {
         match &stat.value {
             Stat::Mean(values) => {
                 if let Some(values) = check_channel_values(values, stats.channels, "mean", stat.span, false, diagnostics) {

@@ -67,7 +67,15 @@ pub fn check(
                 }
                 let split_seed = match split_seed {
                     Some(value) if value.value >= 0 => value.value as u64,
-                    _ => seed,
+                    Some(value) => {
+                        diagnostics.push(
+                            Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
+                                .at(value.span, "negative seed")
+                                .with_help("use a whole number from 0 up, e.g. `seed 7`"),
+                        );
+                        seed
+                    }
+                    None => seed,
                 };
                 data.valid = Validation::Split { fraction: fraction.value, seed: split_seed };
             }
@@ -143,7 +151,15 @@ pub fn check(
         ),
         Some(classes) => {
             if let Some(valid) = valid_folder {
-                if let Some(valid_classes) = world.class_folders(&valid.value) {
+                let valid_classes = world.class_folders(&valid.value);
+                if valid_classes.is_none() && world.strict() {
+                    diagnostics.push(
+                        Diagnostic::new(Code::DataFolderMissing, format!("valid folder `{}` does not exist", valid.value))
+                            .at(valid.span, "not found")
+                            .with_help("paths are relative to the recipe file"),
+                    );
+                }
+                if let Some(valid_classes) = valid_classes {
                     for class in classes.iter().filter(|class| !valid_classes.contains(class)) {
                         diagnostics.push(
                             Diagnostic::new(Code::ClassMissingFromValid, format!("class `{class}` has no folder in `{}`", valid.value))

@@ -34,8 +34,13 @@ pub fn check(
         let mut groups = Vec::new();
         let mut cut_away = Vec::new();
         for (name, members) in &architecture.default_groups {
-            let layers: Vec<String> =
-                members.iter().filter(|member| kept.contains(member)).map(|member| member.to_string()).collect();
+            // Only layers with weights: a group of `avgpool` alone would take a place in the spread.
+            let layers: Vec<String> = members
+                .iter()
+                .filter(|member| kept.contains(member))
+                .filter(|member| architecture.layers.iter().any(|layer| layer.name == **member && layer.has_parameters()) || *name == "stem")
+                .map(|member| member.to_string())
+                .collect();
             if layers.is_empty() {
                 cut_away.push(name.to_string());
             } else {

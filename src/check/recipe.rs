@@ -146,7 +146,8 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    /// fastai's defaults: AdamW betas (0.9, 0.99), eps 1e-5, wd 0.01; SGD momentum 0.9, no wd.
+    /// AdamW takes fastai's defaults: betas (0.9, 0.99), eps 1e-5, wd 0.01. SGD takes the usual
+    /// momentum 0.9 (fastai's SGD has none) and no weight decay.
     pub fn defaults(kind: OptimizerKind) -> Self {
         match kind {
             OptimizerKind::Adamw => {

@@ -13,8 +13,6 @@ pub struct CheckedStage {
     pub train_span: Option<Span>,
     pub lr_span: Option<Span>,
     pub resize_span: Option<Span>,
-    /// Did the recipe give per-group rates (spread or multipliers)?
-    pub discriminative: bool,
 }
 
 pub fn check(declarations: &[&StageDecl], groups: &CheckedGroups, data: &Data, diagnostics: &mut Vec<Diagnostic>) -> Vec<CheckedStage> {
@@ -48,10 +46,14 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
     let mut batchnorm = BatchNormMode::Frozen;
     let mut lr_span = None;
     let mut train_span = None;
+    // Spread and multipliers can come from `lr … spread …` or their own statements: the first counts.
+    let mut spread_seen: Vec<Span> = Vec::new();
+    let mut multipliers_seen: Vec<Span> = Vec::new();
 
     for statement in &declaration.statements {
         let keyword = keyword_of(&statement.kind);
-        if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
+        let tracked_separately = matches!(statement.kind, StageKind::Spread(_) | StageKind::Multipliers(_));
+        if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword && !tracked_separately) {
             diagnostics.push(super::items::duplicate(keyword, statement.keyword, *first));
             continue;
         }
@@ -96,23 +98,21 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
                     base_lr = rate.value;
                 }
                 if let Some(value) = lr_spread {
-                    spread = Some(value.clone());
+                    spread_seen.push(value.span);
+                    spread.get_or_insert_with(|| value.clone());
                 }
                 if let Some(map) = lr_multipliers {
-                    multipliers = Some(map);
+                    multipliers_seen.push(statement.span);
+                    multipliers.get_or_insert(map);
                 }
             }
             StageKind::Spread(value) => {
-                if spread.is_some() {
-                    diagnostics.push(super::items::duplicate("spread", statement.keyword, lr_span.unwrap_or(statement.keyword)));
-                }
-                spread = Some(value.clone());
+                spread_seen.push(statement.span);
+                spread.get_or_insert_with(|| value.clone());
             }
             StageKind::Multipliers(map) => {
-                if multipliers.is_some() {
-                    diagnostics.push(super::items::duplicate("multipliers", statement.keyword, lr_span.unwrap_or(statement.keyword)));
-                }
-                multipliers = Some(map);
+                multipliers_seen.push(statement.span);
+                multipliers.get_or_insert(map);
             }
             StageKind::Optimizer { kind, params } => optimizer = check_optimizer(*kind, params, diagnostics),
             StageKind::Schedule(kind) => schedule = *kind,
@@ -121,6 +121,11 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
         }
     }
 
+    for (keyword, seen) in [("spread", &spread_seen), ("multipliers", &multipliers_seen)] {
+        for again in seen.iter().skip(1) {
+            diagnostics.push(super::items::duplicate(keyword, *again, seen[0]));
+        }
+    }
     let trained = resolve_trained(declaration, groups, train, freeze, diagnostics);
     let per_group = match (&spread, multipliers) {
         (Some(spread), Some(map)) => {
@@ -163,7 +168,6 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
         train_span,
         lr_span,
         resize_span: resize.map(|(_, _, span)| span),
-        discriminative: spread.is_some() || multipliers.is_some(),
     }
 }
 
@@ -173,8 +177,8 @@ fn keyword_of(kind: &StageKind) -> &'static str {
         StageKind::Freeze(_) => "freeze",
         StageKind::Epochs(_) => "epochs",
         StageKind::Lr { .. } => "lr",
-        StageKind::Spread(_) => "spread-statement",
-        StageKind::Multipliers(_) => "multipliers-statement",
+        StageKind::Spread(_) => "spread",
+        StageKind::Multipliers(_) => "multipliers",
         StageKind::Optimizer { .. } => "optimizer",
         StageKind::Schedule(_) => "schedule",
         StageKind::Resize { .. } => "resize",

@@ -24,7 +24,9 @@ pub fn check(
     stats_mismatch(backbone, data, statements, diagnostics);
     domain_shift(backbone, data, statements, diagnostics);
 
-    let is_backbone_group: Vec<bool> = groups.groups.iter().map(|group| !group.is_head()).collect();
+    // A group with any backbone layer holds pretrained weights, even if it also holds the head.
+    let is_backbone_group: Vec<bool> =
+        groups.groups.iter().map(|group| group.layers.iter().any(|layer| layer != super::groups::HEAD)).collect();
     let mut head_warmed_up = false;
     let mut warned_unfreeze = false;
     for checked in stages {
@@ -52,6 +54,10 @@ pub fn check(
         }
 
         let pretraining_size = backbone.stats.input_size;
+        // Head-only stages cannot damage frozen filters; only stages that train them can.
+        if !trains_backbone {
+            continue;
+        }
         if let Some(smallest) = stage.sizes.iter().copied().min().filter(|size| *size < pretraining_size) {
             diagnostics.push(
                 Diagnostic::new(
@@ -71,7 +77,12 @@ fn full_rate_unfreeze(checked: &CheckedStage, is_backbone_group: &[bool], diagno
     let stage = &checked.stage;
     let anchor = checked.lr_span.or(checked.train_span).unwrap_or(checked.name_span);
     let trained: Vec<usize> = (0..stage.trained.len()).filter(|index| stage.trained[*index]).collect();
-    if !checked.discriminative {
+    let top_rate = trained.iter().map(|index| stage.multipliers[*index]).fold(f64::MIN, f64::max);
+    let backbone_at_full_rate = trained
+        .iter()
+        .filter(|index| is_backbone_group[**index])
+        .all(|index| stage.multipliers[*index] >= top_rate);
+    if backbone_at_full_rate {
         diagnostics.push(
             Diagnostic::new(
                 Code::FullRateUnfreeze,

@@ -54,7 +54,11 @@ pub fn save(network: &Network, path: &Path) -> Result<(), Diagnostic> {
         std::fs::create_dir_all(parent).map_err(|error| unwritable(error.to_string()))?;
     }
     let temporary = path.with_extension("safetensors.partial");
+    // One metadata key only: burn's default metadata is a HashMap, whose order would make the
+    // bytes differ from run to run for the same weights.
     let mut store = SafetensorsStore::from_file(&temporary)
+        .clear_metadata()
+        .metadata("producer", "tlrun")
         .overwrite(true)
         .with_to_adapter(BurnToPyTorchAdapter)
         .with_key_remapping(r"^backbone\.", "")
@@ -103,7 +107,9 @@ pub fn load(network: &mut Network, path: &Path, scope: LoadScope) -> Result<Load
             .with_help("the file must be safetensors (from PyTorch: safetensors.torch.save_file(model.state_dict(), path))")
     })?;
 
-    let mut problems: Vec<String> = result
+    // Missing tensors first: they are few and say most about a wrong file.
+    let mut problems: Vec<String> = Vec::new();
+    let shape_problems: Vec<String> = result
         .errors
         .iter()
         .map(|error| match error {
@@ -125,6 +131,7 @@ pub fn load(network: &mut Network, path: &Path, scope: LoadScope) -> Result<Load
         .filter(|path| scope == LoadScope::Network || !path.starts_with("head."))
         .collect();
     problems.extend(missing.iter().map(|path| format!("tensor `{path}` is missing from the file")));
+    problems.extend(shape_problems);
     if !problems.is_empty() {
         let count = problems.len();
         let shown: Vec<String> = problems.iter().take(40).map(|problem| format!("  - {problem}")).collect();

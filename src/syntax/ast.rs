@@ -198,8 +198,8 @@ pub enum ScheduleKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BatchNormMode {
-    /// BatchNorm layers in frozen groups keep their running statistics (fastai's default).
+    /// BatchNorm layers in frozen groups keep their running statistics (Keras' advice for fine-tuning).
     Frozen,
-    /// BatchNorm layers in frozen groups still update running statistics.
+    /// BatchNorm layers in frozen groups keep training: statistics and affine weights move (fastai's train_bn).
     Train,
 }

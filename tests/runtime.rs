@@ -1,0 +1,266 @@
+//! Runtime tests on tiny synthetic data, on the CPU: what the recipe says is what burn does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::prelude::*;
+use tlrun::check::recipe::Recipe;
+use tlrun::check::{NoWorld, check_source};
+use tlrun::runtime::data::{SizedSet, generate, write_image_folder};
+use tlrun::runtime::model::Network;
+use tlrun::runtime::param_snapshot::snapshot;
+use tlrun::runtime::runner::{self, RunOptions};
+use tlrun::runtime::trainer::{Split, Trainer, TrainingData};
+use tlrun::runtime::weights::{self, LoadScope};
+use tlrun::zoo::Zoo;
+
+fn recipe(text: &str) -> Recipe {
+    let (recipe, diagnostics) = check_source(text, "test", &NoWorld);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:#?}");
+    recipe.unwrap()
+}
+
+fn synthetic(per_class: usize, seed: u64) -> Split {
+    let (_, images, labels) = generate("shapes-target", per_class, 16, seed).unwrap();
+    Split { images, labels }
+}
+
+fn tiny_data() -> TrainingData {
+    let (classes, _, _) = generate("shapes-target", 1, 16, 0).unwrap();
+    TrainingData { classes, train: synthetic(8, 1), valid: synthetic(2, 2) }
+}
+
+const STAGES: &str = r#"recipe "t"
+seed 5
+backbone resnet_small from none
+data { train "unused" batch 8 size 16 }
+"#;
+
+fn train_stage(recipe: &Recipe, data: &TrainingData) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>) {
+    let device = Device::flex().autodiff();
+    device.seed(recipe.seed);
+    let network = Network::new(recipe, data.classes.len(), &device);
+    let before = snapshot(&network);
+    let mut trainer = Trainer::new(recipe, device, data);
+    let network = trainer.run_stage(network, 0, |_, _| Ok(())).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic));
+    (before, snapshot(&network))
+}
+
+fn changed(before: &BTreeMap<String, Vec<f32>>, after: &BTreeMap<String, Vec<f32>>, prefix: &str) -> (usize, usize) {
+    let selected: Vec<&String> = before.keys().filter(|path| path.starts_with(prefix)).collect();
+    let moved = selected.iter().filter(|path| before[**path] != after[**path]).count();
+    (moved, selected.len())
+}
+
+#[test]
+fn frozen_groups_are_bit_identical_and_batchnorm_frozen_keeps_statistics() {
+    let data = tiny_data();
+    let recipe = recipe(&format!("{STAGES}stage s {{ train layer3 head epochs 1 lr 1e-2 batchnorm frozen }}\n"));
+    let (before, after) = train_stage(&recipe, &data);
+    for frozen in ["backbone.conv1.", "backbone.bn1.", "backbone.layer1.", "backbone.layer2."] {
+        let (moved, total) = changed(&before, &after, frozen);
+        assert!(total > 0, "{frozen} has tensors");
+        assert_eq!(moved, 0, "{frozen}: {moved} of {total} tensors changed while frozen");
+    }
+    let (moved, total) = changed(&before, &after, "backbone.layer3.");
+    assert_eq!(moved, total, "every tensor of the trained layer3 moves, running statistics included");
+    assert!(before["head.linears.0.weight"] != after["head.linears.0.weight"]);
+}
+
+#[test]
+fn batchnorm_train_lets_frozen_batchnorms_move_but_not_convolutions() {
+    let data = tiny_data();
+    let recipe = recipe(&format!("{STAGES}stage s {{ train head epochs 1 lr 1e-2 batchnorm train }}\n"));
+    let (before, after) = train_stage(&recipe, &data);
+    assert_ne!(before["backbone.bn1.running_mean"], after["backbone.bn1.running_mean"]);
+    assert_ne!(before["backbone.layer1.0.bn1.running_var"], after["backbone.layer1.0.bn1.running_var"]);
+    assert_ne!(before["backbone.layer2.0.downsample.bn.running_mean"], after["backbone.layer2.0.downsample.bn.running_mean"]);
+    assert_ne!(before["backbone.bn1.gamma"], after["backbone.bn1.gamma"], "fastai's train_bn trains the affine weights too");
+    for conv in ["backbone.conv1.weight", "backbone.layer1.0.conv1.weight", "backbone.layer2.0.downsample.conv.weight"] {
+        assert_eq!(before[conv], after[conv], "{conv} is frozen");
+    }
+}
+
+/// With plain SGD, one step moves a group with multiplier m exactly m times as far as with 1.
+#[test]
+fn multipliers_scale_each_group_step_exactly() {
+    let data = tiny_data();
+    let base = format!("{STAGES}stage s {{ train all epochs 1 lr 0.05 optimizer sgd momentum 0 schedule constant");
+    let scaled = recipe(&format!("{base} multipliers {{ layer1 0.1 layer2 0.5 }} }}\n"));
+    let plain = recipe(&format!("{base} }}\n"));
+    let step = |recipe: &Recipe| {
+        let device = Device::flex().autodiff();
+        device.seed(recipe.seed);
+        let network = Network::new(recipe, data.classes.len(), &device);
+        let before = snapshot(&network);
+        let trainer = Trainer::new(recipe, device.clone(), &data);
+        let stage = &recipe.stages[0];
+        let network = trainer.configure(network, stage);
+        let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
+        let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
+        let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer);
+        let (network, _) = trainer
+            .step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0))
+            .unwrap_or_else(|_| panic!("finite loss"));
+        (before, snapshot(&network))
+    };
+    let (before, scaled_after) = step(&scaled);
+    let (plain_before, plain_after) = step(&plain);
+    assert_eq!(before, plain_before, "same seed, same initial weights");
+    let ratio = |path: &str| {
+        let moved = |after: &BTreeMap<String, Vec<f32>>| -> f64 {
+            before[path].iter().zip(&after[path]).map(|(a, b)| f64::from(b - a).powi(2)).sum::<f64>().sqrt()
+        };
+        moved(&scaled_after) / moved(&plain_after)
+    };
+    for (path, expected) in [
+        ("backbone.layer1.0.conv1.weight", 0.1),
+        ("backbone.layer2.1.conv2.weight", 0.5),
+        ("backbone.layer3.0.conv1.weight", 1.0),
+        ("head.linears.0.weight", 1.0),
+    ] {
+        let measured = ratio(path);
+        assert!((measured - expected).abs() < 1e-4 * expected.max(1.0), "{path}: moved {measured}x, expected {expected}x");
+    }
+}
+
+fn write_dataset(root: &Path, per_class: usize, seed: u64) {
+    let (classes, images, labels) = generate("shapes-target", per_class, 24, seed).unwrap();
+    write_image_folder(root, &classes, &images, &labels).unwrap();
+}
+
+fn run(dir: &Path, text: &str, out: &str) -> runner::RunOutcome {
+    let path = dir.join("recipe.tl");
+    std::fs::write(&path, text).unwrap();
+    let recipe = recipe(text);
+    let options = RunOptions { device: "cpu".into(), out: Some(dir.join(out)), zoo: Zoo::locate(Some(&dir.join("zoo"))), runs_root: dir.to_path_buf() };
+    runner::run(&recipe, &path, text, &options).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic))
+}
+
+const END_TO_END: &str = r#"recipe "e2e"
+seed 11
+backbone resnet_small from none
+data { train "data/train" valid "data/valid" batch 10 augment flip }
+stage warmup { train head epochs 1 lr 3e-3 }
+stage finetune { train all epochs 4 lr 3e-3 spread 10 resize 16 -> 24 batchnorm frozen }
+export "out/e2e.safetensors"
+"#;
+
+#[test]
+fn a_recipe_runs_end_to_end_deterministically_and_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 12, 1);
+    write_dataset(&dir.path().join("data/valid"), 4, 2);
+    let first = run(dir.path(), END_TO_END, "run1");
+    let second = run(dir.path(), END_TO_END, "run2");
+
+    let sizes: Vec<u32> = first.metrics.iter().map(|m| m.size).collect();
+    assert_eq!(sizes, vec![32, 16, 16, 24, 24], "warmup at the data size (resnet_small: 32px), then the resize steps");
+    assert!(first.metrics.last().unwrap().train_loss < first.metrics[0].train_loss, "loss went down: {:?}", first.metrics);
+    assert_eq!(first.metrics[1].learning_rates.len(), 5, "every group trains in finetune");
+    let read = |run: &str, file: &str| std::fs::read(dir.path().join(run).join(file)).unwrap();
+    assert_eq!(read("run1", "weights.safetensors"), read("run2", "weights.safetensors"), "same seed, same weights");
+    let metrics = |run: &str| -> Vec<(f64, f64)> {
+        String::from_utf8(read(run, "metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .map(|m| (m["train_loss"].as_f64().unwrap(), m["valid_accuracy"].as_f64().unwrap()))
+            .collect()
+    };
+    assert_eq!(metrics("run1"), metrics("run2"));
+    for file in ["recipe.tl", "resolved.json", "plan.txt", "lr_steps.jsonl", "movement.json", "evaluation.json", "summary.json"] {
+        assert!(dir.path().join("run1").join(file).is_file(), "{file} written");
+    }
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path().join("run1")).unwrap().map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".partial")).collect();
+    assert!(leftovers.is_empty(), "no half-written files: {leftovers:?}");
+
+    // The export loads back: same tensors, torchvision names.
+    let exported = first.exported.unwrap();
+    let device = Device::flex();
+    let mut network = Network::new(&recipe(END_TO_END), 5, &device);
+    weights::load(&mut network, &exported, LoadScope::Network).unwrap();
+    let mut reference = Network::new(&recipe(END_TO_END), 5, &device);
+    weights::load(&mut reference, &dir.path().join("run1/weights.safetensors"), LoadScope::Network).unwrap();
+    assert_eq!(snapshot(&network), snapshot(&reference));
+    let bytes = std::fs::read(&exported).unwrap();
+    let header_length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&bytes[8..8 + header_length]);
+    for key in ["\"conv1.weight\"", "\"layer2.0.downsample.0.weight\"", "\"layer2.0.downsample.1.running_mean\"", "\"fc.weight\"", "\"bn1.bias\""] {
+        assert!(header.contains(key), "exported file has {key}: {header}");
+    }
+}
+
+#[test]
+fn weights_of_another_architecture_are_refused_naming_every_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let small = recipe(&format!("{STAGES}stage s {{ train head epochs 1 }}\n"));
+    let network = Network::new(&small, 5, &device);
+    let path = dir.path().join("small.safetensors");
+    weights::save(&network, &path).unwrap();
+    let wide = recipe(r#"recipe "w"
+backbone resnet18 from none
+data { train "x" }
+stage s { train head epochs 1 }
+"#);
+    let mut target = Network::new(&wide, 5, &device);
+    let error = weights::load(&mut target, &path, LoadScope::Backbone).unwrap_err();
+    assert_eq!(error.code.as_str(), "TL4006");
+    assert!(error.message.contains("tensor `backbone.conv1.weight`: the network has shape [64, 3, 7, 7], the file [16, 3, 3, 3]"), "{}", error.message);
+    assert!(error.message.contains("backbone.layer4.0.conv1.weight` is missing from the file"), "{}", error.message);
+}
+
+fn tlrun(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tlrun")).args(args).current_dir(dir).output().unwrap()
+}
+
+#[test]
+fn a_corrupt_image_is_named_or_skipped_as_the_recipe_says() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 4, 1);
+    std::fs::write(dir.path().join("data/train/arrow/broken.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    let recipe_text = |policy: &str| format!(
+        "recipe \"c\"\nbackbone resnet_small from none\ndata {{ train \"data/train\" valid split 0.25 batch 8 size 16 corrupt {policy} }}\nstage s {{ train all epochs 1 }}\n");
+    std::fs::write(dir.path().join("fail.tl"), recipe_text("fail")).unwrap();
+    std::fs::write(dir.path().join("skip.tl"), recipe_text("skip")).unwrap();
+    let failed = tlrun(dir.path(), &["fail.tl", "--out", "run-fail"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TL4003") && stderr.contains("broken.png"), "{stderr}");
+    let skipped = tlrun(dir.path(), &["skip.tl", "--out", "run-skip"]);
+    let stderr = String::from_utf8_lossy(&skipped.stderr);
+    assert_eq!(skipped.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("skipped") && stderr.contains("broken.png"), "{stderr}");
+}
+
+#[test]
+fn an_exploding_loss_stops_the_stage_and_keeps_the_last_good_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 4, 1);
+    std::fs::write(dir.path().join("boom.tl"), "recipe \"boom\"\nbackbone resnet_small from none\ndata { train \"data/train\" valid split 0.25 batch 4 size 16 }\nstage explode { train all epochs 3 lr 1e30 optimizer sgd momentum 0 schedule constant }\n").unwrap();
+    let output = tlrun(dir.path(), &["boom.tl", "--out", "run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TL4005") && stderr.contains("stage `explode`, epoch 1, step"), "{stderr}");
+    assert!(dir.path().join("run/weights.safetensors").is_file(), "last good weights kept");
+}
+
+#[test]
+fn an_unavailable_device_or_run_folder_is_a_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 2, 1);
+    std::fs::write(dir.path().join("r.tl"), "recipe \"r\"\nbackbone resnet_small from none\ndata { train \"data/train\" valid split 0.5 size 16 }\nstage s { train head epochs 1 }\n").unwrap();
+    if !cfg!(feature = "cuda") {
+        let output = tlrun(dir.path(), &["r.tl", "--device", "cuda"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("TL4007"));
+    }
+    std::fs::write(dir.path().join("a-file"), b"not a folder").unwrap();
+    let output = tlrun(dir.path(), &["r.tl", "--out", "a-file/run"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TL4008"), "{}", String::from_utf8_lossy(&output.stderr));
+}
