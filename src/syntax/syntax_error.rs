@@ -141,7 +141,11 @@ pub fn syntax_error(error: &Error<Rule>, source: &str, offset: usize) -> (Diagno
 /// The word just before `position` and its span, skipping spaces.
 fn previous_word(source: &str, position: usize) -> Option<(&str, Span)> {
     let before = source.get(..position)?.trim_end();
-    let start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |index| index + 1);
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .map_or(0, |(index, c)| index + c.len_utf8());
     let word = &before[start..];
     (!word.is_empty() && word.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
         .then(|| (word, Span::new(start, before.len())))
