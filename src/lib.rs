@@ -5,6 +5,7 @@
 //! `diagnostics`) does no IO and never imports burn.
 
 pub mod arch;
+pub mod builtin_data;
 pub mod check;
 pub mod cli;
 pub mod diagnostics;

@@ -1,11 +1,12 @@
 use super::backbone::{channels_error, check_channel_values, positive_u32, size_error};
 use super::checker::missing;
-use super::recipe::{Backbone, CorruptPolicy, Data, Validation};
+use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, Validation};
+use crate::builtin_data;
 use super::world::World;
 use crate::arch::Stats;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::span::Span;
-use crate::syntax::ast::{Augmentation, DataKind, DataStatement, Item, Normalization};
+use crate::syntax::ast::{Augmentation, DataKind, DataSourceDecl, DataStatement, Item, Normalization};
 
 /// fastai's default validation share when a recipe gives neither a folder nor a split.
 const DEFAULT_VALID_FRACTION: f64 = 0.2;
@@ -21,7 +22,7 @@ pub fn check(
 ) -> Data {
     let stats = backbone.map_or_else(|| Stats::imagenet(224), |backbone| backbone.stats.clone());
     let mut data = Data {
-        train: String::new(),
+        train: DataSource::Folder { path: String::new() },
         valid: Validation::Split { fraction: DEFAULT_VALID_FRACTION, seed },
         batch: DEFAULT_BATCH,
         mean: stats.mean.clone(),
@@ -40,7 +41,7 @@ pub fn check(
 
     let mut seen: Vec<(&'static str, Span)> = Vec::new();
     let mut train_span = None;
-    let mut valid_folder = None;
+    let mut valid_source: Option<&DataSourceDecl> = None;
     for statement in statements {
         let keyword = keyword_of(&statement.kind);
         if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
@@ -49,13 +50,14 @@ pub fn check(
         }
         seen.push((keyword, statement.keyword));
         match &statement.kind {
-            DataKind::Train(path) => {
-                data.train = path.value.clone();
-                train_span = Some(path.span);
+            DataKind::Train(source) => {
+                data.train = check_source(source, seed, diagnostics);
+                train_span = Some(source.span());
             }
-            DataKind::Valid(path) => {
-                data.valid = Validation::Folder { path: path.value.clone() };
-                valid_folder = Some(path);
+            DataKind::Valid(source) => {
+                // A synthetic valid set defaults to another seed than train, so its images are new.
+                data.valid = Validation::Source { source: check_source(source, seed.wrapping_add(VALID_SEED_OFFSET), diagnostics) };
+                valid_source = Some(source);
             }
             DataKind::ValidSplit { fraction, seed: split_seed } => {
                 if !(fraction.value > 0.0 && fraction.value < 1.0) {
@@ -143,27 +145,46 @@ pub fn check(
         return data;
     };
 
-    match world.class_folders(&data.train) {
+    let train_classes = match &data.train {
+        DataSource::Folder { path } => world.class_folders(path),
+        DataSource::Synthetic { task, .. } => builtin_data::lookup(task).map(|dataset| owned(dataset.classes)),
+    };
+    if let (DataSource::Synthetic { task, seed: train_seed, .. }, Some(DataSourceDecl::Synthetic { seed: Some(seed_span), .. }), Validation::Source { source: DataSource::Synthetic { task: valid_task, seed: valid_seed, .. } }) =
+        (&data.train, valid_source, &data.valid)
+    {
+        if task == valid_task && train_seed == valid_seed {
+            diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, "the valid images would repeat the train images")
+                    .at(seed_span.span, "same task and seed as train")
+                    .with_help("give valid another seed, or leave its seed out (it then differs from train's)"),
+            );
+        }
+    }
+    let train_display = data.train.describe();
+    match train_classes {
         Some(classes) if classes.is_empty() => diagnostics.push(
-            Diagnostic::new(Code::EmptyClass, format!("`{}` holds no class folders", data.train))
+            Diagnostic::new(Code::EmptyClass, format!("`{train_display}` holds no class folders"))
                 .at(train_span, "no class folders here")
                 .with_help("lay images out as <train>/<class>/<image>.png"),
         ),
         Some(classes) => {
-            if let Some(valid) = valid_folder {
-                let valid_classes = world.class_folders(&valid.value);
+            if let (Some(valid), Validation::Source { source }) = (valid_source, &data.valid) {
+                let valid_classes = match source {
+                    DataSource::Folder { path } => world.class_folders(path),
+                    DataSource::Synthetic { task, .. } => builtin_data::lookup(task).map(|dataset| owned(dataset.classes)),
+                };
                 if valid_classes.is_none() && world.strict() {
                     diagnostics.push(
-                        Diagnostic::new(Code::DataFolderMissing, format!("valid folder `{}` does not exist", valid.value))
-                            .at(valid.span, "not found")
+                        Diagnostic::new(Code::DataFolderMissing, format!("valid folder `{}` does not exist", source.describe()))
+                            .at(valid.span(), "not found")
                             .with_help("paths are relative to the recipe file"),
                     );
                 }
                 if let Some(valid_classes) = valid_classes {
                     for class in classes.iter().filter(|class| !valid_classes.contains(class)) {
                         diagnostics.push(
-                            Diagnostic::new(Code::ClassMissingFromValid, format!("class `{class}` has no folder in `{}`", valid.value))
-                                .at(valid.span, format!("no `{class}` here"))
+                            Diagnostic::new(Code::ClassMissingFromValid, format!("class `{class}` has no images in `{}`", source.describe()))
+                                .at(valid.span(), format!("no `{class}` here"))
                                 .with_related(train_span, "the class comes from here")
                                 .with_help("accuracy on that class could not be measured: add images for it to valid"),
                         );
@@ -173,13 +194,59 @@ pub fn check(
             data.classes = Some(classes);
         }
         None if world.strict() => diagnostics.push(
-            Diagnostic::new(Code::DataFolderMissing, format!("train folder `{}` does not exist", data.train))
+            Diagnostic::new(Code::DataFolderMissing, format!("train folder `{train_display}` does not exist"))
                 .at(train_span, "not found")
                 .with_help("paths are relative to the recipe file"),
         ),
         None => {}
     }
     data
+}
+
+/// Seed offset for a synthetic valid set that names no seed of its own.
+const VALID_SEED_OFFSET: u64 = 1000;
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+fn check_source(source: &DataSourceDecl, default_seed: u64, diagnostics: &mut Vec<Diagnostic>) -> DataSource {
+    match source {
+        DataSourceDecl::Folder(path) => DataSource::Folder { path: path.value.clone() },
+        DataSourceDecl::Synthetic { task, per_class, seed } => {
+            if builtin_data::lookup(&task.value).is_none() {
+                diagnostics.push(
+                    Diagnostic::new(Code::UnknownDataset, format!("there is no built-in data set `{}`", task.value))
+                        .at(task.span, "unknown data set")
+                        .with_suggestion(&task.value, builtin_data::names(), "built-in data sets"),
+                );
+            }
+            let per_class = match usize::try_from(per_class.value).ok().filter(|count| (1..=100_000).contains(count)) {
+                Some(count) => count,
+                None => {
+                    diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, format!("images per class must be 1..100000, not {}", per_class.value))
+                            .at(per_class.span, "not a count")
+                            .with_help("e.g. `synthetic \"shapes-target\" 20 per class`"),
+                    );
+                    1
+                }
+            };
+            let seed = match seed {
+                Some(seed) if seed.value >= 0 => seed.value as u64,
+                Some(seed) => {
+                    diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
+                            .at(seed.span, "negative seed")
+                            .with_help("use a whole number from 0 up"),
+                    );
+                    default_seed
+                }
+                None => default_seed,
+            };
+            DataSource::Synthetic { task: task.value.clone(), per_class, seed }
+        }
+    }
 }
 
 fn keyword_of(kind: &DataKind) -> &'static str {

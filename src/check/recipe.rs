@@ -50,7 +50,7 @@ pub enum Weights {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Data {
-    pub train: String,
+    pub train: DataSource,
     pub valid: Validation,
     pub batch: usize,
     pub mean: Vec<f64>,
@@ -68,7 +68,8 @@ pub struct Data {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Validation {
-    Folder { path: String },
+    /// Separate images: a folder or a synthetic set drawn with another seed.
+    Source { source: DataSource },
     Split { fraction: f64, seed: u64 },
 }
 
@@ -81,6 +82,24 @@ pub enum HeadLayer {
     BatchNorm { features: u32 },
     Relu,
     Linear { in_features: u32, out_features: OutFeatures },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DataSource {
+    /// `<path>/<class>/<image>`, relative to the recipe file.
+    Folder { path: String },
+    /// A built-in procedural data set (`crate::builtin_data`).
+    Synthetic { task: String, per_class: usize, seed: u64 },
+}
+
+impl DataSource {
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Folder { path } => path.clone(),
+            DataSource::Synthetic { task, per_class, seed } => format!("synthetic {task} ({per_class}/class, seed {seed})"),
+        }
+    }
 }
 
 /// A head width: fixed, or the number of classes, known once the data is read.

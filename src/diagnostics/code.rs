@@ -55,6 +55,7 @@ codes! {
     OverlappingGroups = "TL1009", Error, "overlapping-groups";
     UngroupedLayer = "TL1010", Error, "ungrouped-layer";
     ZooArchitectureMismatch = "TL1011", Error, "zoo-architecture-mismatch";
+    UnknownDataset = "TL1012", Error, "unknown-dataset";
     ZeroEpochs = "TL2001", Error, "zero-epochs";
     NonPositiveRate = "TL2002", Error, "non-positive-rate";
     BadResizeSteps = "TL2003", Error, "bad-resize-steps";

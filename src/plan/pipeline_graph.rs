@@ -61,10 +61,10 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
     let head = graph.add_node(Step::Head { layers: recipe.head.iter().map(describe_head_layer).collect() });
     graph.add_edge(cut, head, ());
     let valid = match &recipe.data.valid {
-        Validation::Folder { path } => path.clone(),
+        Validation::Source { source } => source.describe(),
         Validation::Split { fraction, seed } => format!("{:.0}% split (seed {seed})", fraction * 100.0),
     };
-    let data = graph.add_node(Step::LoadData { train: recipe.data.train.clone(), valid });
+    let data = graph.add_node(Step::LoadData { train: recipe.data.train.describe(), valid });
 
     let mut sizes: Vec<(u32, NodeIndex)> = Vec::new();
     let mut previous = head;

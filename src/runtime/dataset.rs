@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::data::{ImageFolder, decode_all, split_indices};
+use super::data::{ImageFolder, decode_all, generate, split_indices};
 use super::trainer::{Split, TrainingData};
-use crate::check::recipe::{Data, Validation};
+use crate::check::recipe::{CorruptPolicy, DataSource, Recipe, Validation};
 use crate::diagnostics::{Code, Diagnostic};
 
 /// Decoded data and the files left out under `corrupt skip`.
@@ -13,30 +13,77 @@ pub struct LoadedData {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-pub fn load(data: &Data, base: &Path) -> Result<LoadedData, Diagnostic> {
-    let train_root = base.join(&data.train);
-    let train_folder = ImageFolder::scan(&train_root)?;
-    let train = decode_all(&train_folder.items, data.corrupt)?;
+/// Images of one source with their classes.
+struct SourceImages {
+    classes: Vec<String>,
+    split: Split,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+/// The largest side any epoch trains at: synthetic images are drawn at it, then resized down like
+/// photos, so progressive resizing has real detail to gain.
+fn render_size(recipe: &Recipe) -> u32 {
+    recipe.stages.iter().flat_map(|stage| stage.sizes.iter().copied()).chain([recipe.data.size]).max().unwrap_or(32)
+}
+
+fn read_source(
+    source: &DataSource,
+    base: &Path,
+    classes: Option<&[String]>,
+    size: u32,
+    corrupt: CorruptPolicy,
+) -> Result<SourceImages, Diagnostic> {
+    match source {
+        DataSource::Folder { path } => {
+            let root = base.join(path);
+            let folder = match classes {
+                Some(classes) => ImageFolder::scan_with_classes(&root, classes)?,
+                None => ImageFolder::scan(&root)?,
+            };
+            let decoded = decode_all(&folder.items, corrupt)?;
+            Ok(SourceImages {
+                classes: folder.classes,
+                split: Split { images: decoded.images, labels: decoded.labels },
+                skipped: decoded.skipped,
+            })
+        }
+        DataSource::Synthetic { task, per_class, seed } => {
+            let (names, images, labels) = generate(task, *per_class, size, *seed)?;
+            if let Some(expected) = classes {
+                if expected != names.as_slice() {
+                    return Err(Diagnostic::new(Code::ClassMissingFromValid, format!("the classes of `{task}` differ from train's"))
+                        .with_help("validate on the same task as train"));
+                }
+            }
+            Ok(SourceImages { classes: names, split: Split { images, labels }, skipped: Vec::new() })
+        }
+    }
+}
+
+pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
+    let data = &recipe.data;
+    let size = render_size(recipe);
+    let train = read_source(&data.train, base, None, size, data.corrupt)?;
     let mut skipped = train.skipped;
-    let classes = train_folder.classes.clone();
+    let classes = train.classes;
     let (train, valid) = match &data.valid {
-        Validation::Folder { path } => {
-            let valid_folder = ImageFolder::scan_with_classes(&base.join(path), &classes)?;
-            let valid = decode_all(&valid_folder.items, data.corrupt)?;
+        Validation::Source { source } => {
+            let valid = read_source(source, base, Some(&classes), size, data.corrupt)?;
             skipped.extend(valid.skipped);
-            (Split { images: train.images, labels: train.labels }, Split { images: valid.images, labels: valid.labels })
+            (train.split, valid.split)
         }
         Validation::Split { fraction, seed } => {
-            let (train_indices, valid_indices) = split_indices(train.labels.len(), &train.labels, *fraction, *seed);
+            let all = train.split;
+            let (train_indices, valid_indices) = split_indices(all.labels.len(), &all.labels, *fraction, *seed);
             let pick = |indices: &[usize]| Split {
-                images: indices.iter().map(|index| train.images[*index].clone()).collect(),
-                labels: indices.iter().map(|index| train.labels[*index]).collect(),
+                images: indices.iter().map(|index| all.images[*index].clone()).collect(),
+                labels: indices.iter().map(|index| all.labels[*index]).collect(),
             };
             (pick(&train_indices), pick(&valid_indices))
         }
     };
     if train.labels.is_empty() {
-        return Err(Diagnostic::new(Code::EmptyClass, format!("no training images left in {}", train_root.display()))
+        return Err(Diagnostic::new(Code::EmptyClass, format!("no training images left in {}", data.train.describe()))
             .with_help("every image was skipped or went to valid: add images or lower `valid split`"));
     }
     if valid.labels.is_empty() {
@@ -44,4 +91,19 @@ pub fn load(data: &Data, base: &Path) -> Result<LoadedData, Diagnostic> {
             .with_help("add images, or raise `valid split` so every class gives at least one image"));
     }
     Ok(LoadedData { data: TrainingData { classes, train, valid }, skipped })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::builtin_data::BUILTIN_DATASETS;
+    use crate::runtime::data::SyntheticTask;
+
+    #[test]
+    fn the_front_end_catalogue_matches_what_the_runtime_draws() {
+        for dataset in BUILTIN_DATASETS {
+            let task = SyntheticTask::from_name(dataset.name).expect("the runtime draws every catalogued set");
+            assert_eq!(task.class_names(), dataset.classes.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        }
+        assert_eq!(BUILTIN_DATASETS.len(), SyntheticTask::ALL.len());
+    }
 }

@@ -98,7 +98,7 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let mut notes = Vec::new();
 
     let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
-    let loaded = dataset::load(&recipe.data, &base)?;
+    let loaded = dataset::load(recipe, &base)?;
     for (path, reason) in &loaded.skipped {
         notes.push(format!("skipped {}: {reason}", path.display()));
     }

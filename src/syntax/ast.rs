@@ -62,8 +62,8 @@ pub struct DataStatement {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DataKind {
-    Train(Spanned<String>),
-    Valid(Spanned<String>),
+    Train(DataSourceDecl),
+    Valid(DataSourceDecl),
     ValidSplit { fraction: Spanned<f64>, seed: Option<Spanned<i64>> },
     Batch(Spanned<i64>),
     Normalize(Normalization),
@@ -72,6 +72,25 @@ pub enum DataKind {
     Size(Spanned<i64>),
     Augment(Vec<Spanned<Augmentation>>),
     Corrupt(CorruptPolicy),
+}
+
+/// Where images come from: an image folder, or a built-in synthetic data set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSourceDecl {
+    Folder(Spanned<String>),
+    Synthetic { task: Spanned<String>, per_class: Spanned<i64>, seed: Option<Spanned<i64>> },
+}
+
+impl DataSourceDecl {
+    pub fn span(&self) -> crate::span::Span {
+        match self {
+            DataSourceDecl::Folder(path) => path.span,
+            DataSourceDecl::Synthetic { task, per_class, seed } => {
+                let span = task.span.to(per_class.span);
+                seed.as_ref().map_or(span, |seed| span.to(seed.span))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -163,8 +163,8 @@ impl Lowerer {
         let rule = pair.as_rule();
         let mut inner = pair.into_inner();
         let kind = match rule {
-            Rule::train_folder => DataKind::Train(self.string(inner.next().expect(GRAMMAR))),
-            Rule::valid_folder => DataKind::Valid(self.string(inner.next().expect(GRAMMAR))),
+            Rule::train_folder => DataKind::Train(self.data_source(inner.next().expect(GRAMMAR))),
+            Rule::valid_folder => DataKind::Valid(self.data_source(inner.next().expect(GRAMMAR))),
             Rule::valid_split => {
                 let fraction = self.number(inner.next().expect(GRAMMAR));
                 let seed = inner.next().map(|seed| self.integer(seed));
@@ -207,6 +207,19 @@ impl Lowerer {
             }),
         };
         DataStatement { keyword, span, kind }
+    }
+
+    fn data_source(&mut self, pair: Pair<'_, Rule>) -> DataSourceDecl {
+        match pair.as_rule() {
+            Rule::synthetic_source => {
+                let mut parts = pair.into_inner();
+                let task = self.string(parts.next().expect(GRAMMAR));
+                let per_class = self.integer(parts.next().expect(GRAMMAR));
+                let seed = parts.next().map(|seed| self.integer(seed));
+                DataSourceDecl::Synthetic { task, per_class, seed }
+            }
+            _ => DataSourceDecl::Folder(self.string(pair)),
+        }
     }
 
     fn head_layer(&mut self, pair: Pair<'_, Rule>) -> Spanned<HeadLayer> {

@@ -79,6 +79,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::resize_stmt => "`resize`",
         Rule::resize_starts => "`at epochs`",
         Rule::bn_frozen => "`frozen`",
+        Rule::synthetic_source => "`synthetic`",
         Rule::EOI => "end of file",
         _ => return None,
     })
