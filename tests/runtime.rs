@@ -155,6 +155,7 @@ fn a_recipe_runs_end_to_end_deterministically_and_learns() {
     write_dataset(&dir.path().join("data/valid"), 4, 2);
     let first = run(dir.path(), END_TO_END, "run1");
     let second = run(dir.path(), END_TO_END, "run2");
+    assert_eq!(first.evaluation.accuracy, second.evaluation.accuracy);
 
     let sizes: Vec<u32> = first.metrics.iter().map(|m| m.size).collect();
     assert_eq!(sizes, vec![32, 16, 16, 24, 24], "warmup at the data size (resnet_small: 32px), then the resize steps");

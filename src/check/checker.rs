@@ -94,6 +94,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         groups: groups.groups,
         stages: checked_stages.into_iter().map(|checked| checked.stage).collect(),
         export: items.export.map(|path| path.value.clone()),
+        publish: items.publish.map(|name| name.value.clone()),
     };
     (Some(recipe), diagnostics)
 }

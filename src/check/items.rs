@@ -17,6 +17,7 @@ pub struct Items<'a> {
     pub groups: Option<&'a [GroupDef]>,
     pub stages: Vec<&'a StageDecl>,
     pub export: Option<&'a Spanned<String>>,
+    pub publish: Option<&'a Spanned<String>>,
 }
 
 pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a> {
@@ -36,6 +37,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Head(_) => "head",
             ItemKind::Groups(_) => "groups",
             ItemKind::Export(_) => "export",
+            ItemKind::Publish(_) => "publish",
         };
         if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
             diagnostics.push(duplicate(keyword, item.keyword, *first));
@@ -51,6 +53,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Head(layers) => items.head = Some((item, layers)),
             ItemKind::Groups(groups) => items.groups = Some(groups),
             ItemKind::Export(path) => items.export = Some(path),
+            ItemKind::Publish(name) => items.publish = Some(name),
             ItemKind::Stage(_) => {}
         }
     }

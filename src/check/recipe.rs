@@ -18,6 +18,8 @@ pub struct Recipe {
     pub groups: Vec<Group>,
     pub stages: Vec<Stage>,
     pub export: Option<String>,
+    /// Zoo entry the trained model is published as.
+    pub publish: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,13 +1,16 @@
 //! The `tlrun` command line. Exit codes: 0 success, 1 findings or a failed run, 2 usage or IO errors.
 
+mod bench;
 mod data;
 mod disk_world;
 mod explain;
 mod graph;
 mod lint;
+mod pipeline;
 mod plan;
 mod recipe_file;
 mod run;
+mod zoo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +44,11 @@ pub enum Command {
     },
     /// Show, per stage, what trains at which learning rate and image size, without running anything.
     Plan { recipe: PathBuf },
+    /// The model zoo: list, show, import, verify.
+    #[command(subcommand)]
+    Zoo(zoo::ZooCommand),
+    /// Training and inference throughput (images/s), peak memory and lint latency.
+    Bench(bench::BenchArgs),
     /// Data utilities: `tlrun data export shapes-target --out DIR`.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -77,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Plan { recipe } => plan::run(&recipe, &zoo),
         Command::Run(args) => run::run(&args, &zoo),
         Command::Data(command) => data::run(&command),
+        Command::Bench(args) => bench::run(&args),
+        Command::Zoo(command) => zoo::run(&command, &zoo),
     };
     ExitCode::from(code)
 }

@@ -1,22 +1,38 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::pipeline::{self, RunRecord};
 use crate::runtime::runner::{self, RunOptions};
+use crate::runtime::weights::sha256_file;
 use crate::zoo::Zoo;
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// A recipe, or a folder whose recipes all run (dependencies first).
     pub recipe: PathBuf,
     /// `cpu` (default) or `cuda`, `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Run folder (default: runs/<recipe>/<timestamp>/ beside the recipe's working directory).
+    /// Run folder (default: runs/<recipe>/<timestamp>/ in the current folder). Single recipes only.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// CPU threads for training (default: all cores; also RAYON_NUM_THREADS).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Say what would run and why, without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run every recipe, even those whose outputs are up to date.
+    #[arg(long)]
+    pub force: bool,
+}
+
+struct Outcome {
+    name: String,
+    status: &'static str,
+    accuracy: Option<f64>,
+    folder: Option<PathBuf>,
 }
 
 pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
@@ -24,35 +40,104 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         // Only the first call configures the global pool; later calls change nothing.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
     }
-    let Some(recipe) = super::plan::load_checked(&args.recipe, zoo) else { return 1 };
-    let source = std::fs::read_to_string(&args.recipe).unwrap_or_default();
-    let options = RunOptions { device: args.device.clone(), out: args.out.clone(), zoo: zoo.clone(), runs_root: PathBuf::from(".") };
-    eprintln!("running {} ({})", recipe.name, args.recipe.display());
-    match runner::run(&recipe, &args.recipe, &source, &options) {
-        Ok(outcome) => {
-            for note in &outcome.notes {
-                eprintln!("note: {note}");
-            }
-            println!(
-                "{}: valid accuracy {:.1}% (loss {:.4}) over {} classes",
-                recipe.name,
-                outcome.evaluation.accuracy * 100.0,
-                outcome.evaluation.loss,
-                outcome.classes.len()
-            );
-            println!("run folder: {}", outcome.folder.display());
-            if let Some(exported) = &outcome.exported {
-                println!("exported: {}", exported.display());
-            }
-            0
+    let targets: Vec<PathBuf> = if args.recipe.is_dir() {
+        let mut recipes: Vec<PathBuf> = std::fs::read_dir(&args.recipe)
+            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).filter(|p| p.extension().is_some_and(|e| e == "tl")).collect())
+            .unwrap_or_default();
+        recipes.sort();
+        recipes
+    } else {
+        vec![args.recipe.clone()]
+    };
+    if targets.is_empty() || !targets.iter().all(|target| target.is_file()) {
+        return super::usage_error(format!("no recipe at {}", args.recipe.display()));
+    }
+    let order = match pipeline::run_order(&targets) {
+        Ok(order) => order,
+        Err(message) => return super::usage_error(message),
+    };
+    if order.len() > 1 && args.out.is_some() {
+        return super::usage_error("--out names one run folder; it cannot serve several recipes");
+    }
+    let mut outcomes = Vec::new();
+    for path in &order {
+        let display = relative(path);
+        let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        let hash = pipeline::source_hash(&recipe, path, &source, zoo);
+        let reason = if args.force { Some("--force".to_string()) } else { pipeline::staleness(&recipe, path, &hash, zoo) };
+        let Some(reason) = reason else {
+            let record = pipeline::read_record(path);
+            eprintln!("{display}: up to date");
+            outcomes.push(Outcome {
+                name: recipe.name.clone(),
+                status: "up to date",
+                accuracy: record.as_ref().map(|r| r.valid_accuracy),
+                folder: record.map(|r| r.run_folder),
+            });
+            continue;
+        };
+        if args.dry_run {
+            println!("would run {display}: {reason}");
+            continue;
         }
-        Err(failure) => {
-            super::print_runtime_error(&failure.diagnostic, &args.recipe);
-            if let Some(folder) = failure.folder {
-                eprintln!("run folder (last good weights kept): {}", folder.display());
+        eprintln!("running {display} ({reason})");
+        let options = RunOptions { device: args.device.clone(), out: args.out.clone(), zoo: zoo.clone(), runs_root: PathBuf::from(".") };
+        match runner::run(&recipe, path, &source, &options) {
+            Ok(outcome) => {
+                for note in &outcome.notes {
+                    eprintln!("note: {note}");
+                }
+                println!(
+                    "{}: valid accuracy {:.1}% (loss {:.4}) over {} classes",
+                    recipe.name,
+                    outcome.evaluation.accuracy * 100.0,
+                    outcome.evaluation.loss,
+                    outcome.classes.len()
+                );
+                println!("run folder: {}", outcome.folder.display());
+                if let Some(exported) = &outcome.exported {
+                    println!("exported: {}", exported.display());
+                }
+                let outputs = pipeline::outputs(&recipe, path, zoo)
+                    .into_iter()
+                    .filter_map(|output| sha256_file(&output).ok().map(|sha| (output, sha)))
+                    .collect();
+                let record = RunRecord {
+                    source_hash: hash,
+                    outputs,
+                    run_folder: outcome.folder.clone(),
+                    valid_accuracy: outcome.evaluation.accuracy,
+                };
+                if let Err(diagnostic) = pipeline::write_record(path, &record) {
+                    super::print_runtime_error(&diagnostic, path);
+                }
+                outcomes.push(Outcome { name: recipe.name.clone(), status: "ran", accuracy: Some(outcome.evaluation.accuracy), folder: Some(outcome.folder) });
             }
-            1
+            Err(failure) => {
+                super::print_runtime_error(&failure.diagnostic, path);
+                if let Some(folder) = failure.folder {
+                    eprintln!("run folder (last good weights kept): {}", folder.display());
+                }
+                return 1;
+            }
         }
     }
+    if outcomes.len() > 1 {
+        println!("\n{:<12} {:<11} {:>14}  run folder", "recipe", "status", "valid accuracy");
+        for outcome in &outcomes {
+            let accuracy = outcome.accuracy.map_or("-".to_string(), |a| format!("{:.1}%", a * 100.0));
+            let folder = outcome.folder.as_ref().map_or(String::new(), |f| f.display().to_string());
+            println!("{:<12} {:<11} {:>14}  {folder}", outcome.name, outcome.status, accuracy);
+        }
+    }
+    0
 }
 
+fn relative(path: &Path) -> String {
+    let current = std::env::current_dir().ok().and_then(|dir| std::fs::canonicalize(dir).ok());
+    match current.and_then(|dir| path.strip_prefix(&dir).ok().map(Path::to_path_buf)) {
+        Some(relative) => relative.display().to_string(),
+        None => path.display().to_string(),
+    }
+}

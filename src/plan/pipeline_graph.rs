@@ -18,6 +18,7 @@ pub enum Step {
     Stage { name: String, epochs: u32 },
     Evaluate,
     Export { path: String },
+    Publish { entry: String },
 }
 
 impl Step {
@@ -32,6 +33,7 @@ impl Step {
             Step::Stage { name, epochs } => format!("stage {name} ({epochs} epoch{})", if *epochs == 1 { "" } else { "s" }),
             Step::Evaluate => "evaluate on valid".to_string(),
             Step::Export { path } => format!("export {path}"),
+            Step::Publish { entry } => format!("publish to zoo as {entry}"),
         }
     }
 }
@@ -94,6 +96,10 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
     if let Some(path) = &recipe.export {
         let export = graph.add_node(Step::Export { path: path.clone() });
         graph.add_edge(evaluate, export, ());
+    }
+    if let Some(entry) = &recipe.publish {
+        let publish = graph.add_node(Step::Publish { entry: entry.clone() });
+        graph.add_edge(evaluate, publish, ());
     }
     PipelineGraph { graph }
 }

@@ -12,3 +12,5 @@ pub mod optimizer;
 pub mod trainer;
 pub mod dataset;
 pub mod runner;
+pub mod publish;
+pub mod benchmark;

@@ -177,6 +177,10 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     };
     folder.write("summary.json", serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes()).map_err(fail)?;
 
+    if let Some(entry) = &recipe.publish {
+        let card = super::publish::publish(&network, recipe, &data.classes, &options.zoo, entry).map_err(fail)?;
+        notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
+    }
     let exported = match &recipe.export {
         Some(path) => {
             let target = base.join(path);

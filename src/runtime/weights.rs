@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::store::{ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 
 use super::model::Network;
 use super::model::head::HeadOp;
@@ -44,6 +44,23 @@ fn escape(prefix: &str) -> String {
     format!("^{}", prefix.replace('.', r"\."))
 }
 
+/// sha256 of a file, lowercase hex, read in chunks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 /// Save the whole network (backbone and head) with torchvision names, atomically.
 pub fn save(network: &Network, path: &Path) -> Result<(), Diagnostic> {
     let unwritable = |error: String| {
@@ -68,7 +85,31 @@ pub fn save(network: &Network, path: &Path) -> Result<(), Diagnostic> {
         store = store.with_key_remapping(escape(&burn_prefix), torch_prefix);
     }
     network.valid().save_into(&mut store).map_err(|error| unwritable(error.to_string()))?;
+    add_num_batches_tracked(&temporary).map_err(unwritable)?;
     super::run_folder::sync_and_rename(&temporary, path).map_err(|error| unwritable(error.to_string()))
+}
+
+/// torch's BatchNorm state_dict also holds `num_batches_tracked` (an int64 scalar); without it
+/// `load_state_dict(strict=True)` refuses the file. burn has no such tensor, so add a zero for
+/// every BatchNorm (torch reads it only when momentum is None).
+fn add_num_batches_tracked(path: &Path) -> Result<(), String> {
+    use safetensors::tensor::TensorView;
+    let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|error| error.to_string())?;
+    let mut tensors: Vec<(String, TensorView<'_>)> = file.tensors();
+    let zero = 0i64.to_le_bytes();
+    let extra: Vec<String> = tensors
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".running_mean").map(|prefix| format!("{prefix}.num_batches_tracked")))
+        .collect();
+    for name in extra {
+        let view = TensorView::new(safetensors::Dtype::I64, Vec::new(), &zero).map_err(|error| error.to_string())?;
+        tensors.push((name, view));
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata = std::collections::HashMap::from([("producer".to_string(), "tlrun".to_string())]);
+    let out = safetensors::serialize(tensors, Some(metadata)).map_err(|error| error.to_string())?;
+    std::fs::write(path, out).map_err(|error| error.to_string())
 }
 
 /// Which network parts a weights file must fill.
@@ -87,25 +128,37 @@ pub fn load(network: &mut Network, path: &Path, scope: LoadScope) -> Result<Load
         return Err(Diagnostic::new(Code::WeightsMismatch, format!("weights file {} does not exist", path.display()))
             .with_help("check the path in the recipe (relative to the recipe file) or the zoo entry"));
     }
-    let mut store = SafetensorsStore::from_file(path)
-        .with_from_adapter(PyTorchToBurnAdapter)
-        .with_key_remapping(r"^(conv1|bn1|layer[1-4]|fc)\.", "backbone.$1.")
-        .with_key_remapping(r"\.downsample\.0\.", ".downsample.conv.")
-        .with_key_remapping(r"\.downsample\.1\.", ".downsample.bn.")
-        .allow_partial(true)
-        .validate(false);
+    // torchvision names → ours. Both stores take the same rules; `fc.` first moves under backbone.
+    let mut rules: Vec<(String, String)> = vec![
+        (r"^(conv1|bn1|layer[1-4]|fc)\.".into(), "backbone.$1.".into()),
+        (r"\.downsample\.0\.".into(), ".downsample.conv.".into()),
+        (r"\.downsample\.1\.".into(), ".downsample.bn.".into()),
+    ];
     if scope == LoadScope::Network {
         for (burn_prefix, torch_prefix) in head_prefixes(network) {
-            let pattern = escape(&torch_prefix);
-            // `fc.` was already moved under backbone by the rule above.
-            let pattern = if torch_prefix == "fc." { r"^backbone\.fc\.".to_string() } else { pattern };
-            store = store.with_key_remapping(pattern, burn_prefix);
+            let pattern = if torch_prefix == "fc." { r"^backbone\.fc\.".to_string() } else { escape(&torch_prefix) };
+            rules.push((pattern, burn_prefix));
         }
     }
-    let result = network.load_from(&mut store).map_err(|error| {
+    let unreadable = |error: String| {
         Diagnostic::new(Code::WeightsMismatch, format!("cannot read weights file {}: {error}", path.display()))
-            .with_help("the file must be safetensors (from PyTorch: safetensors.torch.save_file(model.state_dict(), path))")
-    })?;
+            .with_help("give safetensors (safetensors.torch.save_file(model.state_dict(), path)) or a torch.save state_dict (.pth/.pt)")
+    };
+    let is_pickle = path.extension().is_some_and(|extension| matches!(extension.to_str(), Some("pth" | "pt" | "bin")));
+    let result = if is_pickle {
+        // burn's PytorchStore reads the pickle without executing it (no arbitrary callables run).
+        let mut store = PytorchStore::from_file(path).allow_partial(true).validate(false);
+        for (pattern, replacement) in &rules {
+            store = store.with_key_remapping(pattern, replacement.clone());
+        }
+        network.load_from(&mut store).map_err(|error| unreadable(error.to_string()))?
+    } else {
+        let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true).validate(false);
+        for (pattern, replacement) in &rules {
+            store = store.with_key_remapping(pattern, replacement.clone());
+        }
+        network.load_from(&mut store).map_err(|error| unreadable(error.to_string()))?
+    };
 
     // Missing tensors first: they are few and say most about a wrong file.
     let mut problems: Vec<String> = Vec::new();

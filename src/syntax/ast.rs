@@ -28,6 +28,7 @@ pub enum ItemKind {
     Groups(Vec<GroupDef>),
     Stage(StageDecl),
     Export(Spanned<String>),
+    Publish(Spanned<String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::recipe_decl => "`recipe`",
         Rule::seed_decl => "`seed`",
         Rule::export_decl => "`export`",
+        Rule::publish_decl => "`publish`",
         Rule::backbone_decl => "`backbone`",
         Rule::data_block => "`data`",
         Rule::cut_decl => "`cut`",

@@ -26,6 +26,13 @@ pub struct Card {
     pub sha256: String,
 }
 
+impl Card {
+    /// Write the card as TOML, atomically.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 pub enum CardError {
     Read(PathBuf, std::io::Error),

@@ -1,0 +1,205 @@
+//! `tlrun run` over several recipes: a make-like walk. A recipe runs after the recipes it starts
+//! from (`from recipe "…"`, or `from zoo "…"` that a sibling recipe publishes), and only when its
+//! outputs are missing or stale: its content hash (recipe text, data, input weights) changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::recipe::{DataSource, Recipe, Validation};
+use crate::runtime::runner;
+use crate::runtime::weights::sha256_file;
+use crate::syntax::ast::{ItemKind, WeightsSource};
+use crate::zoo::{WEIGHTS_FILE, Zoo};
+
+/// What the last successful run of a recipe produced, kept in `.tlrun/<recipe>.json` beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub source_hash: String,
+    pub outputs: Vec<(PathBuf, String)>,
+    pub run_folder: PathBuf,
+    pub valid_accuracy: f64,
+}
+
+/// A recipe file as the walk sees it: what it publishes and what it needs.
+struct Node {
+    path: PathBuf,
+    publishes: Option<String>,
+    needs_recipes: Vec<PathBuf>,
+    needs_zoo: Vec<String>,
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn read_node(path: &Path) -> Option<Node> {
+    let source = std::fs::read_to_string(path).ok()?;
+    let (ast, _) = crate::syntax::parse(&source);
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut node = Node { path: canonical(path), publishes: None, needs_recipes: Vec::new(), needs_zoo: Vec::new() };
+    for item in &ast.items {
+        match &item.kind {
+            ItemKind::Publish(name) => node.publishes = Some(name.value.clone()),
+            ItemKind::Backbone(backbone) => match backbone.weights.as_ref().map(|weights| &weights.value) {
+                Some(WeightsSource::Recipe(reference)) => node.needs_recipes.push(canonical(&base.join(&reference.value))),
+                Some(WeightsSource::Zoo(entry)) => node.needs_zoo.push(entry.value.clone()),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Some(node)
+}
+
+/// Targets and everything they depend on, dependencies first. Recipes in a target's folder are
+/// candidates for publishing the zoo entries it needs.
+pub fn run_order(targets: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut nodes: BTreeMap<PathBuf, Node> = BTreeMap::new();
+    let mut candidates: Vec<PathBuf> = targets.to_vec();
+    for target in targets {
+        if let Some(folder) = target.parent() {
+            let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+            if let Ok(entries) = std::fs::read_dir(folder) {
+                candidates.extend(entries.filter_map(Result::ok).map(|entry| entry.path()).filter(|path| path.extension().is_some_and(|e| e == "tl")));
+            }
+        }
+    }
+    while let Some(path) = candidates.pop() {
+        let key = canonical(&path);
+        if nodes.contains_key(&key) {
+            continue;
+        }
+        let node = read_node(&path).ok_or_else(|| format!("cannot read recipe {}", path.display()))?;
+        candidates.extend(node.needs_recipes.iter().cloned());
+        nodes.insert(key, node);
+    }
+    let publisher = |entry: &str| nodes.values().find(|node| node.publishes.as_deref() == Some(entry)).map(|node| node.path.clone());
+    let dependencies = |node: &Node| -> Vec<PathBuf> {
+        node.needs_recipes.iter().cloned().chain(node.needs_zoo.iter().filter_map(|entry| publisher(entry))).collect()
+    };
+    let mut order = Vec::new();
+    let mut done = BTreeSet::new();
+    let mut visiting = BTreeSet::new();
+    fn visit(
+        path: &Path,
+        nodes: &BTreeMap<PathBuf, Node>,
+        dependencies: &dyn Fn(&Node) -> Vec<PathBuf>,
+        done: &mut BTreeSet<PathBuf>,
+        visiting: &mut BTreeSet<PathBuf>,
+        order: &mut Vec<PathBuf>,
+    ) -> Result<(), String> {
+        if done.contains(path) {
+            return Ok(());
+        }
+        if !visiting.insert(path.to_path_buf()) {
+            return Err(format!("recipes depend on each other in a loop through {}: run `tlrun lint` for the whole loop", path.display()));
+        }
+        if let Some(node) = nodes.get(path) {
+            for dependency in dependencies(node) {
+                visit(&dependency, nodes, dependencies, done, visiting, order)?;
+            }
+        }
+        visiting.remove(path);
+        done.insert(path.to_path_buf());
+        order.push(path.to_path_buf());
+        Ok(())
+    }
+    for target in targets {
+        visit(&canonical(target), &nodes, &dependencies, &mut done, &mut visiting, &mut order)?;
+    }
+    Ok(order)
+}
+
+fn hash_bytes(hasher: &mut sha2::Sha256, bytes: &[u8]) {
+    use sha2::Digest;
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn hash_folder(hasher: &mut sha2::Sha256, root: &Path) {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                if path.is_dir() { stack.push(path) } else { files.push(path) }
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        hash_bytes(hasher, file.strip_prefix(root).unwrap_or(&file).to_string_lossy().as_bytes());
+        hash_bytes(hasher, &std::fs::read(&file).unwrap_or_default());
+    }
+}
+
+/// Content hash of everything a run depends on: tlrun's version, the recipe text, the data's
+/// files, and the weights it starts from.
+pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, zoo: &Zoo) -> String {
+    use sha2::Digest;
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut hasher = sha2::Sha256::new();
+    hash_bytes(&mut hasher, env!("CARGO_PKG_VERSION").as_bytes());
+    hash_bytes(&mut hasher, source.as_bytes());
+    let mut sources = vec![&recipe.data.train];
+    if let Validation::Source { source } = &recipe.data.valid {
+        sources.push(source);
+    }
+    for data in sources {
+        if let DataSource::Folder { path } = data {
+            hash_folder(&mut hasher, &base.join(path));
+        }
+    }
+    if let Ok(Some(weights)) = runner::pretrained_weights(recipe, &base, zoo) {
+        hash_bytes(&mut hasher, sha256_file(&weights).unwrap_or_default().as_bytes());
+    }
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+pub fn record_path(recipe_path: &Path) -> PathBuf {
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let stem = recipe_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    base.join(".tlrun").join(format!("{stem}.json"))
+}
+
+/// The files a run of `recipe` produces (export and published weights).
+pub fn outputs(recipe: &Recipe, recipe_path: &Path, zoo: &Zoo) -> Vec<PathBuf> {
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut outputs: Vec<PathBuf> = recipe.export.iter().map(|path| base.join(path)).collect();
+    outputs.extend(recipe.publish.iter().map(|entry| zoo.entry_dir(entry).join(WEIGHTS_FILE)));
+    outputs
+}
+
+/// Why a recipe must run, or `None` when its outputs are current.
+pub fn staleness(recipe: &Recipe, recipe_path: &Path, hash: &str, zoo: &Zoo) -> Option<String> {
+    if outputs(recipe, recipe_path, zoo).is_empty() {
+        return Some("it has no export or publish to keep".into());
+    }
+    let Some(record) = read_record(recipe_path) else { return Some("it never ran".into()) };
+    if record.source_hash != hash {
+        return Some("the recipe, its data or its input weights changed".into());
+    }
+    for (path, sha256) in &record.outputs {
+        match sha256_file(path) {
+            Ok(current) if &current == sha256 => {}
+            Ok(_) => return Some(format!("{} changed since", path.display())),
+            Err(_) => return Some(format!("{} is missing", path.display())),
+        }
+    }
+    None
+}
+
+pub fn read_record(recipe_path: &Path) -> Option<RunRecord> {
+    serde_json::from_str(&std::fs::read_to_string(record_path(recipe_path)).ok()?).ok()
+}
+
+pub fn write_record(recipe_path: &Path, record: &RunRecord) -> Result<(), crate::diagnostics::Diagnostic> {
+    let path = record_path(recipe_path);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    crate::runtime::run_folder::write_atomic(&path, serde_json::to_string_pretty(record).unwrap_or_default().as_bytes())
+}

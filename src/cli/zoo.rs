@@ -1,0 +1,193 @@
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use clap::{Args, Subcommand};
+
+use crate::arch;
+use crate::runtime::model::Network;
+use crate::runtime::weights::{self, LoadScope, sha256_file};
+use crate::zoo::{CARD_FILE, Card, WEIGHTS_FILE, Zoo};
+
+#[derive(Subcommand)]
+pub enum ZooCommand {
+    /// List the zoo's entries.
+    List,
+    /// Print an entry's card and check it.
+    Show { name: String },
+    /// Add a weights file (safetensors, or a torch.save state_dict .pth/.pt) with its card.
+    Import(ImportArgs),
+    /// Check hashes and that every tensor fits its architecture (all entries, or those named).
+    Verify { names: Vec<String> },
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    pub weights: PathBuf,
+    #[arg(long)]
+    pub name: String,
+    /// resnet18, resnet34, resnet50 or resnet_small.
+    #[arg(long)]
+    pub arch: String,
+    /// Preset statistics: `imagenet` (mean 0.485 0.456 0.406, std 0.229 0.224 0.225).
+    #[arg(long)]
+    pub stats: Option<String>,
+    #[arg(long, num_args = 3)]
+    pub mean: Option<Vec<f64>>,
+    #[arg(long, num_args = 3)]
+    pub std: Option<Vec<f64>>,
+    /// Input size the weights were trained at (default: the architecture's).
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// Class names, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
+    #[arg(long, default_value = "")]
+    pub trained_on: String,
+    #[arg(long, default_value = "")]
+    pub provenance: String,
+    #[arg(long, default_value = "")]
+    pub license: String,
+}
+
+pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
+    match command {
+        ZooCommand::List => {
+            let names = zoo.entry_names();
+            if names.is_empty() {
+                println!("no entries in {}", zoo.root.display());
+                return 0;
+            }
+            println!("{:<20} {:<13} {:>5}  trained on", "name", "architecture", "size");
+            for name in names {
+                match zoo.card(&name) {
+                    Ok(card) => println!("{:<20} {:<13} {:>5}  {}", card.name, card.architecture, card.input_size, card.trained_on),
+                    Err(error) => println!("{name:<20} (broken card: {error})"),
+                }
+            }
+            0
+        }
+        ZooCommand::Show { name } => match zoo.card(name) {
+            Ok(card) => {
+                print!("{}", card.to_toml());
+                verify_entry(zoo, name)
+            }
+            Err(error) => super::usage_error(error),
+        },
+        ZooCommand::Verify { names } => {
+            let names = if names.is_empty() { zoo.entry_names() } else { names.clone() };
+            names.iter().map(|name| verify_entry(zoo, name)).max().unwrap_or(0)
+        }
+        ZooCommand::Import(args) => import(args, zoo),
+    }
+}
+
+/// A network with the architecture's layers up to the last stage and no head: what a zoo entry must fill.
+fn backbone_network(architecture: &'static arch::Architecture, device: &Device) -> Network {
+    let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
+    Network {
+        backbone: crate::runtime::model::Backbone::new(architecture, kept, device),
+        head: crate::runtime::model::Head::new(&[], 0, device),
+    }
+}
+
+fn verify_entry(zoo: &Zoo, name: &str) -> u8 {
+    let card = match zoo.card(name) {
+        Ok(card) => card,
+        Err(error) => {
+            println!("{name}: FAILED: {error}");
+            return 1;
+        }
+    };
+    let weights_path = zoo.entry_dir(name).join(WEIGHTS_FILE);
+    match sha256_file(&weights_path) {
+        Ok(sha) if sha == card.sha256 => {}
+        Ok(sha) => {
+            println!("{name}: FAILED: sha256 is {sha}, the card says {}", card.sha256);
+            return 1;
+        }
+        Err(error) => {
+            println!("{name}: FAILED: cannot read {}: {error}", weights_path.display());
+            return 1;
+        }
+    }
+    let Some(architecture) = arch::lookup(&card.architecture) else {
+        println!("{name}: FAILED: unknown architecture `{}`", card.architecture);
+        return 1;
+    };
+    let mut network = backbone_network(architecture, &Device::flex());
+    match weights::load(&mut network, &weights_path, LoadScope::Backbone) {
+        Ok(report) => {
+            println!("{name}: ok ({} tensors fit {}, {} unused)", report.applied, architecture.name, report.unused.len());
+            0
+        }
+        Err(diagnostic) => {
+            println!("{name}: FAILED: {}", diagnostic.message);
+            1
+        }
+    }
+}
+
+fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
+    let Some(architecture) = arch::lookup(&args.arch) else {
+        let known: Vec<&str> = arch::names().collect();
+        return super::usage_error(format!("unknown architecture `{}` (built-in: {})", args.arch, known.join(", ")));
+    };
+    let mut stats = architecture.default_stats.clone();
+    match args.stats.as_deref() {
+        None => {}
+        Some("imagenet") => stats = arch::Stats::imagenet(stats.input_size),
+        Some(other) => return super::usage_error(format!("unknown stats preset `{other}` (known: imagenet)")),
+    }
+    if let Some(mean) = &args.mean {
+        stats.mean = mean.clone();
+    }
+    if let Some(std) = &args.std {
+        stats.std = std.clone();
+    }
+    if let Some(size) = args.size {
+        stats.input_size = size;
+    }
+    // Load first: a file that does not fit never enters the zoo.
+    let device = Device::flex();
+    let mut network = backbone_network(architecture, &device);
+    let report = match weights::load(&mut network, &args.weights, LoadScope::Backbone) {
+        Ok(report) => report,
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, &args.weights);
+            return 1;
+        }
+    };
+    if !report.unused.is_empty() {
+        eprintln!("note: {} key(s) not used by {}: {}", report.unused.len(), architecture.name, report.unused.iter().take(8).cloned().collect::<Vec<_>>().join(", "));
+    }
+    let folder = zoo.entry_dir(&args.name);
+    if let Err(error) = std::fs::create_dir_all(&folder) {
+        return super::usage_error(format!("cannot create {}: {error}", folder.display()));
+    }
+    let weights_path = folder.join(WEIGHTS_FILE);
+    // Re-save in canonical torchvision-named safetensors (a .pth becomes safetensors here).
+    if let Err(diagnostic) = weights::save(&network, &weights_path) {
+        super::print_runtime_error(&diagnostic, &args.weights);
+        return 1;
+    }
+    let sha256 = sha256_file(&weights_path).unwrap_or_default();
+    let card = Card {
+        name: args.name.clone(),
+        architecture: architecture.name.to_string(),
+        mean: stats.mean,
+        std: stats.std,
+        input_size: stats.input_size,
+        channels: stats.channels,
+        classes: args.classes.clone(),
+        trained_on: args.trained_on.clone(),
+        provenance: if args.provenance.is_empty() { format!("imported from {}", args.weights.display()) } else { args.provenance.clone() },
+        license: args.license.clone(),
+        sha256,
+    };
+    if let Err(diagnostic) = crate::runtime::run_folder::write_atomic(&folder.join(CARD_FILE), card.to_toml().as_bytes()) {
+        super::print_runtime_error(&diagnostic, &args.weights);
+        return 1;
+    }
+    println!("imported {} ({} tensors) into {}", args.name, report.applied, folder.display());
+    0
+}

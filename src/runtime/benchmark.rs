@@ -1,0 +1,93 @@
+//! `tlrun bench`: training and inference throughput (images/s) of real networks on random data,
+//! plus peak memory. Speed lives here, not in timed tests.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use super::model::Network;
+use super::trainer::{Split, Trainer, TrainingData};
+use crate::check::{NoWorld, check_source};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub network: String,
+    pub size: u32,
+    pub batch: usize,
+    pub train_images_per_second: f64,
+    pub infer_images_per_second: f64,
+}
+
+/// A recipe for `architecture` with every group training, so the whole network does backward.
+fn bench_recipe(architecture: &str, size: u32, batch: usize) -> crate::check::recipe::Recipe {
+    let text = format!(
+        "recipe \"bench\"\nbackbone {architecture} from none\ndata {{ train \"unused\" batch {batch} size {size} }}\nstage bench {{ train all epochs 1 lr 1e-3 schedule constant }}\n"
+    );
+    let (recipe, _) = check_source(&text, "bench", &NoWorld);
+    recipe.expect("the benchmark recipe is valid")
+}
+
+/// Time `steps` training steps and `steps` inference batches after `warmup` of each.
+pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps: usize) -> Throughput {
+    let recipe = bench_recipe(architecture, size, batch);
+    let classes = 10;
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let data = TrainingData {
+        classes: (0..classes).map(|class| class.to_string()).collect(),
+        train: Split { images: Vec::new(), labels: Vec::new() },
+        valid: Split { images: Vec::new(), labels: Vec::new() },
+    };
+    let trainer = Trainer::new(&recipe, device.clone(), &data);
+    let stage = &recipe.stages[0];
+    let mut network = trainer.configure(Network::new(&recipe, classes, &device), stage);
+    let mut optimizer = super::optimizer::build(&stage.optimizer);
+    let side = size as usize;
+    let batch_images = || Tensor::<4>::random([batch, 3, side, side], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let labels: Vec<i64> = (0..batch as i64).map(|index| index % classes as i64).collect();
+    let batch_labels = || Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [batch]), &device);
+
+    let mut train_seconds = 0.0;
+    for step in 0..warmup + steps {
+        let images = batch_images();
+        let labels = batch_labels();
+        let started = Instant::now();
+        let rates = trainer.learning_rates(stage, 1.0);
+        network = match trainer.step(network, &mut optimizer, images, labels, rates) {
+            Ok((network, _)) | Err((network, _)) => network,
+        };
+        if step >= warmup {
+            train_seconds += started.elapsed().as_secs_f64();
+        }
+    }
+
+    let inference = network.valid();
+    let plain = device.clone().without_autodiff();
+    let mut infer_seconds = 0.0;
+    for step in 0..warmup + steps {
+        let images = Tensor::<4>::random([batch, 3, side, side], burn::tensor::Distribution::Normal(0.0, 1.0), &plain);
+        let started = Instant::now();
+        let logits = inference.forward(images);
+        let _ = logits.into_data();
+        if step >= warmup {
+            infer_seconds += started.elapsed().as_secs_f64();
+        }
+    }
+    let images = (steps * batch) as f64;
+    Throughput {
+        network: architecture.to_string(),
+        size,
+        batch,
+        train_images_per_second: images / train_seconds.max(1e-9),
+        infer_images_per_second: images / infer_seconds.max(1e-9),
+    }
+}
+
+/// Peak resident memory of this process in MiB (Linux; `None` elsewhere).
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
