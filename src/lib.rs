@@ -10,6 +10,8 @@ pub mod check;
 pub mod cli;
 pub mod diagnostics;
 pub mod plan;
+pub mod report;
+pub mod run_files;
 pub mod render;
 pub mod span;
 pub mod syntax;

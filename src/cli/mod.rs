@@ -9,6 +9,7 @@ mod lint;
 mod pipeline;
 mod plan;
 mod recipe_file;
+mod report;
 mod run;
 mod zoo;
 
@@ -44,6 +45,20 @@ pub enum Command {
     },
     /// Show, per stage, what trains at which learning rate and image size, without running anything.
     Plan { recipe: PathBuf },
+    /// Rebuild a run's report.html and plots.
+    Report { run: PathBuf },
+    /// List the runs under runs/.
+    Runs {
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Put runs side by side: a table, and compare.html with overlaid curves.
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "compare.html")]
+        out: PathBuf,
+    },
     /// The model zoo: list, show, import, verify.
     #[command(subcommand)]
     Zoo(zoo::ZooCommand),
@@ -87,6 +102,9 @@ pub fn main() -> ExitCode {
         Command::Data(command) => data::run(&command),
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),
+        Command::Report { run } => report::report(&run),
+        Command::Runs { root } => report::runs(&root),
+        Command::Compare { runs, out } => report::compare(&runs, &out),
     };
     ExitCode::from(code)
 }

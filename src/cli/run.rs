@@ -123,6 +123,16 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             }
         }
     }
+    let compared: Vec<PathBuf> = outcomes.iter().filter_map(|outcome| outcome.folder.clone()).collect();
+    if compared.len() > 1 {
+        let runs: Vec<crate::report::RunData> = compared.iter().filter_map(|folder| crate::report::RunData::load(folder).ok()).collect();
+        let out = PathBuf::from("runs").join("compare.html");
+        if let Ok(html) = crate::report::compare_html(&runs) {
+            if crate::runtime::run_folder::write_atomic(&out, html.as_bytes()).is_ok() {
+                println!("comparison: {}", out.display());
+            }
+        }
+    }
     if outcomes.len() > 1 {
         println!("\n{:<12} {:<11} {:>14}  run folder", "recipe", "status", "valid accuracy");
         for outcome in &outcomes {

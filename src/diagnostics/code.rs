@@ -75,6 +75,7 @@ codes! {
     WeightsMismatch = "TL4006", Error, "weights-mismatch";
     DeviceUnavailable = "TL4007", Error, "device-unavailable";
     RunFolderUnwritable = "TL4008", Error, "run-folder-unwritable";
+    RunFolderUnreadable = "TL4009", Error, "run-folder-unreadable";
     StatsMismatch = "TL5001", Warning, "stats-mismatch";
     ResizeBelowPretraining = "TL5002", Warning, "resize-below-pretraining";
     FullRateUnfreeze = "TL5003", Warning, "full-rate-unfreeze";

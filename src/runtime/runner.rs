@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use serde::Serialize;
 
 use super::dataset;
 use super::device::parse_device;
@@ -13,7 +12,9 @@ use super::param_snapshot::{relative_change, snapshot};
 use super::run_folder::RunFolder;
 use super::trainer::{EpochMetrics, Evaluation, Trainer};
 use super::weights::{self, LoadScope};
+use crate::arch::LayerKind;
 use crate::check::recipe::{Recipe, Weights};
+use crate::run_files::{self, Filters, Summary};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
@@ -47,14 +48,16 @@ impl From<Diagnostic> for RunFailure {
     }
 }
 
-#[derive(Serialize)]
-struct Summary<'a> {
-    recipe: &'a str,
-    classes: &'a [String],
-    final_valid_accuracy: f64,
-    final_valid_loss: f64,
-    epochs: u32,
-    seconds: f64,
+/// The first convolution: its filters show what transfer keeps (colour blobs, edges).
+const FIRST_FILTERS: &str = "backbone.conv1.weight";
+
+fn first_filters_shape(recipe: &Recipe) -> Vec<usize> {
+    match recipe.backbone.architecture.layers.first().map(|layer| &layer.kind) {
+        Some(LayerKind::Conv { in_channels, out_channels, kernel, .. }) => {
+            vec![*out_channels as usize, *in_channels as usize, *kernel as usize, *kernel as usize]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Parameters are created lazily on first use; touch them all in a fixed order right after the
@@ -146,8 +149,9 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         network = match result {
             Ok(network) => network,
             Err(failure) => {
-                // Keep the last good weights before reporting.
+                // Keep the last good weights, and report what ran, before giving the error.
                 let _ = weights::save(&failure.network, &folder.file("weights.safetensors"));
+                write_report(&folder.path, &mut Vec::new());
                 return Err(fail(failure.diagnostic));
             }
         };
@@ -167,9 +171,14 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     folder.write("movement.json", serde_json::to_string_pretty(&movement).unwrap_or_default().as_bytes()).map_err(fail)?;
     folder.write("evaluation.json", serde_json::to_string_pretty(&evaluation).unwrap_or_default().as_bytes()).map_err(fail)?;
     weights::save(&network, &folder.file("weights.safetensors")).map_err(fail)?;
+    if let (Some(before), Some(after)) = (before.get(FIRST_FILTERS), after.get(FIRST_FILTERS)) {
+        let shape = first_filters_shape(recipe);
+        let filters = Filters { shape, before: before.clone(), after: after.clone() };
+        folder.write(run_files::FILTERS, serde_json::to_string(&filters).unwrap_or_default().as_bytes()).map_err(fail)?;
+    }
     let summary = Summary {
-        recipe: &recipe.name,
-        classes: &data.classes,
+        recipe: recipe.name.clone(),
+        classes: data.classes.clone(),
         final_valid_accuracy: evaluation.accuracy,
         final_valid_loss: evaluation.loss,
         epochs: trainer.global_epoch,
@@ -181,6 +190,7 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         let card = super::publish::publish(&network, recipe, &data.classes, &options.zoo, entry).map_err(fail)?;
         notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
     }
+    write_report(&folder.path, &mut notes);
     let exported = match &recipe.export {
         Some(path) => {
             let target = base.join(path);
@@ -190,6 +200,14 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         None => None,
     };
     Ok(RunOutcome { folder: folder.path, classes: data.classes, metrics, evaluation, exported, notes })
+}
+
+/// report.html and its plots; a report that cannot be drawn is a note, never a failed run.
+fn write_report(folder: &Path, notes: &mut Vec<String>) {
+    let written = crate::report::RunData::load(folder).and_then(|run| crate::report::write_report(&run));
+    if let Err(diagnostic) = written {
+        notes.push(format!("no report: {}", diagnostic.message));
+    }
 }
 
 fn write_metrics(folder: &RunFolder, metrics: &[EpochMetrics]) -> Result<(), Diagnostic> {

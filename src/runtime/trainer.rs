@@ -1,7 +1,7 @@
 //! The training loop: one stage at a time, with the recipe's freezing, per-group learning rates,
 //! schedule and image sizes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
@@ -9,8 +9,8 @@ use burn::module::ParamGroup;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use serde::Serialize;
 
+pub use crate::run_files::{EpochMetrics, Evaluation, StepRates};
 use super::data::{Augment, DecodedImage, SizedSet, SplitMix64, epoch_order, fill_batch};
 use super::model::Network;
 use super::param_groups::{group_batchnorms, group_params};
@@ -28,39 +28,6 @@ pub struct TrainingData {
     pub classes: Vec<String>,
     pub train: Split,
     pub valid: Split,
-}
-
-/// One line of metrics.jsonl.
-#[derive(Debug, Clone, Serialize)]
-pub struct EpochMetrics {
-    pub stage: String,
-    pub stage_index: usize,
-    pub epoch: u32,
-    pub global_epoch: u32,
-    pub size: u32,
-    /// Each trained group's learning rate at the epoch's last step.
-    pub learning_rates: BTreeMap<String, f64>,
-    pub train_loss: f64,
-    pub valid_loss: f64,
-    pub valid_accuracy: f64,
-    pub train_images_per_second: f64,
-    pub seconds: f64,
-}
-
-/// Per-step learning rates, for the LR plot.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRates {
-    pub step: usize,
-    pub stage: String,
-    pub rates: BTreeMap<String, f64>,
-}
-
-/// Validation results, with a confusion matrix (rows: true class, columns: predicted).
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    pub loss: f64,
-    pub accuracy: f64,
-    pub confusion: Vec<Vec<u32>>,
 }
 
 /// A stage that stopped early: the diagnostic, and the last good network.

@@ -1,0 +1,71 @@
+use std::path::{Path, PathBuf};
+
+use crate::report::{RunData, compare_html, find_runs, write_report};
+
+/// `tlrun report RUN_DIR`: rebuild report.html and the plots.
+pub fn report(folder: &Path) -> u8 {
+    match RunData::load(folder).and_then(|run| write_report(&run)) {
+        Ok(path) => {
+            println!("{}", path.display());
+            0
+        }
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, folder);
+            2
+        }
+    }
+}
+
+/// `tlrun runs`: every run under runs/, oldest first.
+pub fn runs(root: &Path) -> u8 {
+    let runs = find_runs(&root.join("runs"));
+    if runs.is_empty() {
+        println!("no runs under {}", root.join("runs").display());
+        return 0;
+    }
+    println!("{:<12} {:<16} {:>8} {:>7} {:>8}  folder", "recipe", "started (UTC)", "best", "epochs", "seconds");
+    for run in &runs {
+        let best = run.best_accuracy().map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+        let state = if run.summary.is_some() { "" } else { "  (interrupted)" };
+        println!(
+            "{:<12} {:<16} {:>8} {:>7} {:>8.0}  {}{state}",
+            run.recipe,
+            run.started(),
+            best,
+            run.metrics.len(),
+            run.seconds(),
+            run.folder.display()
+        );
+    }
+    0
+}
+
+/// `tlrun compare A B …`: a table on stdout and compare.html with overlaid curves.
+pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
+    let mut runs = Vec::new();
+    for folder in folders {
+        match RunData::load(folder) {
+            Ok(run) => runs.push(run),
+            Err(diagnostic) => {
+                super::print_runtime_error(&diagnostic, folder);
+                return 2;
+            }
+        }
+    }
+    println!("{:<12} {:>9} {:>8} {:>7} {:>8}", "recipe", "final", "best", "epochs", "seconds");
+    for run in &runs {
+        let final_accuracy = run.metrics.last().map_or("-".into(), |m| format!("{:.1}%", m.valid_accuracy * 100.0));
+        let best = run.best_accuracy().map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+        println!("{:<12} {:>9} {:>8} {:>7} {:>8.0}", run.recipe, final_accuracy, best, run.metrics.len(), run.seconds());
+    }
+    match compare_html(&runs).and_then(|html| crate::runtime::run_folder::write_atomic(out, html.as_bytes())) {
+        Ok(()) => {
+            println!("comparison: {}", out.display());
+            0
+        }
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, out);
+            2
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! report.html: one self-contained page (images embedded as data URIs) that works offline.
+
+use std::path::{Path, PathBuf};
+
+use super::base64;
+use super::plots::{self, Png};
+use super::run_data::RunData;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::run_files;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn image_tag(png: &Png, alt: &str) -> String {
+    format!(
+        "<img alt=\"{}\" width=\"{}\" height=\"{}\" src=\"data:image/png;base64,{}\">",
+        escape(alt),
+        png.width,
+        png.height,
+        base64::encode(&png.bytes)
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}\
+h1{margin-bottom:0}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}\
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}section{margin:2em 0}img{max-width:100%;height:auto;border:1px solid #eee}\
+.note{color:#666}";
+
+fn page(title: &str, body: &str) -> String {
+    format!("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n", escape(title))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
+    crate::runtime::run_folder::write_atomic(path, bytes)
+}
+
+fn plot_error(what: &str, error: String) -> Diagnostic {
+    Diagnostic::new(Code::RunFolderUnwritable, format!("cannot draw the {what} plot: {error}"))
+}
+
+/// Draw every plot of a run as PNG into its folder and write report.html. Returns the report's path.
+pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
+    let classes: Vec<String> = run.summary.as_ref().map(|s| s.classes.clone()).unwrap_or_default();
+    let mut sections = Vec::new();
+    let mut plot = |file: &str, title: &str, png: Result<Png, String>, note: &str| -> Result<(), Diagnostic> {
+        let png = png.map_err(|error| plot_error(title, error))?;
+        write(&run.folder.join(file), &png.bytes)?;
+        sections.push(format!("<section><h2>{}</h2><p class=\"note\">{}</p>{}</section>", escape(title), escape(note), image_tag(&png, title)));
+        Ok(())
+    };
+    plot("curves.png", "Loss and accuracy", plots::curves_png(&run.metrics), "Dashed lines mark where each stage starts.")?;
+    if !run.steps.is_empty() {
+        plot("lr.png", "Learning rate of every group", plots::lr_png(&run.steps), "Log scale. Discriminative rates show as parallel lines; gaps are frozen groups.")?;
+    }
+    plot("sizes.png", "Image size per epoch", plots::sizes_png(&run.metrics), "Progressive resizing: one bar per epoch, coloured by stage.")?;
+    if let Some(evaluation) = &run.evaluation {
+        plot("confusion.png", "Confusion matrix (valid)", plots::confusion_png(evaluation, &classes), "Rows are the true class, columns the prediction.")?;
+    }
+    if let Some(filters) = &run.filters {
+        plot("filters.png", "First-layer filters", plots::filters_png(filters), "The colour blobs and edge detectors that transfer is meant to keep.")?;
+    }
+    if !run.movement.is_empty() {
+        plot("movement.png", "Weight movement per layer", plots::movement_png(&run.movement), "Relative L2 change of each weight tensor over the whole run: where fine-tuning moved the network.")?;
+    }
+
+    let rows: String = run
+        .metrics
+        .iter()
+        .map(|m| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.1}%</td><td>{:.0}</td></tr>",
+                escape(&m.stage), m.epoch, m.size, m.train_loss, m.valid_loss, m.valid_accuracy * 100.0, m.train_images_per_second
+            )
+        })
+        .collect();
+    let status = match &run.summary {
+        Some(summary) => format!("finished: valid accuracy {:.1}% after {} epochs in {:.0} s", summary.final_valid_accuracy * 100.0, summary.epochs, summary.seconds),
+        None => "interrupted: the run did not finish; these are its epochs so far".to_string(),
+    };
+    let body = format!(
+        "<h1>{}</h1><p>{}</p><p class=\"note\">{}</p>\
+         <table><tr><th>stage</th><th>epoch</th><th>size</th><th>train loss</th><th>valid loss</th><th>accuracy</th><th>img/s</th></tr>{rows}</table>\n{}",
+        escape(&run.recipe),
+        escape(&status),
+        escape(&run.folder.display().to_string()),
+        sections.join("\n")
+    );
+    let path = run.folder.join(run_files::REPORT);
+    write(&path, page(&format!("tlrun report: {}", run.recipe), &body).as_bytes())?;
+    Ok(path)
+}
+
+/// A page comparing runs: a table and overlaid accuracy curves.
+pub fn compare_html(runs: &[RunData]) -> Result<String, Diagnostic> {
+    let png = plots::overlay_png(runs).map_err(|error| plot_error("comparison", error))?;
+    let rows: String = runs
+        .iter()
+        .map(|run| {
+            let final_accuracy = run.metrics.last().map_or("-".into(), |m| format!("{:.1}%", m.valid_accuracy * 100.0));
+            let best = run.best_accuracy().map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>",
+                escape(&run.recipe), escape(&run.started()), final_accuracy, best, run.metrics.len(), run.seconds()
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Comparison</h1><table><tr><th>recipe</th><th>run</th><th>final accuracy</th><th>best</th><th>epochs</th><th>seconds</th></tr>{rows}</table>\n<section>{}</section>",
+        image_tag(&png, "valid accuracy per epoch")
+    );
+    Ok(page("tlrun compare", &body))
+}

@@ -1,0 +1,11 @@
+//! Reports people would rather look at than read: PNG plots and a self-contained report.html per
+//! run, a list of runs, and side-by-side comparisons. Reads run folders; never imports burn.
+
+mod base64;
+mod html;
+mod plots;
+mod run_data;
+
+pub use html::{compare_html, write_report};
+pub use plots::{Png, confusion_png, curves_png, filters_png, lr_png, movement_png, overlay_png, sizes_png};
+pub use run_data::{RunData, find_runs};

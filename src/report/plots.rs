@@ -1,0 +1,360 @@
+//! PNG plots with plotters, drawn into memory and encoded with `image`. Text uses the bundled
+//! DejaVu Sans, so plots look the same on every machine and need no system fonts.
+
+use std::collections::BTreeMap;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::run_data::RunData;
+use crate::run_files::{EpochMetrics, Evaluation, Filters, StepRates};
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 420;
+
+/// An encoded PNG with its pixel size.
+#[derive(Debug, Clone)]
+pub struct Png {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+type PlotResult = Result<(), String>;
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Draw with `draw` on a white canvas and encode it as PNG.
+fn render(width: u32, height: u32, draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> PlotResult) -> Result<Png, String> {
+    register_font();
+    let mut buffer = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    let image = image::RgbImage::from_raw(width, height, buffer).ok_or("plot buffer has the wrong size")?;
+    let mut bytes = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    Ok(Png { bytes, width, height })
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn colour(index: usize) -> RGBColor {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// Global epochs (x) where a new stage starts, with its name.
+fn stage_starts(metrics: &[EpochMetrics]) -> Vec<(f64, String)> {
+    let mut starts = Vec::new();
+    let mut previous = None;
+    for m in metrics {
+        if previous != Some(m.stage_index) {
+            starts.push((f64::from(m.global_epoch) - 0.5, m.stage.clone()));
+            previous = Some(m.stage_index);
+        }
+    }
+    starts
+}
+
+fn range_of(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (low, high) = values.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if low > high { (0.0, 1.0) } else if (high - low).abs() < 1e-12 { (low - 0.5, high + 0.5) } else { (low, high) }
+}
+
+/// Train and valid loss, and valid accuracy, per epoch; dashed lines where stages start.
+pub fn curves_png(metrics: &[EpochMetrics]) -> Result<Png, String> {
+    render(WIDTH, HEIGHT, |root| {
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        let last = metrics.last().map_or(1.0, |m| f64::from(m.global_epoch)) + 0.5;
+        let (_, loss_high) = range_of(metrics.iter().flat_map(|m| [m.train_loss, m.valid_loss]));
+        let mut chart = ChartBuilder::on(&left)
+            .caption("loss per epoch", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.5..last, 0.0..loss_high * 1.05)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("epoch").y_desc("cross-entropy").draw().map_err(|e| e.to_string())?;
+        for (index, (name, values)) in
+            [("train", metrics.iter().map(|m| m.train_loss).collect::<Vec<_>>()), ("valid", metrics.iter().map(|m| m.valid_loss).collect())]
+                .into_iter()
+                .enumerate()
+        {
+            let points: Vec<(f64, f64)> = metrics.iter().zip(values).map(|(m, v)| (f64::from(m.global_epoch), v)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour(index).stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(index).stroke_width(2)));
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour(index).filled()))).map_err(|e| e.to_string())?;
+        }
+        draw_stage_lines(&mut chart, metrics, 0.0, loss_high * 1.05)?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
+
+        let mut chart = ChartBuilder::on(&right)
+            .caption("valid accuracy per epoch", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.5..last, 0.0..100.0)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("epoch").y_desc("%").draw().map_err(|e| e.to_string())?;
+        let points: Vec<(f64, f64)> = metrics.iter().map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect();
+        chart.draw_series(LineSeries::new(points.clone(), colour(2).stroke_width(2))).map_err(|e| e.to_string())?;
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour(2).filled()))).map_err(|e| e.to_string())?;
+        draw_stage_lines(&mut chart, metrics, 0.0, 100.0)
+    })
+}
+
+fn draw_stage_lines<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    metrics: &[EpochMetrics],
+    low: f64,
+    high: f64,
+) -> PlotResult {
+    for (x, name) in stage_starts(metrics) {
+        chart
+            .draw_series(DashedLineSeries::new(vec![(x, low), (x, high)], 6, 4, BLACK.mix(0.5).stroke_width(1)))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Text::new(name, (x + 0.05, high * 0.97 + low * 0.03), ("sans-serif", 13))))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The learning rate of every group over the optimizer steps (log scale): discriminative rates and
+/// the schedule made visible. Frozen groups (rate 0) are left out of the line.
+pub fn lr_png(steps: &[StepRates]) -> Result<Png, String> {
+    render(WIDTH, HEIGHT, |root| {
+        let groups: Vec<String> = steps.first().map(|s| s.rates.keys().cloned().collect()).unwrap_or_default();
+        let positive = steps.iter().flat_map(|s| s.rates.values().copied()).filter(|r| *r > 0.0);
+        let (low, high) = range_of(positive);
+        let (low, high) = (low.max(1e-12) / 1.5, high * 1.5);
+        let last = steps.last().map_or(1.0, |s| s.step as f64 + 1.0);
+        let mut chart = ChartBuilder::on(root)
+            .caption("learning rate per group and step", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..last, (low..high).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("step").y_desc("lr").y_label_formatter(&|v| format!("{v:.0e}")).draw().map_err(|e| e.to_string())?;
+        for (index, group) in groups.iter().enumerate() {
+            // Break the line where the group is frozen.
+            let mut segment: Vec<(f64, f64)> = Vec::new();
+            let mut segments = Vec::new();
+            for step in steps {
+                let rate = step.rates.get(group).copied().unwrap_or(0.0);
+                if rate > 0.0 {
+                    segment.push((step.step as f64, rate));
+                } else if !segment.is_empty() {
+                    segments.push(std::mem::take(&mut segment));
+                }
+            }
+            segments.push(segment);
+            let mut labelled = false;
+            for segment in segments.into_iter().filter(|s| !s.is_empty()) {
+                let series = chart.draw_series(LineSeries::new(segment, colour(index).stroke_width(2))).map_err(|e| e.to_string())?;
+                if !labelled {
+                    series.label(group.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(index).stroke_width(2)));
+                    labelled = true;
+                }
+            }
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())
+    })
+}
+
+/// Image side per epoch: progressive resizing.
+pub fn sizes_png(metrics: &[EpochMetrics]) -> Result<Png, String> {
+    render(WIDTH, 300, |root| {
+        let last = metrics.last().map_or(1.0, |m| f64::from(m.global_epoch)) + 0.5;
+        let high = metrics.iter().map(|m| f64::from(m.size)).fold(1.0, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(root)
+            .caption("image size per epoch", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.5..last, 0.0..high)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("epoch").y_desc("px").draw().map_err(|e| e.to_string())?;
+        chart
+            .draw_series(metrics.iter().map(|m| {
+                let x = f64::from(m.global_epoch);
+                Rectangle::new([(x - 0.35, 0.0), (x + 0.35, f64::from(m.size))], colour(m.stage_index).mix(0.8).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(metrics.iter().map(|m| {
+                Text::new(format!("{}", m.size), (f64::from(m.global_epoch) - 0.25, f64::from(m.size) + high * 0.02), ("sans-serif", 12))
+            }))
+            .map_err(|e| e.to_string())?;
+        draw_stage_lines(&mut chart, metrics, 0.0, high)
+    })
+}
+
+/// Confusion matrix on valid: rows are the true class, columns the prediction.
+pub fn confusion_png(evaluation: &Evaluation, classes: &[String]) -> Result<Png, String> {
+    let count = evaluation.confusion.len().max(1);
+    let cell = (420 / count as u32).clamp(24, 60);
+    let side = cell * count as u32;
+    render(side + 220, side + 160, |root| {
+        let root = root.margin(24, 20, 20, 200);
+        let largest = evaluation.confusion.iter().flatten().copied().max().unwrap_or(1).max(1);
+        root.draw(&Text::new("confusion matrix (rows: true, columns: predicted)", (0, -10), ("sans-serif", 15))).map_err(|e| e.to_string())?;
+        for (row, counts) in evaluation.confusion.iter().enumerate() {
+            for (column, value) in counts.iter().enumerate() {
+                let shade = 1.0 - f64::from(*value) / f64::from(largest);
+                let fill = RGBColor((255.0 * shade) as u8, (255.0 * (0.55 + 0.45 * shade)) as u8, 255);
+                let (x, y) = (column as i32 * cell as i32, 20 + row as i32 * cell as i32);
+                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], fill.filled())).map_err(|e| e.to_string())?;
+                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], BLACK.mix(0.3))).map_err(|e| e.to_string())?;
+                let text_colour = if shade < 0.5 { WHITE } else { BLACK };
+                root.draw(&Text::new(value.to_string(), (x + cell as i32 / 3, y + cell as i32 / 3), ("sans-serif", 14).into_font().color(&text_colour)))
+                    .map_err(|e| e.to_string())?;
+            }
+            let name = classes.get(row).cloned().unwrap_or_else(|| row.to_string());
+            root.draw(&Text::new(name, (side as i32 + 8, 20 + row as i32 * cell as i32 + cell as i32 / 3), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// First-layer filters before (top row) and after (bottom row) training, each filter scaled to
+/// its own range so colour blobs and edge detectors show.
+pub fn filters_png(filters: &Filters) -> Result<Png, String> {
+    let [out, input, kernel, _] = match filters.shape.as_slice() {
+        [a, b, c, d] => [*a, *b, *c, *d],
+        _ => return Err("filters.json has no 4-d shape".into()),
+    };
+    let shown = out.min(32);
+    let scale = (96 / kernel.max(1)).max(4) as i32;
+    let tile = kernel as i32 * scale + 6;
+    render((shown as i32 * tile + 140) as u32, (2 * tile + 70) as u32, |root| {
+        for (row, (label, weights)) in [("before", &filters.before), ("after", &filters.after)].into_iter().enumerate() {
+            let top = 30 + row as i32 * tile;
+            root.draw(&Text::new(label, (6, top + tile / 3), ("sans-serif", 15))).map_err(|e| e.to_string())?;
+            for filter in 0..shown {
+                let size = input * kernel * kernel;
+                let span = |w: &Vec<f32>| w.get(filter * size..(filter + 1) * size).map(<[f32]>::to_vec).unwrap_or_default();
+                // One range for before and after, so the two rows compare.
+                let both: Vec<f32> = span(&filters.before).into_iter().chain(span(&filters.after)).collect();
+                let (low, high) = both.iter().fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+                let values = span(weights);
+                for y in 0..kernel {
+                    for x in 0..kernel {
+                        let channel = |c: usize| {
+                            let c = c.min(input - 1);
+                            let v = values.get(c * kernel * kernel + y * kernel + x).copied().unwrap_or(0.0);
+                            ((v - low) / (high - low).max(1e-12) * 255.0) as u8
+                        };
+                        let fill = RGBColor(channel(0), channel(1), channel(2));
+                        let left = 100 + filter as i32 * tile + x as i32 * scale;
+                        let upper = top + y as i32 * scale;
+                        root.draw(&Rectangle::new([(left, upper), (left + scale, upper + scale)], fill.filled())).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        root.draw(&Text::new("first-layer filters (conv1), each scaled to its own range", (6, 6), ("sans-serif", 15))).map_err(|e| e.to_string())
+    })
+}
+
+/// Relative L2 change ‖after − before‖ / ‖before‖ of each weight tensor, in network order: where
+/// fine-tuning moved the network, and where forgetting could happen.
+pub fn movement_png(movement: &BTreeMap<String, f64>) -> Result<Png, String> {
+    let mut rows: Vec<(String, f64)> = movement
+        .iter()
+        .filter(|(path, _)| path.ends_with(".weight") && !path.contains("bn") && !path.contains("downsample.bn"))
+        .map(|(path, value)| (path.trim_start_matches("backbone.").to_string(), *value))
+        .collect();
+    rows.sort_by_key(|(name, _)| network_order(name));
+    let height = (rows.len() as u32 * 18 + 90).max(200);
+    render(WIDTH, height, |root| {
+        let high = rows.iter().map(|(_, v)| *v).fold(1e-9, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption("how far each layer's weights moved (relative L2 change)", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(230)
+            .build_cartesian_2d(0.0..high, 0.0..rows.len().max(1) as f64)
+            .map_err(|e| e.to_string())?;
+        let names: Vec<String> = rows.iter().map(|(name, _)| name.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows.len().max(1))
+            .y_label_formatter(&|y| names.get(y.floor() as usize).cloned().unwrap_or_default())
+            .x_desc("relative change")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(index, (name, value))| {
+                let group = if name.starts_with("head") { 1 } else { 0 };
+                Rectangle::new([(0.0, index as f64 + 0.15), (*value, index as f64 + 0.85)], colour(group).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Several runs' valid accuracy per epoch on one chart (`tlrun compare`).
+pub fn overlay_png(runs: &[RunData]) -> Result<Png, String> {
+    render(WIDTH, HEIGHT, |root| {
+        let last = runs.iter().flat_map(|r| r.metrics.iter().map(|m| f64::from(m.global_epoch))).fold(1.0, f64::max) + 0.5;
+        let mut chart = ChartBuilder::on(root)
+            .caption("valid accuracy per epoch", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.5..last, 0.0..100.0)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("epoch").y_desc("%").draw().map_err(|e| e.to_string())?;
+        for (index, run) in runs.iter().enumerate() {
+            let points: Vec<(f64, f64)> = run.metrics.iter().map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect();
+            chart
+                .draw_series(LineSeries::new(points, colour(index).stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(run.recipe.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour(index).stroke_width(2)));
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())
+    })
+}
+
+/// Sort key that follows the network from input to output: stem, layer1..layer4, fc, head, with
+/// block numbers compared as numbers.
+fn network_order(path: &str) -> (usize, Vec<(usize, String)>) {
+    let first = path.split('.').next().unwrap_or("");
+    let rank = match first {
+        "conv1" | "bn1" => 0,
+        "layer1" => 1,
+        "layer2" => 2,
+        "layer3" => 3,
+        "layer4" => 4,
+        "fc" => 5,
+        _ => 6,
+    };
+    let parts = path.split('.').map(|part| (part.parse::<usize>().unwrap_or(usize::MAX), part.to_string())).collect();
+    (rank, parts)
+}

@@ -1,0 +1,66 @@
+//! The formats of the files in a run folder, shared by the runtime (which writes them) and the
+//! reports (which read them). Plain serde data: no burn.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One line of metrics.jsonl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub stage: String,
+    pub stage_index: usize,
+    pub epoch: u32,
+    pub global_epoch: u32,
+    pub size: u32,
+    /// Each trained group's learning rate at the epoch's last step.
+    pub learning_rates: BTreeMap<String, f64>,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    pub valid_accuracy: f64,
+    pub train_images_per_second: f64,
+    pub seconds: f64,
+}
+
+/// One line of lr_steps.jsonl: every group's rate at one optimizer step (0 while frozen).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRates {
+    pub step: usize,
+    pub stage: String,
+    pub rates: BTreeMap<String, f64>,
+}
+
+/// evaluation.json: validation results, with a confusion matrix (rows: true class, columns: predicted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub confusion: Vec<Vec<u32>>,
+}
+
+/// filters.json: the first convolution's weights before and after training, `[out, in, k, k]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filters {
+    pub shape: Vec<usize>,
+    pub before: Vec<f32>,
+    pub after: Vec<f32>,
+}
+
+/// summary.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub recipe: String,
+    pub classes: Vec<String>,
+    pub final_valid_accuracy: f64,
+    pub final_valid_loss: f64,
+    pub epochs: u32,
+    pub seconds: f64,
+}
+
+pub const METRICS: &str = "metrics.jsonl";
+pub const LR_STEPS: &str = "lr_steps.jsonl";
+pub const EVALUATION: &str = "evaluation.json";
+pub const MOVEMENT: &str = "movement.json";
+pub const FILTERS: &str = "filters.json";
+pub const SUMMARY: &str = "summary.json";
+pub const REPORT: &str = "report.html";

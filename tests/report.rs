@@ -1,0 +1,74 @@
+//! Reports: plots tested on data of known shape, and a real run's report.html.
+
+use std::collections::BTreeMap;
+
+use tlrun::check::recipe::ScheduleKind;
+use tlrun::report::{RunData, lr_png, write_report};
+use tlrun::run_files::StepRates;
+use tlrun::runtime::schedule::factor;
+
+/// The blue of the first series.
+const FIRST_SERIES: [u8; 3] = [31, 119, 180];
+
+fn pixels_of(png: &[u8], colour: [u8; 3]) -> Vec<(u32, u32)> {
+    let image = image::load_from_memory(png).unwrap().to_rgb8();
+    image.enumerate_pixels().filter(|(_, _, pixel)| pixel.0 == colour).map(|(x, y, _)| (x, y)).collect()
+}
+
+#[test]
+fn the_lr_plot_of_a_onecycle_schedule_peaks_a_quarter_of_the_way_in() {
+    let total = 200;
+    let steps: Vec<StepRates> = (0..total)
+        .map(|step| StepRates {
+            step,
+            stage: "s".into(),
+            rates: BTreeMap::from([("head".to_string(), 1e-3 * factor(ScheduleKind::Onecycle, step, total))]),
+        })
+        .collect();
+    let png = lr_png(&steps).unwrap();
+    let line = pixels_of(&png.bytes, FIRST_SERIES);
+    assert!(line.len() > 300, "the line is drawn ({} pixels)", line.len());
+    let (left, right) = (line.iter().map(|p| p.0).min().unwrap(), line.iter().map(|p| p.0).max().unwrap());
+    let top = line.iter().map(|p| p.1).min().unwrap();
+    let peak_columns: Vec<u32> = line.iter().filter(|p| p.1 == top).map(|p| p.0).collect();
+    let peak = f64::from(peak_columns[peak_columns.len() / 2] - left) / f64::from(right - left);
+    assert!((0.2..0.3).contains(&peak), "onecycle peaks at 25% of the steps; the plot peaks at {:.0}%", peak * 100.0);
+    // It ends far lower than it starts (lr/1e5 against lr/25): the last column sits low.
+    let lowest_at_end = line.iter().filter(|p| p.0 == right).map(|p| p.1).max().unwrap();
+    let lowest_at_start = line.iter().filter(|p| p.0 == left).map(|p| p.1).max().unwrap();
+    assert!(lowest_at_end > lowest_at_start, "the curve ends below where it starts");
+}
+
+#[test]
+fn a_run_folder_gets_a_self_contained_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("runs/demo/20261129-000000");
+    std::fs::create_dir_all(&folder).unwrap();
+    let metrics = [(0, "warmup", 1, 32, 0.40), (1, "finetune", 2, 32, 0.55), (1, "finetune", 3, 48, 0.70)];
+    let lines: String = metrics
+        .iter()
+        .map(|(stage_index, stage, global_epoch, size, accuracy)| {
+            serde_json::json!({"stage": stage, "stage_index": stage_index, "epoch": 1, "global_epoch": global_epoch, "size": size,
+                "learning_rates": {"head": 1e-3}, "train_loss": 1.0, "valid_loss": 1.2, "valid_accuracy": accuracy,
+                "train_images_per_second": 100.0, "seconds": 1.0})
+            .to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(folder.join("metrics.jsonl"), lines).unwrap();
+    std::fs::write(folder.join("evaluation.json"), r#"{"loss":0.8,"accuracy":0.7,"confusion":[[7,3],[3,7]]}"#).unwrap();
+    std::fs::write(folder.join("movement.json"), r#"{"backbone.conv1.weight":0.01,"backbone.layer1.0.conv1.weight":0.05,"head.linears.0.weight":0.9}"#).unwrap();
+    let filters = serde_json::json!({"shape": [2, 3, 3, 3], "before": vec![0.1f32; 54], "after": (0..54).map(|i| i as f32 / 54.0).collect::<Vec<_>>()});
+    std::fs::write(folder.join("filters.json"), filters.to_string()).unwrap();
+
+    let run = RunData::load(&folder).unwrap();
+    assert!(run.summary.is_none(), "no summary: an interrupted run still gets a report");
+    let report = write_report(&run).unwrap();
+    let html = std::fs::read_to_string(&report).unwrap();
+    for plot in ["curves.png", "sizes.png", "confusion.png", "filters.png", "movement.png"] {
+        assert!(folder.join(plot).is_file(), "{plot} written");
+    }
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 5, "every plot embedded, nothing linked");
+    assert!(!html.contains("http://") && !html.contains("https://"), "works offline");
+    assert!(html.contains("interrupted"));
+    assert_eq!(RunData::load(dir.path()).unwrap_err().code.as_str(), "TL4009");
+}
