@@ -11,7 +11,7 @@ use tlrun::runtime::data::{SizedSet, generate, write_image_folder};
 use tlrun::runtime::model::Network;
 use tlrun::runtime::param_snapshot::snapshot;
 use tlrun::runtime::runner::{self, RunOptions};
-use tlrun::runtime::trainer::{Split, Trainer, TrainingData};
+use tlrun::runtime::trainer::{NoHooks, Split, Trainer, TrainingData};
 use tlrun::runtime::weights::{self, LoadScope};
 use tlrun::zoo::Zoo;
 
@@ -43,7 +43,7 @@ fn train_stage(recipe: &Recipe, data: &TrainingData) -> (BTreeMap<String, Vec<f3
     let network = Network::new(recipe, data.classes.len(), &device);
     let before = snapshot(&network);
     let mut trainer = Trainer::new(recipe, device, data);
-    let network = trainer.run_stage(network, 0, |_, _| Ok(())).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic));
+    let network = trainer.run_stage(network, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs"));
     (before, snapshot(&network))
 }
 
@@ -135,7 +135,13 @@ fn run(dir: &Path, text: &str, out: &str) -> runner::RunOutcome {
     let path = dir.join("recipe.tl");
     std::fs::write(&path, text).unwrap();
     let recipe = recipe(text);
-    let options = RunOptions { device: "cpu".into(), out: Some(dir.join(out)), zoo: Zoo::locate(Some(&dir.join("zoo"))), runs_root: dir.to_path_buf() };
+    let options = RunOptions {
+        device: "cpu".into(),
+        out: Some(dir.join(out)),
+        zoo: Zoo::locate(Some(&dir.join("zoo"))),
+        runs_root: dir.to_path_buf(),
+        interrupt: None,
+    };
     runner::run(&recipe, &path, text, &options).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic))
 }
 

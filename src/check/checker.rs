@@ -84,6 +84,17 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
     let checked_stages = stages::check(&items.stages, &groups, &data, &mut diagnostics);
     traps::check(&backbone, &data, items.data, &groups, &checked_stages, &mut diagnostics);
 
+    let checkpoint_every = items.checkpoint.and_then(|steps| match u32::try_from(steps.value).ok().filter(|n| *n > 0) {
+        Some(steps) => Some(steps),
+        None => {
+            diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("checkpoints come every 1 or more steps, not {}", steps.value))
+                    .at(steps.span, "not a step count")
+                    .with_help("e.g. `checkpoint every 50 steps`; every epoch ends with a checkpoint anyway"),
+            );
+            None
+        }
+    });
     let recipe = Recipe {
         name,
         seed,
@@ -95,6 +106,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         stages: checked_stages.into_iter().map(|checked| checked.stage).collect(),
         export: items.export.map(|path| path.value.clone()),
         publish: items.publish.map(|name| name.value.clone()),
+        checkpoint_every,
     };
     (Some(recipe), diagnostics)
 }

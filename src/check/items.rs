@@ -18,6 +18,7 @@ pub struct Items<'a> {
     pub stages: Vec<&'a StageDecl>,
     pub export: Option<&'a Spanned<String>>,
     pub publish: Option<&'a Spanned<String>>,
+    pub checkpoint: Option<&'a Spanned<i64>>,
 }
 
 pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a> {
@@ -38,6 +39,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Groups(_) => "groups",
             ItemKind::Export(_) => "export",
             ItemKind::Publish(_) => "publish",
+            ItemKind::Checkpoint(_) => "checkpoint",
         };
         if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
             diagnostics.push(duplicate(keyword, item.keyword, *first));
@@ -54,6 +56,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Groups(groups) => items.groups = Some(groups),
             ItemKind::Export(path) => items.export = Some(path),
             ItemKind::Publish(name) => items.publish = Some(name),
+            ItemKind::Checkpoint(steps) => items.checkpoint = Some(steps),
             ItemKind::Stage(_) => {}
         }
     }

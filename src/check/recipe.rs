@@ -20,6 +20,8 @@ pub struct Recipe {
     pub export: Option<String>,
     /// Zoo entry the trained model is published as.
     pub publish: Option<String>,
+    /// Checkpoint every this many optimizer steps, besides the end of every epoch.
+    pub checkpoint_every: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -10,6 +10,7 @@ mod pipeline;
 mod plan;
 mod recipe_file;
 mod report;
+mod resume;
 mod run;
 mod zoo;
 
@@ -45,6 +46,12 @@ pub enum Command {
     },
     /// Show, per stage, what trains at which learning rate and image size, without running anything.
     Plan { recipe: PathBuf },
+    /// Continue an interrupted run from its checkpoint.
+    Resume {
+        run: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Rebuild a run's report.html and plots.
     Report { run: PathBuf },
     /// List the runs under runs/.
@@ -103,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),
         Command::Report { run } => report::report(&run),
+        Command::Resume { run, device } => run::resume_run(&run, None, &device, &zoo),
         Command::Runs { root } => report::runs(&root),
         Command::Compare { runs, out } => report::compare(&runs, &out),
     };

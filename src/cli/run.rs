@@ -1,4 +1,6 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 
@@ -26,6 +28,65 @@ pub struct RunArgs {
     /// Run every recipe, even those whose outputs are up to date.
     #[arg(long)]
     pub force: bool,
+    /// Continue the newest unfinished run of this recipe from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Ctrl-C sets this flag; the runner finishes its step, checkpoints and stops.
+pub fn interrupt_flag() -> Option<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag)).ok()?;
+    Some(flag)
+}
+
+/// Exit status after Ctrl-C, as shells expect (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
+
+/// Print a failed run and choose its exit status.
+pub fn report_failure(failure: &runner::RunFailure, path: &Path) -> u8 {
+    super::print_runtime_error(&failure.diagnostic, path);
+    if failure.diagnostic.code == crate::diagnostics::Code::Interrupted {
+        return INTERRUPTED;
+    }
+    if let Some(folder) = &failure.folder {
+        eprintln!("run folder (last good weights kept): {}", folder.display());
+    }
+    1
+}
+
+/// Continue the run in `folder`; `current` is the recipe file to compare against (default: where
+/// the run's recipe came from).
+pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo) -> u8 {
+    let (origin_path, saved_source) = match super::resume::original(folder) {
+        Ok(found) => found,
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, folder);
+            return 2;
+        }
+    };
+    let recipe_path = current.map(Path::to_path_buf).unwrap_or(origin_path);
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let world = super::DiskWorld { base, zoo, strict: false };
+    let stem = recipe_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let (saved, diagnostics) = crate::check::check_source(&saved_source, &stem, &world);
+    let Some(saved) = saved.filter(|_| diagnostics.iter().all(|d| !d.is_error())) else {
+        eprintln!("error: the recipe saved in {} no longer checks", folder.display());
+        return 1;
+    };
+    if let Err(diagnostic) = super::resume::refuse_if_changed(folder, &saved, &saved_source, &recipe_path, zoo) {
+        super::print_runtime_error(&diagnostic, &recipe_path);
+        return 1;
+    }
+    let options = RunOptions { device: device.to_string(), out: None, zoo: zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt_flag() };
+    match runner::resume(&saved, &recipe_path, &saved_source, &options, folder) {
+        Ok(outcome) => {
+            println!("{}: valid accuracy {:.1}% (loss {:.4})", saved.name, outcome.evaluation.accuracy * 100.0, outcome.evaluation.loss);
+            println!("run folder: {}", outcome.folder.display());
+            0
+        }
+        Err(failure) => report_failure(&failure, &recipe_path),
+    }
 }
 
 struct Outcome {
@@ -52,6 +113,17 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
     if targets.is_empty() || !targets.iter().all(|target| target.is_file()) {
         return super::usage_error(format!("no recipe at {}", args.recipe.display()));
     }
+    if args.resume {
+        if targets.len() != 1 {
+            return super::usage_error("--resume takes one recipe file");
+        }
+        let Some(recipe) = super::plan::load_checked(&targets[0], zoo) else { return 1 };
+        let Some(folder) = super::resume::latest_unfinished(Path::new("."), &recipe.name) else {
+            return super::usage_error(format!("no unfinished run of `{}` with a checkpoint under runs/", recipe.name));
+        };
+        return resume_run(&folder, Some(&targets[0]), &args.device, zoo);
+    }
+    let interrupt = interrupt_flag();
     let order = match pipeline::run_order(&targets) {
         Ok(order) => order,
         Err(message) => return super::usage_error(message),
@@ -82,7 +154,13 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             continue;
         }
         eprintln!("running {display} ({reason})");
-        let options = RunOptions { device: args.device.clone(), out: args.out.clone(), zoo: zoo.clone(), runs_root: PathBuf::from(".") };
+        let options = RunOptions {
+            device: args.device.clone(),
+            out: args.out.clone(),
+            zoo: zoo.clone(),
+            runs_root: PathBuf::from("."),
+            interrupt: interrupt.clone(),
+        };
         match runner::run(&recipe, path, &source, &options) {
             Ok(outcome) => {
                 for note in &outcome.notes {
@@ -114,13 +192,7 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
                 }
                 outcomes.push(Outcome { name: recipe.name.clone(), status: "ran", accuracy: Some(outcome.evaluation.accuracy), folder: Some(outcome.folder) });
             }
-            Err(failure) => {
-                super::print_runtime_error(&failure.diagnostic, path);
-                if let Some(folder) = failure.folder {
-                    eprintln!("run folder (last good weights kept): {}", folder.display());
-                }
-                return 1;
-            }
+            Err(failure) => return report_failure(&failure, path),
         }
     }
     let compared: Vec<PathBuf> = outcomes.iter().filter_map(|outcome| outcome.folder.clone()).collect();

@@ -76,6 +76,8 @@ codes! {
     DeviceUnavailable = "TL4007", Error, "device-unavailable";
     RunFolderUnwritable = "TL4008", Error, "run-folder-unwritable";
     RunFolderUnreadable = "TL4009", Error, "run-folder-unreadable";
+    Interrupted = "TL4010", Error, "interrupted";
+    RecipeChanged = "TL4011", Error, "recipe-changed";
     StatsMismatch = "TL5001", Warning, "stats-mismatch";
     ResizeBelowPretraining = "TL5002", Warning, "resize-below-pretraining";
     FullRateUnfreeze = "TL5003", Warning, "full-rate-unfreeze";

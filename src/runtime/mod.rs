@@ -14,3 +14,4 @@ pub mod dataset;
 pub mod runner;
 pub mod publish;
 pub mod benchmark;
+pub mod checkpoint;

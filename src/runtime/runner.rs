@@ -10,7 +10,13 @@ use super::device::parse_device;
 use super::model::Network;
 use super::param_snapshot::{relative_change, snapshot};
 use super::run_folder::RunFolder;
-use super::trainer::{EpochMetrics, Evaluation, Trainer};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::optim::ModuleOptimizer;
+
+use super::checkpoint;
+use super::trainer::{EpochMetrics, Evaluation, Position, StageHooks, Stop, Trainer};
+use crate::run_files::StepRates;
 use super::weights::{self, LoadScope};
 use crate::arch::LayerKind;
 use crate::check::recipe::{Recipe, Weights};
@@ -20,6 +26,8 @@ use crate::zoo::{WEIGHTS_FILE, Zoo};
 
 pub struct RunOptions {
     pub device: String,
+    /// Set by Ctrl-C: finish the step, checkpoint, stop.
+    pub interrupt: Option<std::sync::Arc<AtomicBool>>,
     pub out: Option<PathBuf>,
     pub zoo: Zoo,
     /// Where `runs/` goes when `out` is not given.
@@ -95,11 +103,79 @@ pub fn pretrained_weights(recipe: &Recipe, base: &Path, zoo: &Zoo) -> Result<Opt
     })
 }
 
+/// Where a run started from, so `tlrun resume RUN_DIR` finds the recipe's folder (data paths are
+/// relative to it) and can tell whether the recipe changed since.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    pub recipe_path: PathBuf,
+}
+
+pub const ORIGIN: &str = "origin.json";
+const INITIAL_WEIGHTS: &str = "initial.safetensors";
+
+/// Start a fresh run.
 pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
+    let folder_path = options.out.clone().unwrap_or_else(|| RunFolder::default_path(&options.runs_root, &recipe.name));
+    execute(recipe, recipe_path, source, options, folder_path, false)
+}
+
+/// Continue the run in `folder` from its newest checkpoint. The recipe must be the one it started
+/// with; `recipe_path` is where that recipe lives (data paths are relative to it).
+pub fn resume(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder: &Path) -> Result<RunOutcome, RunFailure> {
+    execute(recipe, recipe_path, source, options, folder.to_path_buf(), true)
+}
+
+/// Writes checkpoints and metrics between steps, and stops cleanly on Ctrl-C.
+struct RunHooks<'a> {
+    recipe: &'a Recipe,
+    folder: &'a RunFolder,
+    metrics: Vec<EpochMetrics>,
+    interrupt: Option<&'a AtomicBool>,
+}
+
+impl RunHooks<'_> {
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
+impl StageHooks for RunHooks<'_> {
+    fn after_step(&mut self, position: &Position, network: &Network, optimizer: &ModuleOptimizer, rates: &[StepRates]) -> Result<(), Stop> {
+        let due = self.recipe.checkpoint_every.is_some_and(|every| position.global_step % every as usize == 0);
+        let interrupted = self.interrupted();
+        if due || interrupted {
+            checkpoint::write(&self.folder.path, network, optimizer, position, rates).map_err(Stop::Failed)?;
+        }
+        if interrupted { Err(Stop::Interrupted) } else { Ok(()) }
+    }
+
+    fn after_epoch(&mut self, epoch: &EpochMetrics, next: &Position, network: &Network, optimizer: &ModuleOptimizer, rates: &[StepRates]) -> Result<(), Stop> {
+        self.metrics.push(epoch.clone());
+        eprintln!(
+            "{} epoch {}/{} @{}px  train loss {:.4}  valid loss {:.4}  accuracy {:.1}%  {:.0} img/s",
+            epoch.stage,
+            epoch.epoch,
+            self.recipe.stages[epoch.stage_index].epochs,
+            epoch.size,
+            epoch.train_loss,
+            epoch.valid_loss,
+            epoch.valid_accuracy * 100.0,
+            epoch.train_images_per_second
+        );
+        // Metrics first, then the checkpoint that points past them: a crash in between re-runs
+        // nothing and loses nothing.
+        write_metrics(self.folder, &self.metrics).map_err(Stop::Failed)?;
+        checkpoint::write(&self.folder.path, network, optimizer, next, rates).map_err(Stop::Failed)?;
+        if self.interrupted() { Err(Stop::Interrupted) } else { Ok(()) }
+    }
+}
+
+fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder_path: PathBuf, resuming: bool) -> Result<RunOutcome, RunFailure> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = parse_device(&options.device)?.autodiff();
     let mut notes = Vec::new();
 
+    // Everything cheap to check is checked before the first step: weights, data, run folder.
     let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
     let loaded = dataset::load(recipe, &base)?;
     for (path, reason) in &loaded.skipped {
@@ -108,54 +184,88 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let data = loaded.data;
     let classes = data.classes.len();
 
-    let folder_path = options.out.clone().unwrap_or_else(|| RunFolder::default_path(&options.runs_root, &recipe.name));
     let folder = RunFolder::create(folder_path)?;
     let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(folder.path.clone()) };
-    folder.write("recipe.tl", source.as_bytes()).map_err(fail)?;
-    let resolved = serde_json::to_string_pretty(recipe).unwrap_or_default();
-    folder.write("resolved.json", resolved.as_bytes()).map_err(fail)?;
-    folder.write("plan.txt", crate::plan::render_stage_tables(recipe).as_bytes()).map_err(fail)?;
+    if !resuming {
+        folder.write("recipe.tl", source.as_bytes()).map_err(fail)?;
+        let resolved = serde_json::to_string_pretty(recipe).unwrap_or_default();
+        folder.write("resolved.json", resolved.as_bytes()).map_err(fail)?;
+        folder.write("plan.txt", crate::plan::render_stage_tables(recipe).as_bytes()).map_err(fail)?;
+        let origin = Origin { recipe_path: std::fs::canonicalize(recipe_path).unwrap_or_else(|_| recipe_path.to_path_buf()) };
+        folder.write(ORIGIN, serde_json::to_string_pretty(&origin).unwrap_or_default().as_bytes()).map_err(fail)?;
+    }
 
     device.seed(recipe.seed);
     let mut network = Network::new(recipe, classes, &device);
     materialize(&network);
-    if let Some(path) = &pretrained {
+    let mut metrics: Vec<EpochMetrics> = Vec::new();
+    let mut restored = None;
+    if resuming {
+        let Some(checkpoint_folder) = checkpoint::latest(&folder.path) else {
+            return Err(fail(Diagnostic::new(Code::RunFolderUnreadable, format!("{} has no checkpoint to resume from", folder.path.display()))
+                .with_help("checkpoints are written at the end of every epoch (and every N steps with `checkpoint every N steps`)")));
+        };
+        let initial = weights_of(recipe, classes, &device, &folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
+        network = initial;
+        metrics = std::fs::read_to_string(folder.file(run_files::METRICS))
+            .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+            .unwrap_or_default();
+        restored = Some(checkpoint_folder);
+    } else if let Some(path) = &pretrained {
         let report = weights::load(&mut network, path, LoadScope::Backbone).map_err(fail)?;
         if !report.unused.is_empty() {
             notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
         }
     }
+    if !resuming {
+        weights::save(&network, &folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
+    }
     let before = snapshot(&network);
 
     let started = std::time::Instant::now();
     let mut trainer = Trainer::new(recipe, device, &data);
-    let mut metrics: Vec<EpochMetrics> = Vec::new();
-    for stage_index in 0..recipe.stages.len() {
-        let result = trainer.run_stage(network, stage_index, |epoch, _| {
-            metrics.push(epoch.clone());
-            eprintln!(
-                "{} epoch {}/{} @{}px  train loss {:.4}  valid loss {:.4}  accuracy {:.1}%  {:.0} img/s",
-                epoch.stage,
-                epoch.epoch,
-                recipe.stages[epoch.stage_index].epochs,
-                epoch.size,
-                epoch.train_loss,
-                epoch.valid_loss,
-                epoch.valid_accuracy * 100.0,
-                epoch.train_images_per_second
-            );
-            write_metrics(&folder, &metrics)
-        });
-        network = match result {
+    let mut first_stage = 0;
+    let mut resume_point = None;
+    if let Some(checkpoint_folder) = restored {
+        let position_stage = std::fs::read_to_string(checkpoint_folder.join("position.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Position>(&text).ok())
+            .map_or(0, |position| position.stage_index);
+        let stage = &recipe.stages[position_stage.min(recipe.stages.len() - 1)];
+        let loaded = checkpoint::load(&checkpoint_folder, network.clone(), super::optimizer::build(&stage.optimizer)).map_err(fail)?;
+        network = loaded.network;
+        trainer.restore_rates(loaded.rates);
+        let position = loaded.position;
+        eprintln!("resuming at stage `{}`, epoch {}, batch {}", stage.name, position.epoch, position.next_batch + 1);
+        if position.epoch > stage.epochs {
+            // The checkpoint closed its stage: carry on with the next one.
+            trainer.global_step = position.global_step;
+            trainer.global_epoch = position.global_epoch - 1;
+            first_stage = position.stage_index + 1;
+        } else {
+            first_stage = position.stage_index;
+            resume_point = Some((position, loaded.optimizer));
+        }
+    }
+    let mut hooks = RunHooks { recipe, folder: &folder, metrics, interrupt: options.interrupt.as_deref() };
+    for stage_index in first_stage..recipe.stages.len() {
+        let resume_here = resume_point.take();
+        network = match trainer.run_stage(network, stage_index, resume_here, &mut hooks) {
             Ok(network) => network,
             Err(failure) => {
                 // Keep the last good weights, and report what ran, before giving the error.
                 let _ = weights::save(&failure.network, &folder.file("weights.safetensors"));
                 write_report(&folder.path, &mut Vec::new());
-                return Err(fail(failure.diagnostic));
+                let diagnostic = match failure.stop {
+                    Stop::Failed(diagnostic) => diagnostic,
+                    Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted: a checkpoint was written after the last step")
+                        .with_help(format!("resume with `tlrun resume {}`", folder.path.display())),
+                };
+                return Err(fail(diagnostic));
             }
         };
     }
+    let metrics = hooks.metrics;
 
     let last_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
     let evaluation = trainer.evaluate(&network, last_size);
@@ -167,9 +277,9 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         .filter_map(|rates| serde_json::to_string(rates).ok())
         .map(|line| line + "\n")
         .collect();
-    folder.write("lr_steps.jsonl", rates.as_bytes()).map_err(fail)?;
-    folder.write("movement.json", serde_json::to_string_pretty(&movement).unwrap_or_default().as_bytes()).map_err(fail)?;
-    folder.write("evaluation.json", serde_json::to_string_pretty(&evaluation).unwrap_or_default().as_bytes()).map_err(fail)?;
+    folder.write(run_files::LR_STEPS, rates.as_bytes()).map_err(fail)?;
+    folder.write(run_files::MOVEMENT, serde_json::to_string_pretty(&movement).unwrap_or_default().as_bytes()).map_err(fail)?;
+    folder.write(run_files::EVALUATION, serde_json::to_string_pretty(&evaluation).unwrap_or_default().as_bytes()).map_err(fail)?;
     weights::save(&network, &folder.file("weights.safetensors")).map_err(fail)?;
     if let (Some(before), Some(after)) = (before.get(FIRST_FILTERS), after.get(FIRST_FILTERS)) {
         let shape = first_filters_shape(recipe);
@@ -184,7 +294,7 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         epochs: trainer.global_epoch,
         seconds: started.elapsed().as_secs_f64(),
     };
-    folder.write("summary.json", serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes()).map_err(fail)?;
+    folder.write(run_files::SUMMARY, serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes()).map_err(fail)?;
 
     if let Some(entry) = &recipe.publish {
         let card = super::publish::publish(&network, recipe, &data.classes, &options.zoo, entry).map_err(fail)?;
@@ -200,6 +310,13 @@ pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         None => None,
     };
     Ok(RunOutcome { folder: folder.path, classes: data.classes, metrics, evaluation, exported, notes })
+}
+
+/// A network of this recipe holding the weights of a saved file (the run's initial weights).
+fn weights_of(recipe: &Recipe, classes: usize, device: &Device, path: &Path) -> Result<Network, Diagnostic> {
+    let mut network = Network::new(recipe, classes, device);
+    weights::load(&mut network, path, LoadScope::Network)?;
+    Ok(network)
 }
 
 /// report.html and its plots; a report that cannot be drawn is a note, never a failed run.

@@ -11,7 +11,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 pub use crate::run_files::{EpochMetrics, Evaluation, StepRates};
-use super::data::{Augment, DecodedImage, SizedSet, SplitMix64, epoch_order, fill_batch};
+use serde::{Deserialize, Serialize};
+
+use super::data::{Augment, DecodedImage, SizedSet, SplitMix64, epoch_order, fill_batch, mix64};
 use super::model::Network;
 use super::param_groups::{group_batchnorms, group_params};
 use super::{optimizer, schedule};
@@ -30,10 +32,49 @@ pub struct TrainingData {
     pub valid: Split,
 }
 
-/// A stage that stopped early: the diagnostic, and the last good network.
+/// Why a stage stopped before its end.
+pub enum Stop {
+    Failed(Diagnostic),
+    /// Ctrl-C: a checkpoint was written after the last step.
+    Interrupted,
+}
+
+/// A stage that stopped early, and the last good network.
 pub struct StageFailure {
     pub network: Network,
-    pub diagnostic: Diagnostic,
+    pub stop: Stop,
+}
+
+/// Where training is: enough to resume exactly (with the network and optimizer state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub stage_index: usize,
+    /// 1-based epoch within the stage; past the stage's epochs means the stage is done.
+    pub epoch: u32,
+    /// The next batch of the epoch; 0 means the epoch has not started.
+    pub next_batch: usize,
+    pub step_in_stage: usize,
+    pub global_step: usize,
+    /// The global number of the epoch at `epoch`.
+    pub global_epoch: u32,
+    /// Augmentation generator state, mid-epoch.
+    pub rng_state: u64,
+    /// The epoch's running training loss so far, mid-epoch.
+    pub loss_sum: f64,
+    pub images_seen: usize,
+}
+
+/// What the runner does between steps and epochs: checkpoints, Ctrl-C, metrics.
+pub trait StageHooks {
+    fn after_step(&mut self, position: &Position, network: &Network, optimizer: &ModuleOptimizer, rates: &[StepRates]) -> Result<(), Stop>;
+    fn after_epoch(
+        &mut self,
+        metrics: &EpochMetrics,
+        next: &Position,
+        network: &Network,
+        optimizer: &ModuleOptimizer,
+        rates: &[StepRates],
+    ) -> Result<(), Stop>;
 }
 
 pub struct Trainer<'a> {
@@ -117,37 +158,49 @@ impl<'a> Trainer<'a> {
         Ok((optimizer.step(rates, network, gradients), value))
     }
 
-    /// Run one stage, calling `on_epoch` after each epoch.
+    /// Run one stage from its start, or from `resume` (a checkpoint inside it), calling `hooks`
+    /// after every step and every epoch.
     pub fn run_stage(
         &mut self,
         network: Network,
         stage_index: usize,
-        mut on_epoch: impl FnMut(&EpochMetrics, &Network) -> Result<(), Diagnostic>,
+        resume: Option<(Position, ModuleOptimizer)>,
+        hooks: &mut dyn StageHooks,
     ) -> Result<Network, StageFailure> {
         let stage = &self.recipe.stages[stage_index];
         let mut network = self.configure(network, stage);
-        let mut optimizer = optimizer::build(&stage.optimizer);
         let batch_size = self.recipe.data.batch;
         let train_count = self.data.train.labels.len();
         // fastai drops the last incomplete training batch (tiny batches upset BatchNorm).
         let batches_per_epoch = if train_count > batch_size { train_count / batch_size } else { 1 };
         let total_steps = batches_per_epoch * stage.epochs as usize;
         let augment = Augment { flip: self.recipe.data.flip, crop_padding: self.recipe.data.crop_padding };
-        let mut step_in_stage = 0;
+        let (mut optimizer, mut step_in_stage, first_epoch, mut resume_at) = match resume {
+            Some((position, optimizer)) => {
+                self.global_step = position.global_step;
+                self.global_epoch = position.global_epoch - 1;
+                (optimizer, position.step_in_stage, position.epoch, Some(position))
+            }
+            None => (optimizer::build(&stage.optimizer), 0, 1, None),
+        };
 
-        for epoch in 1..=stage.epochs {
+        for epoch in first_epoch..=stage.epochs {
             self.global_epoch += 1;
             let size = stage.sizes[(epoch - 1) as usize];
             let started = Instant::now();
             let order = epoch_order(train_count, self.recipe.seed, u64::from(self.global_epoch));
-            let mut rng = SplitMix64::for_stream(self.recipe.seed, u64::from(self.global_epoch));
-            let mut loss_sum = 0.0;
-            let mut images_seen = 0usize;
-            let mut last_factor = 1.0;
+            let (mut rng, first_batch, mut loss_sum, mut images_seen) = match resume_at.take() {
+                Some(position) if position.next_batch > 0 => {
+                    (SplitMix64::new(position.rng_state), position.next_batch, position.loss_sum, position.images_seen)
+                }
+                _ => (SplitMix64::for_stream(self.recipe.seed, u64::from(self.global_epoch)), 0, 0.0, 0),
+            };
+            let mut last_factor = schedule::factor(stage.schedule, step_in_stage.saturating_sub(1), total_steps);
             let mut images_buffer = Vec::new();
             let mut labels_buffer = Vec::new();
             let progress = progress_bar(batches_per_epoch, &stage.name, epoch, stage.epochs, size);
-            for batch_index in 0..batches_per_epoch {
+            progress.set_position(first_batch as u64);
+            for batch_index in first_batch..batches_per_epoch {
                 let indices = &order[batch_index * batch_size..((batch_index + 1) * batch_size).min(train_count)];
                 let (train_set, _) = self.sized_sets(size);
                 fill_batch(train_set, indices, &augment, &mut rng, &mut images_buffer, &mut labels_buffer);
@@ -159,7 +212,10 @@ impl<'a> Trainer<'a> {
                 let labels = Tensor::<1, Int>::from_data(TensorData::new(std::mem::take(&mut labels_buffer), [count]), &self.device);
                 last_factor = schedule::factor(stage.schedule, step_in_stage, total_steps);
                 let rates = self.learning_rates(stage, last_factor);
-                self.record_rates(stage, stage_index, last_factor);
+                self.record_rates(stage, last_factor);
+                // Dropout draws from the backend's generator: seeding it per step makes every step
+                // depend only on (seed, step), so a resumed run draws what the original would have.
+                self.device.seed(mix64(self.recipe.seed ^ mix64(self.global_step as u64)));
                 match self.step(network, &mut optimizer, images, labels, rates) {
                     Ok((next, loss)) => {
                         network = next;
@@ -170,7 +226,7 @@ impl<'a> Trainer<'a> {
                         progress.finish_and_clear();
                         return Err(StageFailure {
                             network: last_good,
-                            diagnostic: Diagnostic::new(
+                            stop: Stop::Failed(Diagnostic::new(
                                 Code::NonFiniteLoss,
                                 format!(
                                     "the loss became {loss} in stage `{}`, epoch {epoch}, step {} (batch {} of the epoch)",
@@ -179,7 +235,7 @@ impl<'a> Trainer<'a> {
                                     batch_index + 1
                                 ),
                             )
-                            .with_help("lower the stage's `lr` (try 10x smaller); the weights before this step are kept in the run folder"),
+                            .with_help("lower the stage's `lr` (try 10x smaller); the weights before this step are kept in the run folder")),
                         });
                     }
                 }
@@ -188,6 +244,23 @@ impl<'a> Trainer<'a> {
                 progress.inc(1);
                 let seconds = started.elapsed().as_secs_f64().max(1e-9);
                 progress.set_message(format!("{:.0} img/s  loss {:.4}", images_seen as f64 / seconds, loss_sum / images_seen.max(1) as f64));
+                if batch_index + 1 < batches_per_epoch {
+                    let position = Position {
+                        stage_index,
+                        epoch,
+                        next_batch: batch_index + 1,
+                        step_in_stage,
+                        global_step: self.global_step,
+                        global_epoch: self.global_epoch,
+                        rng_state: rng.state(),
+                        loss_sum,
+                        images_seen,
+                    };
+                    if let Err(stop) = hooks.after_step(&position, &network, &optimizer, &self.step_rates) {
+                        progress.finish_and_clear();
+                        return Err(StageFailure { network, stop });
+                    }
+                }
             }
             progress.finish_and_clear();
             let train_seconds = started.elapsed().as_secs_f64();
@@ -212,14 +285,31 @@ impl<'a> Trainer<'a> {
                 train_images_per_second: images_seen as f64 / train_seconds.max(1e-9),
                 seconds: started.elapsed().as_secs_f64(),
             };
-            if let Err(diagnostic) = on_epoch(&metrics, &network) {
-                return Err(StageFailure { network, diagnostic });
+            // Where the next epoch starts: past the last epoch means the stage is done.
+            let next = Position {
+                stage_index,
+                epoch: epoch + 1,
+                next_batch: 0,
+                step_in_stage,
+                global_step: self.global_step,
+                global_epoch: self.global_epoch + 1,
+                rng_state: 0,
+                loss_sum: 0.0,
+                images_seen: 0,
+            };
+            if let Err(stop) = hooks.after_epoch(&metrics, &next, &network, &optimizer, &self.step_rates) {
+                return Err(StageFailure { network, stop });
             }
         }
         Ok(network)
     }
 
-    fn record_rates(&mut self, stage: &Stage, _stage_index: usize, factor: f64) {
+    /// Restore the per-step rates recorded before a checkpoint.
+    pub fn restore_rates(&mut self, rates: Vec<StepRates>) {
+        self.step_rates = rates;
+    }
+
+    fn record_rates(&mut self, stage: &Stage, factor: f64) {
         let rates = self
             .recipe
             .groups
@@ -281,4 +371,17 @@ fn progress_bar(length: usize, stage: &str, epoch: u32, epochs: u32, size: u32) 
     }
     bar.set_prefix(format!("{stage} {epoch}/{epochs} @{size}px"));
     bar
+}
+
+/// Hooks that do nothing: training without checkpoints or output (tests, benchmarks).
+pub struct NoHooks;
+
+impl StageHooks for NoHooks {
+    fn after_step(&mut self, _: &Position, _: &Network, _: &ModuleOptimizer, _: &[StepRates]) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn after_epoch(&mut self, _: &EpochMetrics, _: &Position, _: &Network, _: &ModuleOptimizer, _: &[StepRates]) -> Result<(), Stop> {
+        Ok(())
+    }
 }

@@ -29,6 +29,8 @@ pub enum ItemKind {
     Stage(StageDecl),
     Export(Spanned<String>),
     Publish(Spanned<String>),
+    /// `checkpoint every N steps`.
+    Checkpoint(Spanned<i64>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -84,6 +84,7 @@ impl Lowerer {
             Rule::seed_decl => ItemKind::Seed(self.integer(inner.next().expect(GRAMMAR))),
             Rule::export_decl => ItemKind::Export(self.string(inner.next().expect(GRAMMAR))),
             Rule::publish_decl => ItemKind::Publish(self.string(inner.next().expect(GRAMMAR))),
+            Rule::checkpoint_decl => ItemKind::Checkpoint(self.integer(inner.next().expect(GRAMMAR))),
             Rule::backbone_decl => ItemKind::Backbone(self.backbone(inner)),
             Rule::data_block => ItemKind::Data(inner.map(|statement| self.data_statement(statement)).collect()),
             Rule::cut_decl => {

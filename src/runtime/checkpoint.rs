@@ -1,0 +1,90 @@
+//! Checkpoints: network (with its parameter ids), optimizer state, position (stage, epoch, batch,
+//! schedule step, RNG state) and the rates recorded so far. Written into a fresh folder that then
+//! replaces `checkpoint/`, so a crash leaves the old checkpoint or the new one, never half of one.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+
+use super::model::Network;
+use super::trainer::Position;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::run_files::StepRates;
+
+pub const FOLDER: &str = "checkpoint";
+const MODEL: &str = "model.bpk";
+const OPTIMIZER: &str = "optimizer.bpk";
+const POSITION: &str = "position.json";
+const RATES: &str = "lr_steps.jsonl";
+
+fn io_error(path: &Path, error: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::new(Code::RunFolderUnwritable, format!("cannot write checkpoint {}: {error}", path.display()))
+        .with_help("check that the run folder is writable and the disk has room")
+}
+
+fn sync(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+pub fn write(run_folder: &Path, network: &Network, optimizer: &ModuleOptimizer, position: &Position, rates: &[StepRates]) -> Result<(), Diagnostic> {
+    let fresh = run_folder.join(format!("{FOLDER}.partial"));
+    let old = run_folder.join(format!("{FOLDER}.old"));
+    let current = run_folder.join(FOLDER);
+    let _ = std::fs::remove_dir_all(&fresh);
+    std::fs::create_dir_all(&fresh).map_err(|e| io_error(&fresh, e))?;
+    // valid() syncs BatchNorm running statistics: a plain clone can hold them one update stale.
+    network.valid().save_file(fresh.join(MODEL)).map_err(|e| io_error(&fresh.join(MODEL), format!("{e:?}")))?;
+    optimizer.save(fresh.join(OPTIMIZER)).map_err(|e| io_error(&fresh.join(OPTIMIZER), format!("{e:?}")))?;
+    let position_json = serde_json::to_string_pretty(position).unwrap_or_default();
+    std::fs::write(fresh.join(POSITION), position_json).map_err(|e| io_error(&fresh.join(POSITION), e))?;
+    let lines: String = rates.iter().filter_map(|r| serde_json::to_string(r).ok()).map(|line| line + "\n").collect();
+    std::fs::write(fresh.join(RATES), lines).map_err(|e| io_error(&fresh.join(RATES), e))?;
+    for file in [MODEL, OPTIMIZER, POSITION, RATES] {
+        sync(&fresh.join(file)).map_err(|e| io_error(&fresh.join(file), e))?;
+    }
+    // Swap: current → old, fresh → current, drop old. Between the two renames only `old` exists,
+    // and `latest` finds it.
+    let _ = std::fs::remove_dir_all(&old);
+    if current.exists() {
+        std::fs::rename(&current, &old).map_err(|e| io_error(&current, e))?;
+    }
+    std::fs::rename(&fresh, &current).map_err(|e| io_error(&current, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    if let Ok(folder) = std::fs::File::open(run_folder) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+/// The newest complete checkpoint of a run folder, if any.
+pub fn latest(run_folder: &Path) -> Option<PathBuf> {
+    [FOLDER, &format!("{FOLDER}.old")]
+        .into_iter()
+        .map(|name| run_folder.join(name))
+        .find(|folder| folder.join(POSITION).is_file() && folder.join(MODEL).is_file())
+}
+
+pub struct Loaded {
+    pub network: Network,
+    pub optimizer: ModuleOptimizer,
+    pub position: Position,
+    pub rates: Vec<StepRates>,
+}
+
+fn unreadable(path: &Path, error: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::new(Code::RunFolderUnreadable, format!("cannot read checkpoint {}: {error}", path.display()))
+        .with_help("the checkpoint is damaged; start the run again")
+}
+
+/// Load a checkpoint into a network of the same recipe and into a fresh optimizer for its stage.
+pub fn load(folder: &Path, network: Network, optimizer: ModuleOptimizer) -> Result<Loaded, Diagnostic> {
+    let position: Position = serde_json::from_str(&std::fs::read_to_string(folder.join(POSITION)).map_err(|e| unreadable(folder, e))?)
+        .map_err(|e| unreadable(&folder.join(POSITION), e))?;
+    let network = network.try_load_file(folder.join(MODEL)).map_err(|e| unreadable(&folder.join(MODEL), format!("{e:?}")))?;
+    let optimizer = optimizer.load(folder.join(OPTIMIZER)).map_err(|e| unreadable(&folder.join(OPTIMIZER), format!("{e:?}")))?;
+    let rates = std::fs::read_to_string(folder.join(RATES))
+        .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+        .unwrap_or_default();
+    Ok(Loaded { network, optimizer, position, rates })
+}
