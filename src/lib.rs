@@ -7,13 +7,16 @@
 pub mod arch;
 pub mod builtin_data;
 pub mod check;
+#[cfg(feature = "runtime")]
 pub mod cli;
 pub mod diagnostics;
 pub mod plan;
+#[cfg(feature = "runtime")]
 pub mod report;
 pub mod run_files;
 pub mod render;
 pub mod span;
 pub mod syntax;
 pub mod zoo;
+#[cfg(feature = "runtime")]
 pub mod runtime;

@@ -50,6 +50,15 @@ impl RunFolder {
         let probe = path.join(".write-probe");
         write_atomic(&probe, b"ok")?;
         let _ = std::fs::remove_file(&probe);
+        if let Some(free) = free_bytes(&path) {
+            if free < MINIMUM_FREE_BYTES {
+                return Err(Diagnostic::new(
+                    Code::RunFolderUnwritable,
+                    format!("the disk holding {} has only {} MiB free", path.display(), free >> 20),
+                )
+                .with_help("checkpoints and weights need room: free some space or choose another place with `--out DIR`"));
+            }
+        }
         Ok(RunFolder { path })
     }
 
@@ -65,6 +74,19 @@ impl RunFolder {
     pub fn write(&self, name: &str, contents: &[u8]) -> Result<(), Diagnostic> {
         write_atomic(&self.file(name), contents)
     }
+}
+
+/// Below this, a run would fail mid-way writing checkpoints: refuse before the first step.
+const MINIMUM_FREE_BYTES: u64 = 64 << 20;
+
+/// Free bytes for unprivileged users on the file system holding `path` (None if unknown).
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is a valid NUL-terminated path and `stats` a properly sized out-parameter.
+    let result = unsafe { libc::statvfs(name.as_ptr(), &mut stats) };
+    (result == 0).then(|| u64::from(stats.f_bavail) * u64::from(stats.f_frsize))
 }
 
 fn sanitize(name: &str) -> String {

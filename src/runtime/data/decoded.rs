@@ -208,6 +208,19 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_extension_and_a_one_pixel_image_still_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        // PNG bytes named .jpg: the format comes from the bytes, not the name.
+        let misnamed = dir.path().join("really-a-png.jpg");
+        fs::write(&misnamed, png_bytes(1, 1, ExtendedColorType::Rgb8, &[9, 8, 7])).unwrap();
+        let image = DecodedImage::from_file(&misnamed).unwrap();
+        assert_eq!((image.width, image.height, image.pixels.clone()), (1, 1, vec![9, 8, 7]));
+        // A 1x1 image resizes to any size as one flat colour.
+        let set = crate::runtime::data::SizedSet::build(&[image], &[0], 4, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]);
+        assert!(set.image(0)[..16].iter().all(|v| (v - 9.0 / 255.0).abs() < 1e-6), "{:?}", &set.image(0)[..16]);
+    }
+
+    #[test]
     fn fail_policy_reports_the_first_bad_file_in_path_order() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("a.png");
