@@ -16,18 +16,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
     let anchor = items.first_keyword.unwrap_or_default();
 
     let name = items.recipe.map_or_else(|| file_stem.to_string(), |name| name.value.clone());
-    let seed = match items.seed {
-        Some(seed) if seed.value < 0 => {
-            diagnostics.push(
-                Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
-                    .at(seed.span, "negative seed")
-                    .with_help("use a whole number from 0 up, e.g. `seed 42`"),
-            );
-            DEFAULT_SEED
-        }
-        Some(seed) => seed.value as u64,
-        None => DEFAULT_SEED,
-    };
+    let seed = data::seed_value(items.seed, DEFAULT_SEED, &mut diagnostics);
 
     if items.stages.is_empty() {
         diagnostics.push(missing(

@@ -67,18 +67,7 @@ pub fn check(
                             .with_help("e.g. `valid split 0.2` keeps a fifth of the images for validation"),
                     );
                 }
-                let split_seed = match split_seed {
-                    Some(value) if value.value >= 0 => value.value as u64,
-                    Some(value) => {
-                        diagnostics.push(
-                            Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
-                                .at(value.span, "negative seed")
-                                .with_help("use a whole number from 0 up, e.g. `seed 7`"),
-                        );
-                        seed
-                    }
-                    None => seed,
-                };
+                let split_seed = seed_value(split_seed.as_ref(), seed, diagnostics);
                 data.valid = Validation::Split { fraction: fraction.value, seed: split_seed };
             }
             DataKind::Batch(batch) => match positive_u32(batch.value) {
@@ -206,6 +195,22 @@ pub fn check(
 /// Seed offset for a synthetic valid set that names no seed of its own.
 const VALID_SEED_OFFSET: u64 = 1000;
 
+/// A written seed, or `default` when none is written or it is negative (TL2007).
+pub fn seed_value(seed: Option<&crate::span::Spanned<i64>>, default: u64, diagnostics: &mut Vec<Diagnostic>) -> u64 {
+    match seed {
+        Some(seed) if seed.value >= 0 => seed.value as u64,
+        Some(seed) => {
+            diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
+                    .at(seed.span, "negative seed")
+                    .with_help("use a whole number from 0 up, e.g. `seed 42`"),
+            );
+            default
+        }
+        None => default,
+    }
+}
+
 fn owned(names: &[&str]) -> Vec<String> {
     names.iter().map(|name| name.to_string()).collect()
 }
@@ -232,18 +237,7 @@ fn check_source(source: &DataSourceDecl, default_seed: u64, diagnostics: &mut Ve
                     1
                 }
             };
-            let seed = match seed {
-                Some(seed) if seed.value >= 0 => seed.value as u64,
-                Some(seed) => {
-                    diagnostics.push(
-                        Diagnostic::new(Code::ValueOutOfRange, "a seed cannot be negative")
-                            .at(seed.span, "negative seed")
-                            .with_help("use a whole number from 0 up"),
-                    );
-                    default_seed
-                }
-                None => default_seed,
-            };
+            let seed = seed_value(seed.as_ref(), default_seed, diagnostics);
             DataSource::Synthetic { task: task.value.clone(), per_class, seed }
         }
     }

@@ -32,6 +32,7 @@ pub fn run(args: &BenchArgs) -> u8 {
             result.network, result.size, result.batch, result.train_images_per_second, result.infer_images_per_second
         );
     }
+    println!("data pipeline (batch copy + flip/crop + tensor, 32px): {:.0} img/s", crate::runtime::benchmark::data_images_per_second(32, 64));
     if let Some(peak) = peak_memory_mib() {
         println!("peak memory: {peak:.0} MiB");
     }

@@ -110,19 +110,31 @@ pub fn curves_png(metrics: &[EpochMetrics]) -> Result<Png, String> {
         draw_stage_lines(&mut chart, metrics, 0.0, loss_high * 1.05)?;
         chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
 
-        let mut chart = ChartBuilder::on(&right)
-            .caption("valid accuracy per epoch", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0.5..last, 0.0..100.0)
-            .map_err(|e| e.to_string())?;
-        chart.configure_mesh().x_desc("epoch").y_desc("%").draw().map_err(|e| e.to_string())?;
-        let points: Vec<(f64, f64)> = metrics.iter().map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect();
+        let mut chart = accuracy_chart(&right, last)?;
+        let points: Vec<(f64, f64)> = accuracy_points(metrics);
         chart.draw_series(LineSeries::new(points.clone(), colour(2).stroke_width(2))).map_err(|e| e.to_string())?;
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour(2).filled()))).map_err(|e| e.to_string())?;
         draw_stage_lines(&mut chart, metrics, 0.0, 100.0)
     })
+}
+
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// Valid accuracy (%) against epochs 1..`last`.
+fn accuracy_chart<'a, 'b>(area: &'a DrawingArea<BitMapBackend<'b>, Shift>, last: f64) -> Result<Chart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .caption("valid accuracy per epoch", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.5..last, 0.0..100.0)
+        .map_err(|e| e.to_string())?;
+    chart.configure_mesh().x_desc("epoch").y_desc("%").draw().map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+fn accuracy_points(metrics: &[EpochMetrics]) -> Vec<(f64, f64)> {
+    metrics.iter().map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect()
 }
 
 fn draw_stage_lines<DB: DrawingBackend>(
@@ -322,16 +334,9 @@ pub fn movement_png(movement: &BTreeMap<String, f64>) -> Result<Png, String> {
 pub fn overlay_png(runs: &[RunData]) -> Result<Png, String> {
     render(WIDTH, HEIGHT, |root| {
         let last = runs.iter().flat_map(|r| r.metrics.iter().map(|m| f64::from(m.global_epoch))).fold(1.0, f64::max) + 0.5;
-        let mut chart = ChartBuilder::on(root)
-            .caption("valid accuracy per epoch", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0.5..last, 0.0..100.0)
-            .map_err(|e| e.to_string())?;
-        chart.configure_mesh().x_desc("epoch").y_desc("%").draw().map_err(|e| e.to_string())?;
+        let mut chart = accuracy_chart(root, last)?;
         for (index, run) in runs.iter().enumerate() {
-            let points: Vec<(f64, f64)> = run.metrics.iter().map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect();
+            let points = accuracy_points(&run.metrics);
             chart
                 .draw_series(LineSeries::new(points, colour(index).stroke_width(2)))
                 .map_err(|e| e.to_string())?

@@ -91,3 +91,27 @@ pub fn peak_memory_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// Images/s the data side delivers (batch copy + flip/crop augmentation from the resize cache, then
+/// tensor creation): it must stay far above training throughput so the model never waits.
+pub fn data_images_per_second(size: u32, batch: usize) -> f64 {
+    use super::data::{Augment, SizedSet, SplitMix64, epoch_order, fill_batch, generate};
+    let Ok((_, images, labels)) = generate("shapes-source", 64, size, 0) else { return 0.0 };
+    let set = SizedSet::build(&images, &labels, size, &[0.5; 3], &[0.25; 3]);
+    let augment = Augment { flip: true, crop_padding: 4 };
+    let device = Device::flex();
+    let order = epoch_order(set.labels.len(), 0, 1);
+    let mut rng = SplitMix64::new(0);
+    let (mut images_out, mut labels_out) = (Vec::new(), Vec::new());
+    let rounds = 50;
+    let started = Instant::now();
+    for round in 0..rounds {
+        let start = (round * batch) % (order.len() - batch);
+        fill_batch(&set, &order[start..start + batch], &augment, &mut rng, &mut images_out, &mut labels_out);
+        let side = size as usize;
+        let tensor = Tensor::<4>::from_data(TensorData::new(std::mem::take(&mut images_out), [batch, 3, side, side]), &device);
+        std::hint::black_box(tensor);
+        labels_out.clear();
+    }
+    (rounds * batch) as f64 / started.elapsed().as_secs_f64().max(1e-9)
+}
