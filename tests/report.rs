@@ -1,6 +1,7 @@
 //! Reports: plots tested on data of known shape, and a real run's report.html.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use tlrun::check::recipe::ScheduleKind;
 use tlrun::report::{RunData, lr_png, write_report};
@@ -71,4 +72,38 @@ fn a_run_folder_gets_a_self_contained_report() {
     assert!(!html.contains("http://") && !html.contains("https://"), "works offline");
     assert!(html.contains("interrupted"));
     assert_eq!(RunData::load(dir.path()).unwrap_err().code.as_str(), "TL4009");
+}
+
+#[test]
+fn runs_and_compare_list_and_overlay_real_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = |name: &str, lr: &str| format!(
+        "recipe \"{name}\"\nbackbone resnet_small from none\ndata {{ train synthetic \"shapes-target\" 4 per class valid synthetic \"shapes-target\" 2 per class batch 8 size 16 }}\nstage s {{ train all epochs 2 lr {lr} }}\n"
+    );
+    std::fs::write(dir.path().join("a.tl"), recipe("alpha", "3e-3")).unwrap();
+    std::fs::write(dir.path().join("b.tl"), recipe("beta", "1e-3")).unwrap();
+    let tlrun = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_tlrun")).args(args).current_dir(dir.path()).output().unwrap();
+    assert!(tlrun(&["a.tl"]).status.success());
+    assert!(tlrun(&["b.tl"]).status.success());
+
+    let runs = tlrun(&["runs"]);
+    let listing = String::from_utf8_lossy(&runs.stdout).into_owned();
+    assert!(listing.lines().count() == 3 && listing.contains("alpha") && listing.contains("beta"), "{listing}");
+
+    let folders: Vec<String> = ["alpha", "beta"]
+        .iter()
+        .map(|name| {
+            let parent = dir.path().join("runs").join(name);
+            std::fs::read_dir(&parent).unwrap().next().unwrap().unwrap().path().display().to_string()
+        })
+        .collect();
+    let compared = tlrun(&["compare", &folders[0], &folders[1], "--out", "cmp.html"]);
+    let table = String::from_utf8_lossy(&compared.stdout).into_owned();
+    assert!(compared.status.success(), "{table}");
+    assert!(table.contains("alpha") && table.contains("beta") && table.contains("comparison: cmp.html"), "{table}");
+    let html = std::fs::read_to_string(dir.path().join("cmp.html")).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 1);
+    for folder in &folders {
+        assert!(Path::new(folder).join("report.html").is_file(), "every run writes its report");
+    }
 }

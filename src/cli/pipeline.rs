@@ -53,9 +53,9 @@ fn read_node(path: &Path) -> Option<Node> {
     Some(node)
 }
 
-/// Targets and everything they depend on, dependencies first. Recipes in a target's folder are
-/// candidates for publishing the zoo entries it needs.
-pub fn run_order(targets: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// Targets and everything they depend on, dependencies first, each with the recipes it needs.
+/// Recipes in a target's folder are candidates for publishing the zoo entries it needs.
+pub fn run_order(targets: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<PathBuf>)>, String> {
     let mut nodes: BTreeMap<PathBuf, Node> = BTreeMap::new();
     let mut candidates: Vec<PathBuf> = targets.to_vec();
     for target in targets {
@@ -109,7 +109,10 @@ pub fn run_order(targets: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     for target in targets {
         visit(&canonical(target), &nodes, &dependencies, &mut done, &mut visiting, &mut order)?;
     }
-    Ok(order)
+    Ok(order.into_iter().map(|path| {
+        let needs = nodes.get(&path).map(|node| dependencies(node)).unwrap_or_default();
+        (path, needs)
+    }).collect())
 }
 
 fn hash_bytes(hasher: &mut sha2::Sha256, bytes: &[u8]) {

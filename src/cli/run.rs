@@ -132,12 +132,21 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         return super::usage_error("--out names one run folder; it cannot serve several recipes");
     }
     let mut outcomes = Vec::new();
-    for path in &order {
+    // Recipes that ran (or would run, under --dry-run): whatever needs them is stale too.
+    let mut rerun: Vec<PathBuf> = Vec::new();
+    for (path, needs) in &order {
         let display = relative(path);
         let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
         let source = std::fs::read_to_string(path).unwrap_or_default();
         let hash = pipeline::source_hash(&recipe, path, &source, zoo);
-        let reason = if args.force { Some("--force".to_string()) } else { pipeline::staleness(&recipe, path, &hash, zoo) };
+        let upstream = needs.iter().find(|need| rerun.contains(need));
+        let reason = if args.force {
+            Some("--force".to_string())
+        } else if let Some(upstream) = upstream {
+            Some(format!("{} runs first", relative(upstream)))
+        } else {
+            pipeline::staleness(&recipe, path, &hash, zoo)
+        };
         let Some(reason) = reason else {
             let record = pipeline::read_record(path);
             eprintln!("{display}: up to date");
@@ -149,6 +158,7 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             });
             continue;
         };
+        rerun.push(path.clone());
         if args.dry_run {
             println!("would run {display}: {reason}");
             continue;

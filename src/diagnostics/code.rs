@@ -78,6 +78,7 @@ codes! {
     RunFolderUnreadable = "TL4009", Error, "run-folder-unreadable";
     Interrupted = "TL4010", Error, "interrupted";
     RecipeChanged = "TL4011", Error, "recipe-changed";
+    StepFailed = "TL4012", Error, "step-failed";
     StatsMismatch = "TL5001", Warning, "stats-mismatch";
     ResizeBelowPretraining = "TL5002", Warning, "resize-below-pretraining";
     FullRateUnfreeze = "TL5003", Warning, "full-rate-unfreeze";

@@ -216,7 +216,21 @@ impl<'a> Trainer<'a> {
                 // Dropout draws from the backend's generator: seeding it per step makes every step
                 // depend only on (seed, step), so a resumed run draws what the original would have.
                 self.device.seed(mix64(self.recipe.seed ^ mix64(self.global_step as u64)));
-                match self.step(network, &mut optimizer, images, labels, rates) {
+                // A panic inside burn (out of memory, a kernel error) must not lose the run: keep
+                // the network from before the step (a cheap handle copy) and stop with a diagnostic.
+                let before_step = network.clone();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.step(network, &mut optimizer, images, labels, rates)
+                }));
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(panic) => {
+                        progress.finish_and_clear();
+                        let place = format!("stage `{}`, epoch {epoch}, step {}", stage.name, step_in_stage + 1);
+                        return Err(StageFailure { network: before_step, stop: Stop::Failed(step_failure(&panic_text(&panic), &place, count)) });
+                    }
+                };
+                match outcome {
                     Ok((next, loss)) => {
                         network = next;
                         loss_sum += loss * count as f64;
@@ -383,5 +397,44 @@ impl StageHooks for NoHooks {
 
     fn after_epoch(&mut self, _: &EpochMetrics, _: &Position, _: &Network, _: &ModuleOptimizer, _: &[StepRates]) -> Result<(), Stop> {
         Ok(())
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+        .unwrap_or_else(|| "unknown error".to_string())
+}
+
+/// TL4012 for a step that failed inside burn; out-of-memory failures get the batch size to try.
+pub fn step_failure(message: &str, place: &str, batch: usize) -> Diagnostic {
+    let lower = message.to_ascii_lowercase();
+    let out_of_memory = ["out of memory", "outofmemory", "memory allocation", "failed to allocate", "cuda_error_out_of_memory"]
+        .iter()
+        .any(|needle| lower.contains(needle));
+    let first_line = message.lines().next().unwrap_or(message);
+    if out_of_memory {
+        Diagnostic::new(Code::StepFailed, format!("a batch of {batch} images did not fit in memory in {place}: {first_line}"))
+            .with_help(format!("try `batch {}` in the data block (or smaller images); the weights before this step are kept", (batch / 2).max(1)))
+    } else {
+        Diagnostic::new(Code::StepFailed, format!("the training step failed in {place}: {first_line}"))
+            .with_help("the weights before this step are kept in the run folder; please report this with the recipe")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_failure;
+
+    #[test]
+    fn out_of_memory_says_which_batch_size_to_try() {
+        let diagnostic = step_failure("CUDA_ERROR_OUT_OF_MEMORY: out of memory", "stage `finetune`, epoch 2, step 7", 64);
+        assert_eq!(diagnostic.code.as_str(), "TL4012");
+        assert!(diagnostic.message.contains("a batch of 64 images did not fit in memory in stage `finetune`, epoch 2, step 7"));
+        assert!(diagnostic.help.unwrap().contains("try `batch 32`"));
+        let other = step_failure("index out of bounds", "stage `s`, epoch 1, step 1", 8);
+        assert!(other.message.contains("the training step failed") && !other.help.unwrap().contains("batch"));
     }
 }
