@@ -103,12 +103,26 @@ const RUNTIME_ONLY: &[Code] =
 #[test]
 fn tidy_every_code_has_a_case_a_snapshot_and_a_doc_page() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tests_text: String = std::fs::read_dir(root.join("tests"))
+    // Integration tests, and the unit-test modules of the sources (the text after `#[cfg(test)]`).
+    let mut tests_text: String = std::fs::read_dir(root.join("tests"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|extension| extension == "rs") && !path.ends_with("diagnostic_snapshots.rs"))
         .map(|path| std::fs::read_to_string(path).unwrap())
         .collect();
+    let mut folders = vec![root.join("src")];
+    while let Some(folder) = folders.pop() {
+        for path in std::fs::read_dir(folder).unwrap().map(|entry| entry.unwrap().path()) {
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                if let Some(start) = text.find("#[cfg(test)]") {
+                    tests_text.push_str(&text[start..]);
+                }
+            }
+        }
+    }
     let mut problems = Vec::new();
     for code in Code::ALL {
         let id = code.as_str();
