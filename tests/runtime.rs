@@ -271,3 +271,57 @@ fn an_unavailable_device_or_run_folder_is_a_diagnostic() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("TL4008"), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Every head layer the language offers really runs: concat pooling doubles the features, and the
+/// whole stack maps to one score per class.
+#[test]
+fn every_head_layer_runs_and_concat_pool_is_max_then_average() {
+    let text = format!("{STAGES}head {{ pool concat  dropout 0.5  linear 8  relu  batchnorm  linear classes }}\nstage s {{ train head epochs 1 }}\n");
+    let recipe = recipe(&text);
+    let device = Device::flex();
+    let network = Network::new(&recipe, 5, &device).valid();
+    let images = Tensor::<4>::random([3, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    assert_eq!(network.forward(images.clone()).dims(), [3, 5]);
+    // The first linear layer sees [max, avg] of the 64 backbone channels: 128 features.
+    assert_eq!(network.head.linears[0].weight.dims(), [128, 8]);
+    let features = network.backbone.forward(images);
+    let pooled: Vec<f32> = Tensor::cat(vec![features.clone().max_dim(3).max_dim(2), features.mean_dim(3).mean_dim(2)], 1)
+        .reshape([3, 128])
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap();
+    let max_first: f32 = pooled[0];
+    let avg_first: f32 = pooled[64];
+    assert!(max_first >= avg_first, "max pooling comes first, then average");
+}
+
+/// `optimizer sgd … wd W` is L2 on the gradient: with plain SGD, one step differs from the step
+/// without decay by exactly lr × W × weight.
+#[test]
+fn sgd_weight_decay_is_applied_exactly() {
+    let data = tiny_data();
+    let base = format!("{STAGES}stage s {{ train all epochs 1 lr 0.05 optimizer sgd momentum 0");
+    let step = |recipe: &Recipe| {
+        let device = Device::flex().autodiff();
+        device.seed(recipe.seed);
+        let network = Network::new(recipe, data.classes.len(), &device);
+        let before = snapshot(&network);
+        let trainer = Trainer::new(recipe, device.clone(), &data);
+        let stage = &recipe.stages[0];
+        let network = trainer.configure(network, stage);
+        let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
+        let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
+        let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer);
+        let (network, _) = trainer.step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0)).unwrap_or_else(|_| panic!("finite"));
+        (before, snapshot(&network))
+    };
+    let (before, plain) = step(&recipe(&format!("{base} schedule constant }}\n")));
+    let (_, decayed) = step(&recipe(&format!("{base} wd 0.1 schedule constant }}\n")));
+    let path = "head.linears.0.weight";
+    for ((w, a), b) in before[path].iter().zip(&plain[path]).zip(&decayed[path]) {
+        let expected = -0.05 * 0.1 * w;
+        assert!(((b - a) - expected).abs() < 1e-6, "decay moved {} instead of {expected}", b - a);
+    }
+}

@@ -112,3 +112,25 @@ fn pipelines_run_dependencies_first_and_only_when_stale() {
     let dry = tlrun(dir.path(), &["run", "down.tl", "--dry-run"]);
     assert!(String::from_utf8_lossy(&dry.stdout).contains("would run down.tl: ") && String::from_utf8_lossy(&dry.stdout).contains("down.safetensors changed since"), "{}", text(&dry));
 }
+
+#[test]
+fn from_recipe_starts_from_the_other_recipes_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = UPSTREAM.replace("publish \"tiny\"", "export \"up.safetensors\"");
+    std::fs::write(dir.path().join("up.tl"), up).unwrap();
+    std::fs::write(dir.path().join("down.tl"), DOWNSTREAM.replace("from zoo \"tiny\"", "from recipe \"up.tl\"")).unwrap();
+    let output = tlrun(dir.path(), &["run", "down.tl"]);
+    let log = text(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.find("running up.tl").unwrap() < log.find("running down.tl").unwrap(), "{log}");
+    // The downstream run started from the upstream export: its initial backbone is that file's.
+    let read = |path: PathBuf| -> std::collections::BTreeMap<String, Vec<f32>> {
+        let (recipe, _) = check_source(&DOWNSTREAM.replace("from zoo \"tiny\"", "from none"), "d", &NoWorld);
+        let mut network = Network::new(&recipe.unwrap(), 5, &Device::flex());
+        weights::load(&mut network, &path, LoadScope::Backbone).unwrap();
+        snapshot(&network).into_iter().filter(|(name, _)| name.starts_with("backbone.")).collect()
+    };
+    let runs = dir.path().join("runs/down");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(read(run.join("initial.safetensors")), read(dir.path().join("up.safetensors")));
+}
