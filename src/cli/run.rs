@@ -163,7 +163,11 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             println!("would run {display}: {reason}");
             continue;
         }
-        eprintln!("running {display} ({reason})");
+        if order.len() > 1 {
+            eprintln!("running {display} ({reason})");
+        } else {
+            eprintln!("running {display}");
+        }
         let options = RunOptions {
             device: args.device.clone(),
             out: args.out.clone(),
