@@ -325,3 +325,21 @@ fn sgd_weight_decay_is_applied_exactly() {
         assert!(((b - a) - expected).abs() < 1e-6, "decay moved {} instead of {expected}", b - a);
     }
 }
+
+/// Custom groups freeze and take rates as a whole: `train from late` trains the `late` group and
+/// every group after it, and nothing before it moves.
+#[test]
+fn custom_groups_and_train_from_freeze_what_they_name() {
+    let data = tiny_data();
+    let text = format!(
+        "{STAGES}groups {{\n  early: conv1 bn1 relu layer1\n  middle: layer2\n  late: layer3\n  new: head\n}}\nstage s {{ train from late  epochs 1  lr 1e-2  batchnorm frozen }}\n"
+    );
+    let recipe = recipe(&text);
+    assert_eq!(recipe.stages[0].trained, vec![false, false, true, true]);
+    let (before, after) = train_stage(&recipe, &data);
+    for frozen in ["backbone.conv1.", "backbone.bn1.", "backbone.layer1.", "backbone.layer2."] {
+        assert_eq!(changed(&before, &after, frozen).0, 0, "{frozen} belongs to a frozen custom group");
+    }
+    let (moved, total) = changed(&before, &after, "backbone.layer3.");
+    assert_eq!(moved, total, "the `late` group trains");
+}
