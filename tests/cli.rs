@@ -144,3 +144,28 @@ fn plan_shows_rates_and_sizes() {
     assert!(text.contains("head    train        1.0000    1.000e-3"), "{text}");
     assert!(text.contains("sizes per epoch  1:24px  2:32px"), "{text}");
 }
+
+/// `from recipe` takes the statistics the upstream recipe trained with: its normalisation and its
+/// last image size, so the traps are judged against them.
+#[test]
+fn from_recipe_uses_the_upstream_training_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("up.tl"),
+        "recipe \"up\"\nbackbone resnet_small from none\ndata { train \"x\" normalize mean 0.4 0.4 0.4 std 0.2 0.2 0.2 }\nstage s { train all epochs 2 resize 32 -> 48 }\nexport \"up.safetensors\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("down.tl"),
+        "recipe \"down\"\nbackbone resnet_small from recipe \"up.tl\"\ndata { train \"x\" }\nstage warmup { train head epochs 1 }\nstage finetune { train all epochs 2 lr 1e-3 spread 10 resize 32 -> 48 }\n",
+    )
+    .unwrap();
+    let output = tlrun(dir.path(), &["lint", "down.tl"]);
+    let text = stdout(&output);
+    // Trained up to 48px: fine-tuning at 32px is below the pretraining size.
+    assert!(text.contains("TL5002") && text.contains("below the 48px"), "{text}");
+    // The default `normalize backbone` now means up's 0.4/0.2: no stats warning.
+    assert!(!text.contains("TL5001"), "{text}");
+    let plan = stdout(&tlrun(dir.path(), &["plan", "down.tl"]));
+    assert!(plan.contains("sizes per epoch  1:48px"), "the default size is the upstream's last size: {plan}");
+}

@@ -20,7 +20,12 @@ pub fn check(decl: &BackboneDecl, world: &dyn World, diagnostics: &mut Vec<Diagn
     let weights = match decl.weights.as_ref().map(|source| &source.value) {
         None | Some(WeightsSource::None) => Weights::Random,
         Some(WeightsSource::File(path)) => Weights::File(path.value.clone()),
-        Some(WeightsSource::Recipe(path)) => Weights::Recipe(path.value.clone()),
+        Some(WeightsSource::Recipe(path)) => {
+            if let Some(upstream) = world.recipe_stats(&path.value) {
+                stats = upstream;
+            }
+            Weights::Recipe(path.value.clone())
+        }
         Some(WeightsSource::Zoo(entry)) => {
             match world.zoo_entry(&entry.value) {
                 ZooLookup::Found(card) => {

@@ -25,6 +25,11 @@ pub trait World {
     fn zoo_entry(&self, name: &str) -> ZooLookup;
     /// Sorted class folder names under `folder`, or `None` when the folder is not there.
     fn class_folders(&self, folder: &str) -> Option<Vec<String>>;
+    /// The statistics the model exported by another recipe was trained with (its normalisation and
+    /// last image size), for `backbone … from recipe "…"`; `None` when it cannot be read.
+    fn recipe_stats(&self, _path: &str) -> Option<Stats> {
+        None
+    }
     /// Whether a missing zoo or folder is an error (`--strict`) rather than something to skip.
     fn strict(&self) -> bool {
         false

@@ -10,6 +10,13 @@ pub struct DiskWorld<'a> {
     pub strict: bool,
 }
 
+/// Recipes reached through `from recipe` chains are read at most this deep (loops are TL3001).
+const MAX_RECIPE_DEPTH: usize = 8;
+
+thread_local! {
+    static RECIPE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl DiskWorld<'_> {
     pub fn resolve(&self, path: &str) -> PathBuf {
         resolve(&self.base, path)
@@ -56,5 +63,21 @@ impl World for DiskWorld<'_> {
 
     fn strict(&self) -> bool {
         self.strict
+    }
+
+    fn recipe_stats(&self, path: &str) -> Option<crate::arch::Stats> {
+        let depth = RECIPE_DEPTH.with(|depth| depth.get());
+        if depth >= MAX_RECIPE_DEPTH {
+            return None;
+        }
+        let path = self.resolve(path);
+        let source = std::fs::read_to_string(&path).ok()?;
+        let upstream_world = DiskWorld { base: path.parent().map(Path::to_path_buf).unwrap_or_default(), zoo: self.zoo, strict: false };
+        RECIPE_DEPTH.with(|d| d.set(depth + 1));
+        let (recipe, _) = crate::check::check_source(&source, "upstream", &upstream_world);
+        RECIPE_DEPTH.with(|d| d.set(depth));
+        let recipe = recipe?;
+        let input_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
+        Some(crate::arch::Stats { mean: recipe.data.mean, std: recipe.data.std, input_size, channels: 3 })
     }
 }
