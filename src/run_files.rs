@@ -3,7 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// One JSON object per line (metrics.jsonl, lr_steps.jsonl).
+pub fn json_lines<T: Serialize>(items: &[T]) -> String {
+    items.iter().filter_map(|item| serde_json::to_string(item).ok()).map(|line| line + "\n").collect()
+}
+
+/// The lines of a JSON-lines file that parse; none when the file is missing.
+pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+        .unwrap_or_default()
+}
 
 /// One line of metrics.jsonl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

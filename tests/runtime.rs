@@ -82,6 +82,26 @@ fn batchnorm_train_lets_frozen_batchnorms_move_but_not_convolutions() {
     }
 }
 
+/// One optimizer step of the recipe's first stage on the first 8 training images at 16px, from
+/// the seeded initial weights: the weights before and after.
+fn one_step(recipe: &Recipe, data: &TrainingData) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>) {
+    let device = Device::flex().autodiff();
+    device.seed(recipe.seed);
+    let network = Network::new(recipe, data.classes.len(), &device);
+    let before = snapshot(&network);
+    let trainer = Trainer::new(recipe, device.clone(), data);
+    let stage = &recipe.stages[0];
+    let network = trainer.configure(network, stage);
+    let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
+    let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
+    let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer);
+    let (network, _) = trainer
+        .step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0))
+        .unwrap_or_else(|_| panic!("finite loss"));
+    (before, snapshot(&network))
+}
+
 /// With plain SGD, one step moves a group with multiplier m exactly m times as far as with 1.
 #[test]
 fn multipliers_scale_each_group_step_exactly() {
@@ -89,25 +109,8 @@ fn multipliers_scale_each_group_step_exactly() {
     let base = format!("{STAGES}stage s {{ train all epochs 1 lr 0.05 optimizer sgd momentum 0 schedule constant");
     let scaled = recipe(&format!("{base} multipliers {{ layer1 0.1 layer2 0.5 }} }}\n"));
     let plain = recipe(&format!("{base} }}\n"));
-    let step = |recipe: &Recipe| {
-        let device = Device::flex().autodiff();
-        device.seed(recipe.seed);
-        let network = Network::new(recipe, data.classes.len(), &device);
-        let before = snapshot(&network);
-        let trainer = Trainer::new(recipe, device.clone(), &data);
-        let stage = &recipe.stages[0];
-        let network = trainer.configure(network, stage);
-        let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
-        let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
-        let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer);
-        let (network, _) = trainer
-            .step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0))
-            .unwrap_or_else(|_| panic!("finite loss"));
-        (before, snapshot(&network))
-    };
-    let (before, scaled_after) = step(&scaled);
-    let (plain_before, plain_after) = step(&plain);
+    let (before, scaled_after) = one_step(&scaled, &data);
+    let (plain_before, plain_after) = one_step(&plain, &data);
     assert_eq!(before, plain_before, "same seed, same initial weights");
     let ratio = |path: &str| {
         let moved = |after: &BTreeMap<String, Vec<f32>>| -> f64 {
@@ -302,23 +305,8 @@ fn every_head_layer_runs_and_concat_pool_is_max_then_average() {
 fn sgd_weight_decay_is_applied_exactly() {
     let data = tiny_data();
     let base = format!("{STAGES}stage s {{ train all epochs 1 lr 0.05 optimizer sgd momentum 0");
-    let step = |recipe: &Recipe| {
-        let device = Device::flex().autodiff();
-        device.seed(recipe.seed);
-        let network = Network::new(recipe, data.classes.len(), &device);
-        let before = snapshot(&network);
-        let trainer = Trainer::new(recipe, device.clone(), &data);
-        let stage = &recipe.stages[0];
-        let network = trainer.configure(network, stage);
-        let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
-        let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
-        let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer);
-        let (network, _) = trainer.step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0)).unwrap_or_else(|_| panic!("finite"));
-        (before, snapshot(&network))
-    };
-    let (before, plain) = step(&recipe(&format!("{base} schedule constant }}\n")));
-    let (_, decayed) = step(&recipe(&format!("{base} wd 0.1 schedule constant }}\n")));
+    let (before, plain) = one_step(&recipe(&format!("{base} schedule constant }}\n")), &data);
+    let (_, decayed) = one_step(&recipe(&format!("{base} wd 0.1 schedule constant }}\n")), &data);
     let path = "head.linears.0.weight";
     for ((w, a), b) in before[path].iter().zip(&plain[path]).zip(&decayed[path]) {
         let expected = -0.05 * 0.1 * w;

@@ -28,11 +28,6 @@ fn json<T: DeserializeOwned>(folder: &Path, name: &str) -> Option<T> {
     serde_json::from_str(&std::fs::read_to_string(folder.join(name)).ok()?).ok()
 }
 
-fn json_lines<T: DeserializeOwned>(folder: &Path, name: &str) -> Vec<T> {
-    std::fs::read_to_string(folder.join(name))
-        .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
-        .unwrap_or_default()
-}
 
 impl RunData {
     pub fn load(folder: &Path) -> Result<RunData, Diagnostic> {
@@ -42,7 +37,7 @@ impl RunData {
         if !folder.join(run_files::METRICS).is_file() {
             return Err(unreadable(folder, "it has no metrics.jsonl"));
         }
-        let metrics: Vec<EpochMetrics> = json_lines(folder, run_files::METRICS);
+        let metrics: Vec<EpochMetrics> = run_files::read_json_lines(&folder.join(run_files::METRICS));
         let summary: Option<Summary> = json(folder, run_files::SUMMARY);
         let recipe = summary
             .as_ref()
@@ -52,7 +47,7 @@ impl RunData {
         Ok(RunData {
             folder: folder.to_path_buf(),
             recipe,
-            steps: json_lines(folder, run_files::LR_STEPS),
+            steps: run_files::read_json_lines(&folder.join(run_files::LR_STEPS)),
             evaluation: json(folder, run_files::EVALUATION),
             movement: json(folder, run_files::MOVEMENT).unwrap_or_default(),
             filters: json(folder, run_files::FILTERS),

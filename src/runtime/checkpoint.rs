@@ -38,8 +38,7 @@ pub fn write(run_folder: &Path, network: &Network, optimizer: &ModuleOptimizer, 
     optimizer.save(fresh.join(OPTIMIZER)).map_err(|e| io_error(&fresh.join(OPTIMIZER), format!("{e:?}")))?;
     let position_json = serde_json::to_string_pretty(position).unwrap_or_default();
     std::fs::write(fresh.join(POSITION), position_json).map_err(|e| io_error(&fresh.join(POSITION), e))?;
-    let lines: String = rates.iter().filter_map(|r| serde_json::to_string(r).ok()).map(|line| line + "\n").collect();
-    std::fs::write(fresh.join(RATES), lines).map_err(|e| io_error(&fresh.join(RATES), e))?;
+    std::fs::write(fresh.join(RATES), crate::run_files::json_lines(rates)).map_err(|e| io_error(&fresh.join(RATES), e))?;
     for file in [MODEL, OPTIMIZER, POSITION, RATES] {
         sync(&fresh.join(file)).map_err(|e| io_error(&fresh.join(file), e))?;
     }
@@ -77,14 +76,17 @@ fn unreadable(path: &Path, error: impl std::fmt::Display) -> Diagnostic {
         .with_help("the checkpoint is damaged; start the run again")
 }
 
+/// Where the checkpoint stands (the caller needs its stage to build the optimizer to load into).
+pub fn position(folder: &Path) -> Result<Position, Diagnostic> {
+    serde_json::from_str(&std::fs::read_to_string(folder.join(POSITION)).map_err(|e| unreadable(folder, e))?)
+        .map_err(|e| unreadable(&folder.join(POSITION), e))
+}
+
 /// Load a checkpoint into a network of the same recipe and into a fresh optimizer for its stage.
 pub fn load(folder: &Path, network: Network, optimizer: ModuleOptimizer) -> Result<Loaded, Diagnostic> {
-    let position: Position = serde_json::from_str(&std::fs::read_to_string(folder.join(POSITION)).map_err(|e| unreadable(folder, e))?)
-        .map_err(|e| unreadable(&folder.join(POSITION), e))?;
+    let position = position(folder)?;
     let network = network.try_load_file(folder.join(MODEL)).map_err(|e| unreadable(&folder.join(MODEL), format!("{e:?}")))?;
     let optimizer = optimizer.load(folder.join(OPTIMIZER)).map_err(|e| unreadable(&folder.join(OPTIMIZER), format!("{e:?}")))?;
-    let rates = std::fs::read_to_string(folder.join(RATES))
-        .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
-        .unwrap_or_default();
+    let rates = crate::run_files::read_json_lines(&folder.join(RATES));
     Ok(Loaded { network, optimizer, position, rates })
 }

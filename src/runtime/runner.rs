@@ -207,9 +207,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         };
         let initial = weights_of(recipe, classes, &device, &folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
         network = initial;
-        metrics = std::fs::read_to_string(folder.file(run_files::METRICS))
-            .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
-            .unwrap_or_default();
+        metrics = run_files::read_json_lines(&folder.file(run_files::METRICS));
         restored = Some(checkpoint_folder);
     } else if let Some(path) = &pretrained {
         let report = weights::load(&mut network, path, LoadScope::Backbone).map_err(fail)?;
@@ -227,10 +225,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let mut first_stage = 0;
     let mut resume_point = None;
     if let Some(checkpoint_folder) = restored {
-        let position_stage = std::fs::read_to_string(checkpoint_folder.join("position.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str::<Position>(&text).ok())
-            .map_or(0, |position| position.stage_index);
+        let position_stage = checkpoint::position(&checkpoint_folder).map_err(fail)?.stage_index;
         let stage = &recipe.stages[position_stage.min(recipe.stages.len() - 1)];
         let loaded = checkpoint::load(&checkpoint_folder, network.clone(), super::optimizer::build(&stage.optimizer)).map_err(fail)?;
         network = loaded.network;
@@ -271,13 +266,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let evaluation = trainer.evaluate(&network, last_size);
     let after = snapshot(&network);
     let movement = relative_change(&before, &after);
-    let rates: String = trainer
-        .step_rates
-        .iter()
-        .filter_map(|rates| serde_json::to_string(rates).ok())
-        .map(|line| line + "\n")
-        .collect();
-    folder.write(run_files::LR_STEPS, rates.as_bytes()).map_err(fail)?;
+    folder.write(run_files::LR_STEPS, run_files::json_lines(&trainer.step_rates).as_bytes()).map_err(fail)?;
     folder.write(run_files::MOVEMENT, serde_json::to_string_pretty(&movement).unwrap_or_default().as_bytes()).map_err(fail)?;
     folder.write(run_files::EVALUATION, serde_json::to_string_pretty(&evaluation).unwrap_or_default().as_bytes()).map_err(fail)?;
     weights::save(&network, &folder.file("weights.safetensors")).map_err(fail)?;
@@ -328,8 +317,7 @@ fn write_report(folder: &Path, notes: &mut Vec<String>) {
 }
 
 fn write_metrics(folder: &RunFolder, metrics: &[EpochMetrics]) -> Result<(), Diagnostic> {
-    let lines: String = metrics.iter().filter_map(|m| serde_json::to_string(m).ok()).map(|line| line + "\n").collect();
-    folder.write("metrics.jsonl", lines.as_bytes())
+    folder.write(run_files::METRICS, run_files::json_lines(metrics).as_bytes())
 }
 
 fn preview(keys: &[String]) -> String {
