@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod builtin_data;
 pub mod check;
+pub mod data_counts;
 #[cfg(feature = "runtime")]
 pub mod cli;
 pub mod diagnostics;

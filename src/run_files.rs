@@ -35,6 +35,12 @@ pub struct EpochMetrics {
     pub valid_accuracy: f64,
     pub train_images_per_second: f64,
     pub seconds: f64,
+    /// `keep best`: the stage ended with this epoch's weights.
+    #[serde(default)]
+    pub restored: bool,
+    /// Early stopping: the stage stopped after this epoch.
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 /// One line of lr_steps.jsonl: every group's rate at one optimizer step (0 while frozen).

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tlrun::check::recipe::ScheduleKind;
+use tlrun::check::recipe::OneCycle;
 use tlrun::report::{RunData, lr_png, write_report};
 use tlrun::run_files::StepRates;
-use tlrun::runtime::schedule::factor;
+use tlrun::runtime::schedule::onecycle_factor;
 
 /// The blue of the first series.
 const FIRST_SERIES: [u8; 3] = [31, 119, 180];
@@ -23,7 +23,7 @@ fn the_lr_plot_of_a_onecycle_schedule_peaks_a_quarter_of_the_way_in() {
         .map(|step| StepRates {
             step,
             stage: "s".into(),
-            rates: BTreeMap::from([("head".to_string(), 1e-3 * factor(ScheduleKind::Onecycle, step, total))]),
+            rates: BTreeMap::from([("head".to_string(), 1e-3 * onecycle_factor(&OneCycle::default(), step, total))]),
         })
         .collect();
     let png = lr_png(&steps).unwrap();

@@ -1,51 +1,17 @@
 //! Runtime tests on tiny synthetic data, on the CPU: what the recipe says is what burn does.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::prelude::*;
-use tlrun::check::recipe::Recipe;
-use tlrun::check::{NoWorld, check_source};
-use tlrun::runtime::data::{SizedSet, generate, write_image_folder};
+use common::*;
 use tlrun::runtime::model::Network;
 use tlrun::runtime::param_snapshot::snapshot;
 use tlrun::runtime::runner::{self, RunOptions};
-use tlrun::runtime::trainer::{NoHooks, Split, Trainer, TrainingData};
 use tlrun::runtime::weights::{self, LoadScope};
 use tlrun::zoo::Zoo;
-
-fn recipe(text: &str) -> Recipe {
-    let (recipe, diagnostics) = check_source(text, "test", &NoWorld);
-    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:#?}");
-    recipe.unwrap()
-}
-
-fn synthetic(per_class: usize, seed: u64) -> Split {
-    let (_, images, labels) = generate("shapes-target", per_class, 16, seed).unwrap();
-    Split { images, labels }
-}
-
-fn tiny_data() -> TrainingData {
-    let (classes, _, _) = generate("shapes-target", 1, 16, 0).unwrap();
-    TrainingData { classes, train: synthetic(8, 1), valid: synthetic(2, 2) }
-}
-
-const STAGES: &str = r#"recipe "t"
-seed 5
-backbone resnet_small from none
-data { train "unused" batch 8 size 16 }
-"#;
-
-fn train_stage(recipe: &Recipe, data: &TrainingData) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>) {
-    let device = Device::flex().autodiff();
-    device.seed(recipe.seed);
-    let network = Network::new(recipe, data.classes.len(), &device);
-    let before = snapshot(&network);
-    let mut trainer = Trainer::new(recipe, device, data);
-    let network = trainer.run_stage(network, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs"));
-    (before, snapshot(&network))
-}
 
 fn changed(before: &BTreeMap<String, Vec<f32>>, after: &BTreeMap<String, Vec<f32>>, prefix: &str) -> (usize, usize) {
     let selected: Vec<&String> = before.keys().filter(|path| path.starts_with(prefix)).collect();
@@ -82,26 +48,6 @@ fn batchnorm_train_lets_frozen_batchnorms_move_but_not_convolutions() {
     }
 }
 
-/// One optimizer step of the recipe's first stage on the first 8 training images at 16px, from
-/// the seeded initial weights: the weights before and after.
-fn one_step(recipe: &Recipe, data: &TrainingData) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>) {
-    let device = Device::flex().autodiff();
-    device.seed(recipe.seed);
-    let network = Network::new(recipe, data.classes.len(), &device);
-    let before = snapshot(&network);
-    let trainer = Trainer::new(recipe, device.clone(), data);
-    let stage = &recipe.stages[0];
-    let network = trainer.configure(network, stage);
-    let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
-    let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
-    let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer);
-    let (network, _) = trainer
-        .step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0))
-        .unwrap_or_else(|_| panic!("finite loss"));
-    (before, snapshot(&network))
-}
-
 /// With plain SGD, one step moves a group with multiplier m exactly m times as far as with 1.
 #[test]
 fn multipliers_scale_each_group_step_exactly() {
@@ -109,8 +55,9 @@ fn multipliers_scale_each_group_step_exactly() {
     let base = format!("{STAGES}stage s {{ train all epochs 1 lr 0.05 optimizer sgd momentum 0 schedule constant");
     let scaled = recipe(&format!("{base} multipliers {{ layer1 0.1 layer2 0.5 }} }}\n"));
     let plain = recipe(&format!("{base} }}\n"));
-    let (before, scaled_after) = one_step(&scaled, &data);
-    let (plain_before, plain_after) = one_step(&plain, &data);
+    let initial = initial_network(&plain, data.classes.len());
+    let (before, scaled_after) = one_step(&scaled, &data, &initial);
+    let (plain_before, plain_after) = one_step(&plain, &data, &initial);
     assert_eq!(before, plain_before, "same seed, same initial weights");
     let ratio = |path: &str| {
         let moved = |after: &BTreeMap<String, Vec<f32>>| -> f64 {
@@ -127,11 +74,6 @@ fn multipliers_scale_each_group_step_exactly() {
         let measured = ratio(path);
         assert!((measured - expected).abs() < 1e-4 * expected.max(1.0), "{path}: moved {measured}x, expected {expected}x");
     }
-}
-
-fn write_dataset(root: &Path, per_class: usize, seed: u64) {
-    let (classes, images, labels) = generate("shapes-target", per_class, 24, seed).unwrap();
-    write_image_folder(root, &classes, &images, &labels).unwrap();
 }
 
 fn run(dir: &Path, text: &str, out: &str) -> runner::RunOutcome {
@@ -224,10 +166,6 @@ stage s { train head epochs 1 }
     assert!(error.message.contains("backbone.layer4.0.conv1.weight` is missing from the file"), "{}", error.message);
 }
 
-fn tlrun(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tlrun")).args(args).current_dir(dir).output().unwrap()
-}
-
 #[test]
 fn a_corrupt_image_is_named_or_skipped_as_the_recipe_says() {
     let dir = tempfile::tempdir().unwrap();
@@ -305,8 +243,10 @@ fn every_head_layer_runs_and_concat_pool_is_max_then_average() {
 fn sgd_weight_decay_is_applied_exactly() {
     let data = tiny_data();
     let base = format!("{STAGES}stage s {{ train all epochs 1 lr 0.05 optimizer sgd momentum 0");
-    let (before, plain) = one_step(&recipe(&format!("{base} schedule constant }}\n")), &data);
-    let (_, decayed) = one_step(&recipe(&format!("{base} wd 0.1 schedule constant }}\n")), &data);
+    let plain_recipe = recipe(&format!("{base} schedule constant }}\n"));
+    let initial = initial_network(&plain_recipe, data.classes.len());
+    let (before, plain) = one_step(&plain_recipe, &data, &initial);
+    let (_, decayed) = one_step(&recipe(&format!("{base} wd 0.1 schedule constant }}\n")), &data, &initial);
     let path = "head.linears.0.weight";
     for ((w, a), b) in before[path].iter().zip(&plain[path]).zip(&decayed[path]) {
         let expected = -0.05 * 0.1 * w;

@@ -1,9 +1,9 @@
-use super::recipe::Recipe;
+use super::recipe::{Loss, Recipe};
 use super::world::World;
 use super::{backbone, data, groups, head, items, stages, traps};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::span::Span;
-use crate::syntax::ast::Ast;
+use crate::syntax::ast::{Ast, LossOption};
 
 /// Seed used when a recipe names none, so that every run is reproducible anyway.
 pub const DEFAULT_SEED: u64 = 42;
@@ -72,6 +72,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
     let groups = groups::check(items.groups, architecture, kept_layers, &mut diagnostics);
     let checked_stages = stages::check(&items.stages, &groups, &data, &mut diagnostics);
     traps::check(&backbone, &data, items.data, &groups, &checked_stages, &mut diagnostics);
+    traps::few_steps(&data, items.data, &checked_stages, &mut diagnostics);
 
     let checkpoint_every = items.checkpoint.and_then(|steps| match u32::try_from(steps.value).ok().filter(|n| *n > 0) {
         Some(steps) => Some(steps),
@@ -80,6 +81,19 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
                 Diagnostic::new(Code::ValueOutOfRange, format!("checkpoints come every 1 or more steps, not {}", steps.value))
                     .at(steps.span, "not a step count")
                     .with_help("e.g. `checkpoint every 50 steps`; every epoch ends with a checkpoint anyway"),
+            );
+            None
+        }
+    });
+    let loss = check_loss(items.loss, &mut diagnostics);
+    let ema = items.ema.and_then(|decay| {
+        if decay.value > 0.0 && decay.value < 1.0 {
+            Some(decay.value)
+        } else {
+            diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("an EMA decay is in (0, 1), not {}", decay.value))
+                    .at(decay.span, "not a decay")
+                    .with_help("e.g. `ema 0.999` (timm's ModelEmaV2 default is 0.9999; few-shot runs with few steps want less)"),
             );
             None
         }
@@ -96,8 +110,27 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         export: items.export.map(|path| path.value.clone()),
         publish: items.publish.map(|name| name.value.clone()),
         checkpoint_every,
+        loss,
+        ema,
+        tta_flip: items.tta_flip,
     };
     (Some(recipe), diagnostics)
+}
+
+fn check_loss(options: Option<&[crate::span::Spanned<LossOption>]>, diagnostics: &mut Vec<Diagnostic>) -> Loss {
+    let mut loss = Loss::default();
+    for option in options.unwrap_or_default() {
+        match option.value {
+            LossOption::Smoothing(epsilon) if (0.0..1.0).contains(&epsilon) => loss.smoothing = epsilon,
+            LossOption::Smoothing(epsilon) => diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("label smoothing is in [0, 1), not {epsilon}"))
+                    .at(option.span, "out of range")
+                    .with_help("e.g. `loss cross_entropy smoothing 0.1`"),
+            ),
+            LossOption::BalancedWeights => loss.balanced_weights = true,
+        }
+    }
+    loss
 }
 
 pub fn missing(anchor: Span, message: &str, help: &str) -> Diagnostic {

@@ -1,6 +1,6 @@
 use super::backbone::{channels_error, check_channel_values, positive_u32, size_error};
 use super::checker::missing;
-use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, Validation};
+use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, Validation};
 use crate::builtin_data;
 use super::world::World;
 use crate::arch::Stats;
@@ -33,6 +33,9 @@ pub fn check(
         crop_padding: 0,
         corrupt: CorruptPolicy::Fail,
         classes: None,
+        train_images: None,
+        resize_method: ResizeMethod::Crop,
+        adapt_channels: false,
     };
     let Some((item, statements)) = block else {
         diagnostics.push(missing(anchor, "the recipe has no `data` block", "add `data { train \"path/to/train\" }`"));
@@ -78,11 +81,22 @@ pub fn check(
                         .with_help("e.g. `batch 64`"),
                 ),
             },
-            DataKind::Channels(channels) => {
+            DataKind::Channels(channels, adapt) => {
                 if channels.value == 1 || channels.value == 3 {
                     data.channels = channels.value as u32;
                 } else {
                     diagnostics.push(channels_error(channels));
+                }
+                if *adapt {
+                    if channels.value == 1 && stats.channels == 3 {
+                        data.adapt_channels = true;
+                    } else {
+                        diagnostics.push(
+                            Diagnostic::new(Code::ValueOutOfRange, "`adapt` fits grey data (`channels 1`) to a colour backbone only")
+                                .at(statement.span, "nothing to adapt")
+                                .with_help(format!("the backbone takes {} channel(s) and the data has {}: drop `adapt`", stats.channels, channels.value)),
+                        );
+                    }
                 }
             }
             DataKind::Size(size) => match positive_u32(size.value) {
@@ -122,6 +136,7 @@ pub fn check(
                 }
             }
             DataKind::Corrupt(policy) => data.corrupt = *policy,
+            DataKind::ResizeMethod(method) => data.resize_method = *method,
         }
     }
 
@@ -180,6 +195,7 @@ pub fn check(
                     }
                 }
             }
+            data.train_images = train_image_count(&data, world);
             data.classes = Some(classes);
         }
         None if world.strict() => diagnostics.push(
@@ -190,6 +206,20 @@ pub fn check(
         None => {}
     }
     data
+}
+
+/// Images that train after the valid split, when the world can count the train folder's classes.
+fn train_image_count(data: &Data, world: &dyn World) -> Option<usize> {
+    let per_class = match &data.train {
+        DataSource::Folder { path } => world.class_image_counts(path)?,
+        DataSource::Synthetic { task, per_class, .. } => vec![*per_class; builtin_data::lookup(task)?.classes.len()],
+    };
+    Some(match data.valid {
+        Validation::Split { fraction, .. } => {
+            per_class.iter().map(|&count| count - crate::data_counts::held_out(count, fraction)).sum()
+        }
+        Validation::Source { .. } => per_class.iter().sum(),
+    })
 }
 
 /// Seed offset for a synthetic valid set that names no seed of its own.
@@ -249,9 +279,10 @@ fn keyword_of(kind: &DataKind) -> &'static str {
         DataKind::Valid(_) | DataKind::ValidSplit { .. } => "valid",
         DataKind::Batch(_) => "batch",
         DataKind::Normalize(_) => "normalize",
-        DataKind::Channels(_) => "channels",
+        DataKind::Channels(..) => "channels",
         DataKind::Size(_) => "size",
         DataKind::Augment(_) => "augment",
         DataKind::Corrupt(_) => "corrupt",
+        DataKind::ResizeMethod(_) => "resize_method",
     }
 }

@@ -19,6 +19,9 @@ pub struct Items<'a> {
     pub export: Option<&'a Spanned<String>>,
     pub publish: Option<&'a Spanned<String>>,
     pub checkpoint: Option<&'a Spanned<i64>>,
+    pub loss: Option<&'a [Spanned<LossOption>]>,
+    pub ema: Option<&'a Spanned<f64>>,
+    pub tta_flip: bool,
 }
 
 pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a> {
@@ -40,6 +43,9 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Export(_) => "export",
             ItemKind::Publish(_) => "publish",
             ItemKind::Checkpoint(_) => "checkpoint",
+            ItemKind::Loss(_) => "loss",
+            ItemKind::Ema(_) => "ema",
+            ItemKind::TtaFlip => "tta",
         };
         if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
             diagnostics.push(duplicate(keyword, item.keyword, *first));
@@ -57,6 +63,9 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Export(path) => items.export = Some(path),
             ItemKind::Publish(name) => items.publish = Some(name),
             ItemKind::Checkpoint(steps) => items.checkpoint = Some(steps),
+            ItemKind::Loss(options) => items.loss = Some(options),
+            ItemKind::Ema(decay) => items.ema = Some(decay),
+            ItemKind::TtaFlip => items.tta_flip = true,
             ItemKind::Stage(_) => {}
         }
     }

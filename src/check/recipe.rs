@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::arch::{Architecture, Stats};
-pub use crate::syntax::ast::{BatchNormMode, CorruptPolicy, OptimizerKind, Pool, ScheduleKind};
+pub use crate::syntax::ast::{BatchNormMode, CorruptPolicy, Metric, OptimizerKind, Pool, ResizeMethod, ScheduleKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recipe {
@@ -22,6 +22,27 @@ pub struct Recipe {
     pub publish: Option<String>,
     /// Checkpoint every this many optimizer steps, besides the end of every epoch.
     pub checkpoint_every: Option<u32>,
+    pub loss: Loss,
+    /// Decay of an exponential moving average of the weights; the average is what is evaluated,
+    /// exported and published.
+    pub ema: Option<f64>,
+    /// The final evaluation averages each image's prediction with its mirror's.
+    pub tta_flip: bool,
+}
+
+/// Cross-entropy, as PyTorch's `CrossEntropyLoss(weight, label_smoothing)` computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Loss {
+    /// Label smoothing ε: the target is (1 - ε) on the true class plus ε / classes everywhere.
+    pub smoothing: f64,
+    /// Weight each class by `images / (classes × images of the class)` (scikit-learn's "balanced").
+    pub balanced_weights: bool,
+}
+
+impl Default for Loss {
+    fn default() -> Self {
+        Loss { smoothing: 0.0, balanced_weights: false }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,6 +61,30 @@ fn architecture_name<S: serde::Serializer>(architecture: &&'static Architecture,
 impl Backbone {
     pub fn is_pretrained(&self) -> bool {
         !matches!(self.weights, Weights::Random)
+    }
+}
+
+impl Recipe {
+    /// Channels the network's first convolution takes: the backbone's, or 1 under `channels 1 adapt`.
+    pub fn input_channels(&self) -> u32 {
+        if self.data.adapt_channels { 1 } else { self.backbone.stats.channels }
+    }
+
+    /// Whether images are made grey when decoded: grey data, or a network that takes one channel.
+    pub fn grey_images(&self) -> bool {
+        self.data.channels == 1 || self.input_channels() == 1
+    }
+
+    /// Mean and std for each input channel of the network. One channel fed by 3-channel
+    /// statistics (an adapted colour backbone) takes their average, as the summed filters see
+    /// one grey value where they saw three.
+    pub fn input_normalisation(&self) -> (Vec<f64>, Vec<f64>) {
+        let average = |values: &[f64]| vec![values.iter().sum::<f64>() / values.len().max(1) as f64];
+        if self.input_channels() == 1 && self.data.mean.len() > 1 {
+            (average(&self.data.mean), average(&self.data.std))
+        } else {
+            (self.data.mean.clone(), self.data.std.clone())
+        }
     }
 }
 
@@ -67,6 +112,12 @@ pub struct Data {
     pub corrupt: CorruptPolicy,
     /// Class folder names, when the checker could see the train folder.
     pub classes: Option<Vec<String>>,
+    /// Training images after the valid split, when the checker could count them.
+    pub train_images: Option<usize>,
+    pub resize_method: ResizeMethod,
+    /// `channels 1 adapt`: the network takes one channel; a colour backbone's first filters are
+    /// summed over their RGB inputs (timm's `adapt_input_conv`).
+    pub adapt_channels: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,9 +198,42 @@ pub struct Stage {
     pub multipliers: Vec<f64>,
     pub optimizer: Optimizer,
     pub schedule: ScheduleKind,
+    /// The shape of `schedule onecycle` (ignored by the other schedules).
+    pub onecycle: OneCycle,
     /// Image side for each epoch, in order.
     pub sizes: Vec<u32>,
     pub batchnorm: BatchNormMode,
+    /// Batches per optimizer step (gradient accumulation); 1 is a step per batch.
+    pub accumulate: usize,
+    /// Restore the weights of the best epoch when the stage ends.
+    pub keep_best: Option<Metric>,
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// fastai's `fit_one_cycle`: the rate warms up over `pct` of the steps from `lr / div` to `lr`,
+/// then anneals to `lr / final_div`, both halves cosine; AdamW's β₁ (SGD's momentum) moves
+/// the other way, `moms.0 → moms.1 → moms.2`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct OneCycle {
+    pub pct: f64,
+    pub div: f64,
+    pub final_div: f64,
+    pub moms: (f64, f64, f64),
+}
+
+impl Default for OneCycle {
+    /// fastai's defaults: `pct_start=0.25, div=25, div_final=1e5, moms=(0.95, 0.85, 0.95)`.
+    fn default() -> Self {
+        OneCycle { pct: 0.25, div: 25.0, final_div: 1e5, moms: (0.95, 0.85, 0.95) }
+    }
+}
+
+/// Stop a stage after `patience` epochs in which `metric` did not improve by more than `min_delta`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyStop {
+    pub patience: u32,
+    pub min_delta: f64,
+    pub metric: Metric,
 }
 
 impl Stage {
@@ -166,6 +250,8 @@ pub struct Optimizer {
     pub beta1: f64,
     pub beta2: f64,
     pub epsilon: f64,
+    /// Decay BatchNorm parameters and biases too (fastai's `wd_bn_bias`, off by default).
+    pub decay_batchnorm_and_bias: bool,
 }
 
 impl Optimizer {
@@ -174,10 +260,10 @@ impl Optimizer {
     pub fn defaults(kind: OptimizerKind) -> Self {
         match kind {
             OptimizerKind::Adamw => {
-                Optimizer { kind, weight_decay: 0.01, momentum: 0.0, beta1: 0.9, beta2: 0.99, epsilon: 1e-5 }
+                Optimizer { kind, weight_decay: 0.01, momentum: 0.0, beta1: 0.9, beta2: 0.99, epsilon: 1e-5, decay_batchnorm_and_bias: false }
             }
             OptimizerKind::Sgd => {
-                Optimizer { kind, weight_decay: 0.0, momentum: 0.9, beta1: 0.9, beta2: 0.99, epsilon: 1e-5 }
+                Optimizer { kind, weight_decay: 0.0, momentum: 0.9, beta1: 0.9, beta2: 0.99, epsilon: 1e-5, decay_batchnorm_and_bias: false }
             }
         }
     }

@@ -1,10 +1,13 @@
 use super::groups::CheckedGroups;
-use super::recipe::{BatchNormMode, Data, Optimizer, OptimizerKind, ScheduleKind, Stage};
+use super::recipe::{BatchNormMode, Data, EarlyStop, Metric, OneCycle, Optimizer, OptimizerKind, ScheduleKind, Stage};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::span::{Span, Spanned};
-use crate::syntax::ast::{Name, OptimizerParam, StageDecl, StageKind, TrainTarget};
+use crate::syntax::ast::{Name, OneCycleParam, OptimizerParam, StageDecl, StageKind, TrainTarget};
 
 pub const DEFAULT_LR: f64 = 1e-3;
+/// Bounds that keep a recipe's loops and buffers finite; documented in docs/language.md.
+pub const MAX_EPOCHS: u32 = 100_000;
+pub const MAX_ACCUMULATE: usize = 4096;
 
 /// A checked stage with the spans that the trap warnings point at.
 pub struct CheckedStage {
@@ -13,6 +16,7 @@ pub struct CheckedStage {
     pub train_span: Option<Span>,
     pub lr_span: Option<Span>,
     pub resize_span: Option<Span>,
+    pub accumulate_span: Option<Span>,
 }
 
 pub fn check(declarations: &[&StageDecl], groups: &CheckedGroups, data: &Data, diagnostics: &mut Vec<Diagnostic>) -> Vec<CheckedStage> {
@@ -42,6 +46,11 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
     let mut multipliers: Option<&Vec<(Name, Spanned<f64>)>> = None;
     let mut optimizer = Optimizer::defaults(OptimizerKind::Adamw);
     let mut schedule = ScheduleKind::Onecycle;
+    let mut onecycle = OneCycle::default();
+    let mut accumulate = 1usize;
+    let mut accumulate_span = None;
+    let mut keep_best: Option<Metric> = None;
+    let mut stop_after: Option<(u32, f64)> = None;
     let mut resize: Option<(&Vec<Spanned<i64>>, &Vec<Spanned<i64>>, Span)> = None;
     let mut batchnorm = BatchNormMode::Frozen;
     let mut lr_span = None;
@@ -85,6 +94,11 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
                 freeze = Some(names.iter().filter_map(|name| resolve(name, groups, diagnostics).map(|i| (i, name.span))).collect());
             }
             StageKind::Epochs(count) => match u32::try_from(count.value).ok().filter(|count| *count > 0) {
+                Some(count) if count > MAX_EPOCHS => diagnostics.push(
+                    Diagnostic::new(Code::ValueOutOfRange, format!("a stage trains for at most {MAX_EPOCHS} epochs, not {count}"))
+                        .at(statement.span, format!("over the limit of {MAX_EPOCHS}"))
+                        .with_help("split the training into several stages, or train fewer epochs"),
+                ),
                 Some(count) => epochs = count,
                 None => diagnostics.push(
                     Diagnostic::new(Code::ZeroEpochs, format!("a stage trains for at least one epoch, not {}", count.value))
@@ -115,7 +129,48 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
                 multipliers.get_or_insert(map);
             }
             StageKind::Optimizer { kind, params } => optimizer = check_optimizer(*kind, params, diagnostics),
-            StageKind::Schedule(kind) => schedule = *kind,
+            StageKind::Schedule(kind, params) => {
+                schedule = *kind;
+                onecycle = check_onecycle(params, diagnostics);
+            }
+            StageKind::Accumulate(count) => {
+                accumulate_span = Some(statement.span);
+                match usize::try_from(count.value).ok().filter(|count| (1..=MAX_ACCUMULATE).contains(count)) {
+                    Some(count) => accumulate = count,
+                    None => diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, format!("accumulate takes 1..{MAX_ACCUMULATE} batches per step, not {}", count.value))
+                            .at(count.span, "not a batch count")
+                            .with_help("`accumulate 2` steps once every two batches: the update of a batch twice as large"),
+                    ),
+                }
+            }
+            StageKind::KeepBest(metric) => keep_best = Some(metric.unwrap_or(Metric::ValidAccuracy)),
+            StageKind::StopAfter { patience, min_delta } => {
+                let patience_value = match u32::try_from(patience.value).ok().filter(|count| (1..=MAX_EPOCHS).contains(count)) {
+                    Some(count) => count,
+                    None => {
+                        diagnostics.push(
+                            Diagnostic::new(Code::ValueOutOfRange, format!("stop after 1..{MAX_EPOCHS} epochs without improvement, not {}", patience.value))
+                                .at(patience.span, "not an epoch count")
+                                .with_help("e.g. `stop after 3 epochs without improvement`"),
+                        );
+                        1
+                    }
+                };
+                let delta = match min_delta {
+                    Some(delta) if delta.value >= 0.0 => delta.value,
+                    Some(delta) => {
+                        diagnostics.push(
+                            Diagnostic::new(Code::ValueOutOfRange, format!("min_delta cannot be negative ({})", delta.value))
+                                .at(delta.span, "negative")
+                                .with_help("e.g. `min_delta 0.001`: smaller changes do not count as improvement"),
+                        );
+                        0.0
+                    }
+                    None => 0.0,
+                };
+                stop_after = Some((patience_value, delta));
+            }
             StageKind::Resize { sizes, starts } => resize = Some((sizes, starts, statement.span)),
             StageKind::BatchNorm(mode) => batchnorm = *mode,
         }
@@ -161,13 +216,23 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
             multipliers: per_group,
             optimizer,
             schedule,
+            onecycle,
             sizes,
             batchnorm,
+            accumulate,
+            keep_best,
+            // Early stopping watches what `keep best` keeps; alone it watches the valid loss (Keras).
+            early_stop: stop_after.map(|(patience, min_delta)| EarlyStop {
+                patience,
+                min_delta,
+                metric: keep_best.unwrap_or(Metric::ValidLoss),
+            }),
         },
         name_span: declaration.name.span,
         train_span,
         lr_span,
         resize_span: resize.map(|(_, _, span)| span),
+        accumulate_span,
     }
 }
 
@@ -180,9 +245,12 @@ fn keyword_of(kind: &StageKind) -> &'static str {
         StageKind::Spread(_) => "spread",
         StageKind::Multipliers(_) => "multipliers",
         StageKind::Optimizer { .. } => "optimizer",
-        StageKind::Schedule(_) => "schedule",
+        StageKind::Schedule(..) => "schedule",
         StageKind::Resize { .. } => "resize",
         StageKind::BatchNorm(_) => "batchnorm",
+        StageKind::Accumulate(_) => "accumulate",
+        StageKind::KeepBest(_) => "keep best",
+        StageKind::StopAfter { .. } => "stop after",
     }
 }
 
@@ -369,6 +437,27 @@ fn check_resize(
         .collect()
 }
 
+/// fastai's `fit_one_cycle` parameters, each checked; what is not written keeps fastai's default.
+fn check_onecycle(params: &[Spanned<OneCycleParam>], diagnostics: &mut Vec<Diagnostic>) -> OneCycle {
+    let mut onecycle = OneCycle::default();
+    let mut bad = |span: Span, message: String, help: &str| {
+        diagnostics.push(Diagnostic::new(Code::ValueOutOfRange, message).at(span, "out of range").with_help(help.to_string()))
+    };
+    for param in params {
+        match param.value {
+            OneCycleParam::Pct(pct) if pct > 0.0 && pct < 1.0 => onecycle.pct = pct,
+            OneCycleParam::Pct(pct) => bad(param.span, format!("pct is the warm-up share of the steps, in (0, 1), not {pct}"), "fastai's default is `pct 0.25`"),
+            OneCycleParam::Div(div) if div >= 1.0 => onecycle.div = div,
+            OneCycleParam::Div(div) => bad(param.span, format!("div divides the peak rate to give the first one; it is at least 1, not {div}"), "fastai's default is `div 25`"),
+            OneCycleParam::FinalDiv(div) if div >= 1.0 => onecycle.final_div = div,
+            OneCycleParam::FinalDiv(div) => bad(param.span, format!("final_div is at least 1, not {div}"), "fastai's default is `final_div 1e5`"),
+            OneCycleParam::Moms(a, b, c) if [a, b, c].iter().all(|m| (0.0..1.0).contains(m)) => onecycle.moms = (a, b, c),
+            OneCycleParam::Moms(a, b, c) => bad(param.span, format!("momentums are in [0, 1), not {a} {b} {c}"), "fastai's default is `moms 0.95 0.85 0.95`"),
+        }
+    }
+    onecycle
+}
+
 fn check_optimizer(kind: OptimizerKind, params: &[Spanned<OptimizerParam>], diagnostics: &mut Vec<Diagnostic>) -> Optimizer {
     let mut optimizer = Optimizer::defaults(kind);
     let out_of_range = |span: Span, message: String, help: &str| {
@@ -403,6 +492,7 @@ fn check_optimizer(kind: OptimizerKind, params: &[Spanned<OptimizerParam>], diag
                 format!("betas are in [0, 1), not {beta1} and {beta2}"),
                 "fastai's defaults are `betas 0.9 0.99`",
             )),
+            OptimizerParam::DecayBatchNormAndBias => optimizer.decay_batchnorm_and_bias = true,
             OptimizerParam::Eps(epsilon) if epsilon > 0.0 => optimizer.epsilon = epsilon,
             OptimizerParam::Eps(epsilon) => {
                 diagnostics.push(out_of_range(param.span, format!("eps must be positive, not {epsilon}"), "e.g. `eps 1e-5`"))

@@ -136,7 +136,7 @@ fn domain_shift(backbone: &Backbone, data: &Data, statements: &[DataStatement], 
     if data.channels == backbone.stats.channels {
         return;
     }
-    let Some(statement) = statements.iter().find(|statement| matches!(statement.kind, DataKind::Channels(_))) else {
+    let Some(statement) = statements.iter().find(|statement| matches!(statement.kind, DataKind::Channels(..))) else {
         return;
     };
     let describe = |channels: u32| if channels == 1 { "grayscale" } else { "colour" };
@@ -151,5 +151,39 @@ fn domain_shift(backbone: &Backbone, data: &Data, statements: &[DataStatement], 
         )
         .at(statement.span, "different from the pretraining data")
         .with_help("features that rely on colour will not transfer: expect to fine-tune more layers, with more data"),
+    );
+}
+
+/// Fewer optimizer steps than this in an epoch: BatchNorm statistics and the schedule see too little.
+const FEW_STEPS: usize = 4;
+
+/// TL5006: an epoch of so few steps that the schedule and BatchNorm's statistics barely move.
+/// Reported once, at the first stage concerned, anchored at `batch` when the recipe writes one.
+pub fn few_steps(data: &Data, data_block: Option<(&Item, &[DataStatement])>, stages: &[CheckedStage], diagnostics: &mut Vec<Diagnostic>) {
+    let Some(images) = data.train_images.filter(|images| *images > 0) else { return };
+    let Some(checked) = stages.iter().find(|checked| {
+        crate::data_counts::steps_per_epoch(images, data.batch, checked.stage.accumulate) < FEW_STEPS
+    }) else {
+        return;
+    };
+    let stage = &checked.stage;
+    let steps = crate::data_counts::steps_per_epoch(images, data.batch, stage.accumulate);
+    let statements = data_block.map_or(&[][..], |(_, statements)| statements);
+    let batch_span = statements.iter().find(|statement| matches!(statement.kind, DataKind::Batch(_))).map(|statement| statement.span);
+    let anchor = checked.accumulate_span.or(batch_span).unwrap_or(checked.name_span);
+    // The largest batch that still gives FEW_STEPS steps, never below 2 (BatchNorm needs two images).
+    let suggested = (images / (FEW_STEPS * stage.accumulate)).max(2);
+    let accumulation = if stage.accumulate > 1 { format!(", accumulating {}", stage.accumulate) } else { String::new() };
+    diagnostics.push(
+        Diagnostic::new(
+            Code::FewStepsPerEpoch,
+            format!("stage `{}` takes only {steps} optimizer step{} per epoch", stage.name, if steps == 1 { "" } else { "s" }),
+        )
+        .at(anchor, format!("{steps} step{} per epoch", if steps == 1 { "" } else { "s" }))
+        .with_help(format!(
+            "{images} images at batch {}{accumulation}: {steps} step{} per epoch; try `batch {suggested}`",
+            data.batch,
+            if steps == 1 { "" } else { "s" }
+        )),
     );
 }

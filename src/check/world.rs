@@ -25,6 +25,10 @@ pub trait World {
     fn zoo_entry(&self, name: &str) -> ZooLookup;
     /// Sorted class folder names under `folder`, or `None` when the folder is not there.
     fn class_folders(&self, folder: &str) -> Option<Vec<String>>;
+    /// Image files in each class folder of `folder`, in `class_folders` order; `None` when unknown.
+    fn class_image_counts(&self, _folder: &str) -> Option<Vec<usize>> {
+        None
+    }
     /// The statistics the model exported by another recipe was trained with (its normalisation and
     /// last image size), for `backbone … from recipe "…"`; `None` when it cannot be read.
     fn recipe_stats(&self, _path: &str) -> Option<Stats> {

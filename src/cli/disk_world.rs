@@ -61,6 +61,16 @@ impl World for DiskWorld<'_> {
         class_folders(&self.resolve(folder))
     }
 
+    fn class_image_counts(&self, folder: &str) -> Option<Vec<usize>> {
+        // The runtime's own scan, so that lint counts exactly the images a run would load.
+        let scanned = crate::runtime::data::ImageFolder::scan(&self.resolve(folder)).ok()?;
+        let mut counts = vec![0; scanned.classes.len()];
+        for (_, label) in &scanned.items {
+            counts[*label] += 1;
+        }
+        Some(counts)
+    }
+
     fn strict(&self) -> bool {
         self.strict
     }
@@ -78,6 +88,7 @@ impl World for DiskWorld<'_> {
         RECIPE_DEPTH.with(|d| d.set(depth));
         let recipe = recipe?;
         let input_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
-        Some(crate::arch::Stats { mean: recipe.data.mean, std: recipe.data.std, input_size, channels: 3 })
+        let (mean, std) = recipe.input_normalisation();
+        Some(crate::arch::Stats { mean, std, input_size, channels: recipe.input_channels() })
     }
 }

@@ -6,6 +6,7 @@ mod disk_world;
 mod explain;
 mod graph;
 mod lint;
+mod lr_find;
 mod pipeline;
 mod plan;
 mod recipe_file;
@@ -76,6 +77,8 @@ pub enum Command {
     Data(data::DataCommand),
     /// Run a recipe: train, evaluate, write the run folder, export (`tlrun recipe.tl` does the same).
     Run(run::RunArgs),
+    /// The learning-rate range test on one stage: fastai's valley and steep suggestions and a plot.
+    LrFind(lr_find::LrFindArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Graph { recipe, format } => graph::run(&recipe, format, &zoo),
         Command::Plan { recipe } => plan::run(&recipe, &zoo),
         Command::Run(args) => run::run(&args, &zoo),
+        Command::LrFind(args) => lr_find::run(&args, &zoo),
         Command::Data(command) => data::run(&command),
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),

@@ -85,7 +85,7 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
 fn backbone_network(architecture: &'static arch::Architecture, device: &Device) -> Network {
     let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
     Network {
-        backbone: crate::runtime::model::Backbone::new(architecture, kept, device),
+        backbone: crate::runtime::model::Backbone::new(architecture, kept, 3, device),
         head: crate::runtime::model::Head::new(&[], 0, device),
     }
 }

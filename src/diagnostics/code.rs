@@ -84,6 +84,7 @@ codes! {
     FullRateUnfreeze = "TL5003", Warning, "full-rate-unfreeze";
     UnfreezeBeforeHeadWarmup = "TL5004", Warning, "unfreeze-before-head-warmup";
     DomainShift = "TL5005", Warning, "domain-shift";
+    FewStepsPerEpoch = "TL5006", Warning, "few-steps-per-epoch";
 }
 
 impl Code {

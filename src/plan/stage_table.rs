@@ -1,7 +1,7 @@
 //! `tlrun plan`: per stage, each group frozen or trained with its effective learning rate, and the
 //! image size of every epoch. Nothing runs.
 
-use crate::check::recipe::{BatchNormMode, OptimizerKind, Recipe, ScheduleKind};
+use crate::check::recipe::{BatchNormMode, OptimizerKind, Recipe, ScheduleKind, Stage};
 
 pub fn render(recipe: &Recipe) -> String {
     let mut out = format!(
@@ -11,6 +11,7 @@ pub fn render(recipe: &Recipe) -> String {
         if recipe.backbone.is_pretrained() { "pretrained" } else { "random init" },
         recipe.seed
     );
+    out.push_str(&run_options(recipe));
     let name_width = recipe.groups.iter().map(|group| group.name.len()).max().unwrap_or(5).max(5);
     for (index, stage) in recipe.stages.iter().enumerate() {
         let optimizer = match stage.optimizer.kind {
@@ -18,9 +19,14 @@ pub fn render(recipe: &Recipe) -> String {
             OptimizerKind::Sgd => "sgd",
         };
         let schedule = match stage.schedule {
-            ScheduleKind::Onecycle => "onecycle",
-            ScheduleKind::Cosine => "cosine",
-            ScheduleKind::Constant => "constant",
+            ScheduleKind::Onecycle => {
+                let cycle = &stage.onecycle;
+                let (first, low, last) = cycle.moms;
+                let momentum = if stage.optimizer.kind == OptimizerKind::Adamw { format!(", beta1 {first} -> {low} -> {last}") } else { String::new() };
+                format!("onecycle (pct {}, div {}, final_div {:e}{momentum})", cycle.pct, cycle.div, cycle.final_div)
+            }
+            ScheduleKind::Cosine => "cosine".to_string(),
+            ScheduleKind::Constant => "constant".to_string(),
         };
         let batchnorm = match stage.batchnorm {
             BatchNormMode::Frozen => "frozen",
@@ -53,6 +59,55 @@ pub fn render(recipe: &Recipe) -> String {
         let sizes: Vec<String> =
             stage.sizes.iter().enumerate().map(|(epoch, size)| format!("{}:{size}px", epoch + 1)).collect();
         out.push_str(&format!("  sizes per epoch  {}\n", sizes.join("  ")));
+        out.push_str(&stage_options(recipe, stage));
+    }
+    out
+}
+
+/// Run-wide options: batches, loss, averaging, test-time augmentation.
+fn run_options(recipe: &Recipe) -> String {
+    let images = match recipe.data.train_images {
+        Some(images) => format!("{images} training images, "),
+        None => String::new(),
+    };
+    let mut loss = "cross-entropy".to_string();
+    if recipe.loss.smoothing > 0.0 {
+        loss.push_str(&format!(", label smoothing {}", recipe.loss.smoothing));
+    }
+    if recipe.loss.balanced_weights {
+        loss.push_str(", balanced class weights");
+    }
+    let ema = recipe.ema.map_or("off".to_string(), |decay| format!("{decay} (evaluated and exported)"));
+    let tta = if recipe.tta_flip { "flip" } else { "off" };
+    format!("{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\n", recipe.data.batch)
+}
+
+/// One stage's steps, weight decay, accumulation, keep-best and early stopping.
+fn stage_options(recipe: &Recipe, stage: &Stage) -> String {
+    let steps = match recipe.data.train_images {
+        Some(images) => format!("{} optimizer steps per epoch", crate::data_counts::steps_per_epoch(images, recipe.data.batch, stage.accumulate)),
+        None => "steps per epoch: unknown until the data is read".to_string(),
+    };
+    let accumulate = if stage.accumulate > 1 { format!(" (accumulating {} batches)", stage.accumulate) } else { String::new() };
+    let decay = if stage.optimizer.weight_decay == 0.0 {
+        "no weight decay".to_string()
+    } else if stage.optimizer.decay_batchnorm_and_bias {
+        format!("weight decay {} on every parameter", stage.optimizer.weight_decay)
+    } else {
+        format!("weight decay {} (not on BatchNorm or biases)", stage.optimizer.weight_decay)
+    };
+    let mut out = format!("  {steps}{accumulate}, {decay}\n");
+    if let Some(metric) = stage.keep_best {
+        out.push_str(&format!("  keep best {}: the stage ends with its best epoch's weights\n", metric.name()));
+    }
+    if let Some(stop) = stage.early_stop {
+        out.push_str(&format!(
+            "  stop after {} epoch{} without {} improving by more than {}\n",
+            stop.patience,
+            if stop.patience == 1 { "" } else { "s" },
+            stop.metric.name(),
+            stop.min_delta
+        ));
     }
     out
 }

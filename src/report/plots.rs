@@ -114,8 +114,29 @@ pub fn curves_png(metrics: &[EpochMetrics]) -> Result<Png, String> {
         let points: Vec<(f64, f64)> = accuracy_points(metrics);
         chart.draw_series(LineSeries::new(points.clone(), colour(2).stroke_width(2))).map_err(|e| e.to_string())?;
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour(2).filled()))).map_err(|e| e.to_string())?;
-        draw_stage_lines(&mut chart, metrics, 0.0, 100.0)
+        draw_stage_lines(&mut chart, metrics, 0.0, 100.0)?;
+        draw_outcome_marks(&mut chart, metrics)
     })
+}
+
+/// `keep best`: a ring around the epoch whose weights the stage kept; early stopping: "stopped"
+/// under the epoch after which the stage ended.
+fn draw_outcome_marks(chart: &mut Chart<'_, '_>, metrics: &[EpochMetrics]) -> PlotResult {
+    for m in metrics {
+        let point = (f64::from(m.global_epoch), m.valid_accuracy * 100.0);
+        if m.restored {
+            chart.draw_series(std::iter::once(Circle::new(point, 8, colour(3).stroke_width(2)))).map_err(|e| e.to_string())?;
+            chart
+                .draw_series(std::iter::once(Text::new("kept", (point.0 + 0.08, (point.1 - 6.0).max(2.0)), ("sans-serif", 13))))
+                .map_err(|e| e.to_string())?;
+        }
+        if m.stopped_early {
+            chart
+                .draw_series(std::iter::once(Text::new("stopped", (point.0 + 0.08, (point.1 + 4.0).min(96.0)), ("sans-serif", 13))))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
@@ -362,4 +383,39 @@ fn network_order(path: &str) -> (usize, Vec<(usize, String)>) {
     };
     let parts = path.split('.').map(|part| (part.parse::<usize>().unwrap_or(usize::MAX), part.to_string())).collect();
     (rank, parts)
+}
+
+/// `tlrun lr-find`: smoothed loss against the learning rate (log scale), with fastai's `valley`
+/// and `steep` suggestions marked.
+pub fn lr_find_png(rates: &[f64], losses: &[f64], suggestions: &[(&str, f64)]) -> Result<Png, String> {
+    render(WIDTH, HEIGHT, |root| {
+        let (low, high) = range_of(rates.iter().copied().filter(|rate| *rate > 0.0));
+        let (low, high) = (low.max(1e-12), high.max(low * 10.0));
+        // The curve after divergence dwarfs the part that matters: cap the axis at 2x the first loss.
+        let first = losses.first().copied().unwrap_or(1.0);
+        let (loss_low, loss_high) = range_of(losses.iter().copied().filter(|loss| *loss <= 2.0 * first.max(1e-9)));
+        let margin = (loss_high - loss_low) * 0.05;
+        let mut chart = ChartBuilder::on(root)
+            .caption("learning-rate range test", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .build_cartesian_2d((low..high).log_scale(), (loss_low - margin)..(loss_high + margin))
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("learning rate").y_desc("smoothed loss").x_label_formatter(&|v| format!("{v:.0e}")).draw().map_err(|e| e.to_string())?;
+        let points: Vec<(f64, f64)> = rates.iter().copied().zip(losses.iter().copied()).filter(|(_, loss)| loss.is_finite()).collect();
+        chart.draw_series(LineSeries::new(points.clone(), colour(0).stroke_width(2))).map_err(|e| e.to_string())?;
+        for (index, (name, rate)) in suggestions.iter().enumerate() {
+            let nearest = points.iter().min_by(|a, b| (a.0.ln() - rate.ln()).abs().total_cmp(&(b.0.ln() - rate.ln()).abs())).copied();
+            if let Some(point) = nearest {
+                let style = colour(index + 1).filled();
+                chart
+                    .draw_series(std::iter::once(Circle::new(point, 6, style)))
+                    .map_err(|e| e.to_string())?
+                    .label(format!("{name} {rate:.1e}"))
+                    .legend(move |(x, y)| Circle::new((x + 8, y), 5, style));
+            }
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())
+    })
 }

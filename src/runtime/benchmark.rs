@@ -42,7 +42,7 @@ pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps
     let trainer = Trainer::new(&recipe, device.clone(), &data);
     let stage = &recipe.stages[0];
     let mut network = trainer.configure(Network::new(&recipe, classes, &device), stage);
-    let mut optimizer = super::optimizer::build(&stage.optimizer);
+    let mut optimizer = super::optimizer::build(&stage.optimizer).optimizer;
     let side = size as usize;
     let batch_images = || Tensor::<4>::random([batch, 3, side, side], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let labels: Vec<i64> = (0..batch as i64).map(|index| index % classes as i64).collect();

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 
 use super::model::Network;
-use super::trainer::Position;
+use super::trainer::{Position, Snapshot};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::run_files::StepRates;
 
@@ -17,6 +17,11 @@ const MODEL: &str = "model.bpk";
 const OPTIMIZER: &str = "optimizer.bpk";
 const POSITION: &str = "position.json";
 const RATES: &str = "lr_steps.jsonl";
+/// `keep best`: the weights of the stage's best epoch so far.
+const BEST: &str = "best.bpk";
+/// `ema`: the moving average of the weights, and how many updates it holds.
+const AVERAGE: &str = "average.bpk";
+const AVERAGE_UPDATES: &str = "average_updates.json";
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> Diagnostic {
     Diagnostic::new(Code::RunFolderUnwritable, format!("cannot write checkpoint {}: {error}", path.display()))
@@ -27,7 +32,8 @@ fn sync(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 
-pub fn write(run_folder: &Path, network: &Network, optimizer: &ModuleOptimizer, position: &Position, rates: &[StepRates]) -> Result<(), Diagnostic> {
+pub fn write(run_folder: &Path, position: &Position, snapshot: Snapshot<'_>) -> Result<(), Diagnostic> {
+    let Snapshot { network, optimizer, rates, best, average } = snapshot;
     let fresh = run_folder.join(format!("{FOLDER}.partial"));
     let old = run_folder.join(format!("{FOLDER}.old"));
     let current = run_folder.join(FOLDER);
@@ -39,7 +45,17 @@ pub fn write(run_folder: &Path, network: &Network, optimizer: &ModuleOptimizer, 
     let position_json = serde_json::to_string_pretty(position).unwrap_or_default();
     std::fs::write(fresh.join(POSITION), position_json).map_err(|e| io_error(&fresh.join(POSITION), e))?;
     std::fs::write(fresh.join(RATES), crate::run_files::json_lines(rates)).map_err(|e| io_error(&fresh.join(RATES), e))?;
-    for file in [MODEL, OPTIMIZER, POSITION, RATES] {
+    let mut files = vec![MODEL, OPTIMIZER, POSITION, RATES];
+    if let Some(best) = best {
+        best.valid().save_file(fresh.join(BEST)).map_err(|e| io_error(&fresh.join(BEST), format!("{e:?}")))?;
+        files.push(BEST);
+    }
+    if let Some(average) = average {
+        average.network().clone().save_file(fresh.join(AVERAGE)).map_err(|e| io_error(&fresh.join(AVERAGE), format!("{e:?}")))?;
+        std::fs::write(fresh.join(AVERAGE_UPDATES), average.updates.to_string()).map_err(|e| io_error(&fresh.join(AVERAGE_UPDATES), e))?;
+        files.extend([AVERAGE, AVERAGE_UPDATES]);
+    }
+    for file in files {
         sync(&fresh.join(file)).map_err(|e| io_error(&fresh.join(file), e))?;
     }
     // Swap: current → old, fresh → current, drop old. Between the two renames only `old` exists,
@@ -69,6 +85,10 @@ pub struct Loaded {
     pub optimizer: ModuleOptimizer,
     pub position: Position,
     pub rates: Vec<StepRates>,
+    /// `keep best`: the stage's best weights so far, when the checkpoint holds them.
+    pub best: Option<Network>,
+    /// `ema`: the moving average and its update count, when the checkpoint holds them.
+    pub average: Option<(Network, usize)>,
 }
 
 fn unreadable(path: &Path, error: impl std::fmt::Display) -> Diagnostic {
@@ -88,5 +108,22 @@ pub fn load(folder: &Path, network: Network, optimizer: ModuleOptimizer) -> Resu
     let network = network.try_load_file(folder.join(MODEL)).map_err(|e| unreadable(&folder.join(MODEL), format!("{e:?}")))?;
     let optimizer = optimizer.load(folder.join(OPTIMIZER)).map_err(|e| unreadable(&folder.join(OPTIMIZER), format!("{e:?}")))?;
     let rates = crate::run_files::read_json_lines(&folder.join(RATES));
-    Ok(Loaded { network, optimizer, position, rates })
+    let load_network = |file: &str| -> Result<Option<Network>, Diagnostic> {
+        let path = folder.join(file);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        network.clone().try_load_file(&path).map(Some).map_err(|e| unreadable(&path, format!("{e:?}")))
+    };
+    let best = load_network(BEST)?;
+    let average = match load_network(AVERAGE)? {
+        Some(average) => {
+            let path = folder.join(AVERAGE_UPDATES);
+            let text = std::fs::read_to_string(&path).map_err(|e| unreadable(&path, e))?;
+            let updates = text.trim().parse::<usize>().map_err(|e| unreadable(&path, e))?;
+            Some((average, updates))
+        }
+        None => None,
+    };
+    Ok(Loaded { network, optimizer, position, rates, best, average })
 }

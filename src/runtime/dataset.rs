@@ -90,6 +90,12 @@ pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
         return Err(Diagnostic::new(Code::EmptyClass, "the valid split holds no images")
             .with_help("add images, or raise `valid split` so every class gives at least one image"));
     }
+    let (mut train, mut valid) = (train, valid);
+    if recipe.grey_images() {
+        for image in train.images.iter_mut().chain(valid.images.iter_mut()) {
+            image.make_grey();
+        }
+    }
     Ok(LoadedData { data: TrainingData { classes, train, valid }, skipped })
 }
 

@@ -22,10 +22,10 @@ pub fn publish(network: &Network, recipe: &Recipe, classes: &[String], zoo: &Zoo
     let card = Card {
         name: entry.to_string(),
         architecture: recipe.backbone.architecture.name.to_string(),
-        mean: recipe.data.mean.clone(),
-        std: recipe.data.std.clone(),
+        mean: recipe.input_normalisation().0,
+        std: recipe.input_normalisation().1,
         input_size: trained_size,
-        channels: 3,
+        channels: recipe.input_channels(),
         classes: classes.to_vec(),
         trained_on: recipe.data.train.describe(),
         provenance: format!("trained by tlrun {} from recipe `{}` (seed {})", env!("CARGO_PKG_VERSION"), recipe.name, recipe.seed),

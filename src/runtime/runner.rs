@@ -12,11 +12,10 @@ use super::param_snapshot::{relative_change, snapshot};
 use super::run_folder::RunFolder;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::optim::ModuleOptimizer;
 
 use super::checkpoint;
-use super::trainer::{EpochMetrics, Evaluation, Position, StageHooks, Stop, Trainer};
-use crate::run_files::StepRates;
+use super::ema::WeightAverage;
+use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer};
 use super::weights::{self, LoadScope};
 use crate::arch::LayerKind;
 use crate::check::recipe::{Recipe, Weights};
@@ -61,8 +60,8 @@ const FIRST_FILTERS: &str = "backbone.conv1.weight";
 
 fn first_filters_shape(recipe: &Recipe) -> Vec<usize> {
     match recipe.backbone.architecture.layers.first().map(|layer| &layer.kind) {
-        Some(LayerKind::Conv { in_channels, out_channels, kernel, .. }) => {
-            vec![*out_channels as usize, *in_channels as usize, *kernel as usize, *kernel as usize]
+        Some(LayerKind::Conv { out_channels, kernel, .. }) => {
+            vec![*out_channels as usize, recipe.input_channels() as usize, *kernel as usize, *kernel as usize]
         }
         _ => Vec::new(),
     }
@@ -70,7 +69,7 @@ fn first_filters_shape(recipe: &Recipe) -> Vec<usize> {
 
 /// Parameters are created lazily on first use; touch them all in a fixed order right after the
 /// seed so that the same seed always gives the same initial weights.
-fn materialize(network: &Network) {
+pub fn materialize(network: &Network) {
     struct Touch;
     impl ModuleVisitor for Touch {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -78,6 +77,30 @@ fn materialize(network: &Network) {
         }
     }
     network.visit(&mut Touch);
+}
+
+/// The network a run starts from: seeded random weights, then the pretrained backbone when there
+/// is one. Under `channels 1 adapt` the colour weights go into a 3-channel first convolution whose
+/// filters are then summed to take one channel.
+pub fn starting_network(
+    recipe: &Recipe,
+    classes: usize,
+    device: &Device,
+    pretrained: Option<&Path>,
+) -> Result<(Network, Option<weights::LoadReport>), Diagnostic> {
+    device.seed(recipe.seed);
+    let colour_weights = recipe.data.adapt_channels && pretrained.is_some();
+    let channels = if colour_weights { 3 } else { recipe.input_channels() };
+    let mut network = Network::with_input_channels(recipe, classes, channels, device);
+    materialize(&network);
+    let report = match pretrained {
+        Some(path) => Some(weights::load(&mut network, path, LoadScope::Backbone)?),
+        None => None,
+    };
+    if colour_weights {
+        network = network.adapt_to_grey();
+    }
+    Ok((network, report))
 }
 
 /// Path of the pretrained weights a recipe starts from, if any.
@@ -140,16 +163,16 @@ impl RunHooks<'_> {
 }
 
 impl StageHooks for RunHooks<'_> {
-    fn after_step(&mut self, position: &Position, network: &Network, optimizer: &ModuleOptimizer, rates: &[StepRates]) -> Result<(), Stop> {
+    fn after_step(&mut self, position: &Position, snapshot: Snapshot<'_>) -> Result<(), Stop> {
         let due = self.recipe.checkpoint_every.is_some_and(|every| position.global_step % every as usize == 0);
         let interrupted = self.interrupted();
         if due || interrupted {
-            checkpoint::write(&self.folder.path, network, optimizer, position, rates).map_err(Stop::Failed)?;
+            checkpoint::write(&self.folder.path, position, snapshot).map_err(Stop::Failed)?;
         }
         if interrupted { Err(Stop::Interrupted) } else { Ok(()) }
     }
 
-    fn after_epoch(&mut self, epoch: &EpochMetrics, next: &Position, network: &Network, optimizer: &ModuleOptimizer, rates: &[StepRates]) -> Result<(), Stop> {
+    fn after_epoch(&mut self, epoch: &EpochMetrics, next: &Position, snapshot: Snapshot<'_>) -> Result<(), Stop> {
         self.metrics.push(epoch.clone());
         eprintln!(
             "{} epoch {}/{} @{}px  train loss {:.4}  valid loss {:.4}  accuracy {:.1}%  {:.0} img/s",
@@ -165,8 +188,28 @@ impl StageHooks for RunHooks<'_> {
         // Metrics first, then the checkpoint that points past them: a crash in between re-runs
         // nothing and loses nothing.
         write_metrics(self.folder, &self.metrics).map_err(Stop::Failed)?;
-        checkpoint::write(&self.folder.path, network, optimizer, next, rates).map_err(Stop::Failed)?;
+        checkpoint::write(&self.folder.path, next, snapshot).map_err(Stop::Failed)?;
+        if epoch.stopped_early {
+            eprintln!("{} stopped early after epoch {}: no improvement", epoch.stage, epoch.epoch);
+        }
         if self.interrupted() { Err(Stop::Interrupted) } else { Ok(()) }
+    }
+}
+
+impl RunHooks<'_> {
+    /// `keep best`: mark the epoch whose weights the stage ended with, and say so.
+    fn mark_restored(&mut self, stage_index: usize, epoch: u32) -> Result<(), Diagnostic> {
+        if let Some(metrics) = self.metrics.iter_mut().find(|metrics| metrics.stage_index == stage_index && metrics.epoch == epoch) {
+            metrics.restored = true;
+            eprintln!(
+                "{}: kept epoch {} (valid loss {:.4}, accuracy {:.1}%)",
+                metrics.stage,
+                epoch,
+                metrics.valid_loss,
+                metrics.valid_accuracy * 100.0
+            );
+        }
+        write_metrics(self.folder, &self.metrics)
     }
 }
 
@@ -195,9 +238,13 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         folder.write(ORIGIN, serde_json::to_string_pretty(&origin).unwrap_or_default().as_bytes()).map_err(fail)?;
     }
 
-    device.seed(recipe.seed);
-    let mut network = Network::new(recipe, classes, &device);
-    materialize(&network);
+    let fresh_weights = if resuming { None } else { pretrained.as_deref() };
+    let (mut network, report) = starting_network(recipe, classes, &device, fresh_weights).map_err(fail)?;
+    if let (Some(report), Some(path)) = (report, &pretrained) {
+        if !report.unused.is_empty() {
+            notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
+        }
+    }
     let mut metrics: Vec<EpochMetrics> = Vec::new();
     let mut restored = None;
     if resuming {
@@ -209,11 +256,6 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         network = initial;
         metrics = run_files::read_json_lines(&folder.file(run_files::METRICS));
         restored = Some(checkpoint_folder);
-    } else if let Some(path) = &pretrained {
-        let report = weights::load(&mut network, path, LoadScope::Backbone).map_err(fail)?;
-        if !report.unused.is_empty() {
-            notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
-        }
     }
     if !resuming {
         weights::save(&network, &folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
@@ -227,9 +269,14 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     if let Some(checkpoint_folder) = restored {
         let position_stage = checkpoint::position(&checkpoint_folder).map_err(fail)?.stage_index;
         let stage = &recipe.stages[position_stage.min(recipe.stages.len() - 1)];
-        let loaded = checkpoint::load(&checkpoint_folder, network.clone(), super::optimizer::build(&stage.optimizer)).map_err(fail)?;
+        let mut stage_optimizer = super::optimizer::build(&stage.optimizer);
+        let loaded = checkpoint::load(&checkpoint_folder, network.clone(), stage_optimizer.optimizer).map_err(fail)?;
+        stage_optimizer.optimizer = loaded.optimizer;
         network = loaded.network;
         trainer.restore_rates(loaded.rates);
+        if let (Some((average, updates)), Some(decay)) = (loaded.average, recipe.ema) {
+            trainer.average = Some(WeightAverage::resume(average, decay, updates));
+        }
         let position = loaded.position;
         eprintln!("resuming at stage `{}`, epoch {}, batch {}", stage.name, position.epoch, position.next_batch + 1);
         if position.epoch > stage.epochs {
@@ -239,14 +286,19 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
             first_stage = position.stage_index + 1;
         } else {
             first_stage = position.stage_index;
-            resume_point = Some((position, loaded.optimizer));
+            resume_point = Some(StageResume { position, optimizer: stage_optimizer, best: loaded.best });
         }
     }
     let mut hooks = RunHooks { recipe, folder: &folder, metrics, interrupt: options.interrupt.as_deref() };
     for stage_index in first_stage..recipe.stages.len() {
         let resume_here = resume_point.take();
         network = match trainer.run_stage(network, stage_index, resume_here, &mut hooks) {
-            Ok(network) => network,
+            Ok(outcome) => {
+                if let Some(epoch) = outcome.restored_epoch {
+                    hooks.mark_restored(stage_index, epoch).map_err(fail)?;
+                }
+                outcome.network
+            }
             Err(failure) => {
                 // Keep the last good weights, and report what ran, before giving the error.
                 let _ = weights::save(&failure.network, &folder.file("weights.safetensors"));
@@ -263,7 +315,9 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let metrics = hooks.metrics;
 
     let last_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
-    let evaluation = trainer.evaluate(&network, last_size);
+    // Under `ema` the averaged weights are what is evaluated, exported and published.
+    let network = trainer.evaluated(&network);
+    let evaluation = trainer.evaluate(&network, last_size, recipe.tta_flip);
     let after = snapshot(&network);
     let movement = relative_change(&before, &after);
     folder.write(run_files::LR_STEPS, run_files::json_lines(&trainer.step_rates).as_bytes()).map_err(fail)?;

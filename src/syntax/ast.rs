@@ -31,6 +31,18 @@ pub enum ItemKind {
     Publish(Spanned<String>),
     /// `checkpoint every N steps`.
     Checkpoint(Spanned<i64>),
+    /// `loss cross_entropy [smoothing X] [weights balanced]`.
+    Loss(Vec<Spanned<LossOption>>),
+    /// `ema 0.999`: decay of the weights' moving average.
+    Ema(Spanned<f64>),
+    /// `tta flip`.
+    TtaFlip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossOption {
+    Smoothing(f64),
+    BalancedWeights,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,11 +82,26 @@ pub enum DataKind {
     ValidSplit { fraction: Spanned<f64>, seed: Option<Spanned<i64>> },
     Batch(Spanned<i64>),
     Normalize(Normalization),
-    Channels(Spanned<i64>),
+    /// `channels N [adapt]`.
+    Channels(Spanned<i64>, bool),
     /// Image side for stages without `resize`.
     Size(Spanned<i64>),
     Augment(Vec<Spanned<Augmentation>>),
     Corrupt(CorruptPolicy),
+    ResizeMethod(ResizeMethod),
+}
+
+/// How a non-square image becomes square, as fastai's `Resize(method=…)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMethod {
+    /// Scale the short side to the size, then cut a square: at random for training, the centre for
+    /// validation.
+    Crop,
+    /// Scale each side to the size, ignoring the aspect ratio.
+    Squash,
+    /// Scale the long side to the size, then pad the short side with black, centred.
+    Pad,
 }
 
 /// Where images come from: an image folder, or a built-in synthetic data set.
@@ -181,9 +208,37 @@ pub enum StageKind {
     Spread(Spanned<f64>),
     Multipliers(Vec<(Name, Spanned<f64>)>),
     Optimizer { kind: OptimizerKind, params: Vec<Spanned<OptimizerParam>> },
-    Schedule(ScheduleKind),
+    Schedule(ScheduleKind, Vec<Spanned<OneCycleParam>>),
     Resize { sizes: Vec<Spanned<i64>>, starts: Vec<Spanned<i64>> },
     BatchNorm(BatchNormMode),
+    Accumulate(Spanned<i64>),
+    KeepBest(Option<Metric>),
+    StopAfter { patience: Spanned<i64>, min_delta: Option<Spanned<f64>> },
+}
+
+/// What `keep best` and early stopping watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    ValidAccuracy,
+    ValidLoss,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::ValidAccuracy => "valid_accuracy",
+            Metric::ValidLoss => "valid_loss",
+        }
+    }
+
+    /// Whether `candidate` beats `best` by more than `min_delta`.
+    pub fn improves(self, candidate: f64, best: f64, min_delta: f64) -> bool {
+        match self {
+            Metric::ValidAccuracy => candidate > best + min_delta,
+            Metric::ValidLoss => candidate < best - min_delta,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -207,6 +262,16 @@ pub enum OptimizerParam {
     Momentum(f64),
     Betas(f64, f64),
     Eps(f64),
+    /// Weight decay on BatchNorm parameters and biases too (fastai's `wd_bn_bias=True`).
+    DecayBatchNormAndBias,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OneCycleParam {
+    Pct(f64),
+    Div(f64),
+    FinalDiv(f64),
+    Moms(f64, f64, f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

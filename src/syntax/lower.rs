@@ -85,6 +85,21 @@ impl Lowerer {
             Rule::export_decl => ItemKind::Export(self.string(inner.next().expect(GRAMMAR))),
             Rule::publish_decl => ItemKind::Publish(self.string(inner.next().expect(GRAMMAR))),
             Rule::checkpoint_decl => ItemKind::Checkpoint(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::loss_decl => ItemKind::Loss(
+                inner
+                    .map(|option| {
+                        let span = self.span(&option);
+                        let value = match option.as_rule() {
+                            Rule::loss_smoothing => LossOption::Smoothing(self.number(option.into_inner().next().expect(GRAMMAR)).value),
+                            Rule::loss_weights => LossOption::BalancedWeights,
+                            rule => unreachable!("loss option {rule:?}: {GRAMMAR}"),
+                        };
+                        Spanned::new(value, span)
+                    })
+                    .collect(),
+            ),
+            Rule::ema_decl => ItemKind::Ema(self.number(inner.next().expect(GRAMMAR))),
+            Rule::tta_decl => ItemKind::TtaFlip,
             Rule::backbone_decl => ItemKind::Backbone(self.backbone(inner)),
             Rule::data_block => ItemKind::Data(inner.map(|statement| self.data_statement(statement)).collect()),
             Rule::cut_decl => {
@@ -173,7 +188,7 @@ impl Lowerer {
                 DataKind::ValidSplit { fraction, seed }
             }
             Rule::batch_stmt => DataKind::Batch(self.integer(inner.next().expect(GRAMMAR))),
-            Rule::channels_stat => DataKind::Channels(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::data_channels => DataKind::Channels(self.integer(inner.next().expect(GRAMMAR)), inner.next().is_some()),
             Rule::size_stat => DataKind::Size(self.integer(inner.next().expect(GRAMMAR))),
             Rule::normalize_stmt => {
                 let choice = inner.next().expect(GRAMMAR);
@@ -203,6 +218,11 @@ impl Lowerer {
                     })
                     .collect(),
             ),
+            Rule::resize_method_stmt => DataKind::ResizeMethod(match inner.next().expect(GRAMMAR).as_rule() {
+                Rule::method_squash => ResizeMethod::Squash,
+                Rule::method_pad => ResizeMethod::Pad,
+                _ => ResizeMethod::Crop,
+            }),
             _ => DataKind::Corrupt(match inner.next().expect(GRAMMAR).as_rule() {
                 Rule::corrupt_skip => CorruptPolicy::Skip,
                 _ => CorruptPolicy::Fail,
@@ -310,6 +330,7 @@ impl Lowerer {
                             Rule::opt_wd => OptimizerParam::WeightDecay(values[0]),
                             Rule::opt_momentum => OptimizerParam::Momentum(values[0]),
                             Rule::opt_betas => OptimizerParam::Betas(values[0], values[1]),
+                            Rule::opt_wd_bn_bias => OptimizerParam::DecayBatchNormAndBias,
                             _ => OptimizerParam::Eps(values[0]),
                         };
                         Spanned::new(value, span)
@@ -317,11 +338,42 @@ impl Lowerer {
                     .collect();
                 StageKind::Optimizer { kind, params }
             }
-            Rule::schedule_stmt => StageKind::Schedule(match inner.next().expect(GRAMMAR).as_rule() {
-                Rule::sched_onecycle => ScheduleKind::Onecycle,
-                Rule::sched_cosine => ScheduleKind::Cosine,
-                _ => ScheduleKind::Constant,
-            }),
+            Rule::schedule_stmt => {
+                let choice = inner.next().expect(GRAMMAR);
+                match choice.as_rule() {
+                    Rule::sched_onecycle => {
+                        let params = choice
+                            .into_inner()
+                            .map(|param| {
+                                let span = self.span(&param);
+                                let rule = param.as_rule();
+                                let values: Vec<f64> = param.into_inner().map(|number| self.number(number).value).collect();
+                                let value = match rule {
+                                    Rule::oc_pct => OneCycleParam::Pct(values[0]),
+                                    Rule::oc_div => OneCycleParam::Div(values[0]),
+                                    Rule::oc_div_final => OneCycleParam::FinalDiv(values[0]),
+                                    Rule::oc_moms => OneCycleParam::Moms(values[0], values[1], values[2]),
+                                    rule => unreachable!("onecycle parameter {rule:?}: {GRAMMAR}"),
+                                };
+                                Spanned::new(value, span)
+                            })
+                            .collect();
+                        StageKind::Schedule(ScheduleKind::Onecycle, params)
+                    }
+                    Rule::sched_cosine => StageKind::Schedule(ScheduleKind::Cosine, Vec::new()),
+                    _ => StageKind::Schedule(ScheduleKind::Constant, Vec::new()),
+                }
+            }
+            Rule::accumulate_stmt => StageKind::Accumulate(self.integer(inner.next().expect(GRAMMAR))),
+            Rule::keep_stmt => StageKind::KeepBest(inner.next().map(|metric| match metric.as_rule() {
+                Rule::metric_loss => Metric::ValidLoss,
+                _ => Metric::ValidAccuracy,
+            })),
+            Rule::stop_stmt => {
+                let patience = self.integer(inner.next().expect(GRAMMAR));
+                let min_delta = inner.next().map(|delta| self.number(delta));
+                StageKind::StopAfter { patience, min_delta }
+            }
             Rule::resize_stmt => {
                 let mut sizes = Vec::new();
                 let mut starts = Vec::new();

@@ -1,6 +1,7 @@
 //! Text to AST. Never fails: returns the tree of what parsed and a diagnostic per syntax error.
 
 pub mod ast;
+pub mod edit;
 mod grammar;
 mod lower;
 mod parser;

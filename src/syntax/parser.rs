@@ -8,7 +8,7 @@ use crate::diagnostics::Diagnostic;
 
 /// Words that start a top-level item; after a syntax error, parsing resumes at the next line that
 /// starts with one of them, so that one run reports the errors of every item.
-const ITEM_KEYWORDS: &[&str] = &["recipe", "seed", "backbone", "data", "cut", "head", "groups", "stage", "export", "publish", "checkpoint"];
+const ITEM_KEYWORDS: &[&str] = &["recipe", "seed", "backbone", "data", "cut", "head", "groups", "stage", "export", "publish", "checkpoint", "loss", "ema", "tta"];
 
 /// Parse a whole recipe, item by item, recovering after errors.
 pub fn parse(source: &str) -> (Ast, Vec<Diagnostic>) {

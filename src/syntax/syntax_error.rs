@@ -82,6 +82,27 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::resize_starts => "`at epochs`",
         Rule::bn_frozen => "`frozen`",
         Rule::synthetic_source => "`synthetic`",
+        Rule::loss_decl => "`loss`",
+        Rule::loss_smoothing => "`smoothing`",
+        Rule::loss_weights => "`weights`",
+        Rule::ema_decl => "`ema`",
+        Rule::tta_decl => "`tta`",
+        Rule::opt_wd_bn_bias => "`wd_bn_bias`",
+        Rule::oc_pct => "`pct`",
+        Rule::oc_div => "`div`",
+        Rule::oc_div_final => "`final_div`",
+        Rule::oc_moms => "`moms`",
+        Rule::accumulate_stmt => "`accumulate`",
+        Rule::keep_stmt => "`keep best`",
+        Rule::metric_accuracy => "`valid_accuracy`",
+        Rule::metric_loss => "`valid_loss`",
+        Rule::stop_stmt => "`stop after`",
+        Rule::resize_method_stmt => "`resize_method`",
+        Rule::data_channels => "`channels`",
+        Rule::channels_adapt => "`adapt`",
+        Rule::method_crop => "`crop`",
+        Rule::method_squash => "`squash`",
+        Rule::method_pad => "`pad`",
         Rule::EOI => "end of file",
         _ => return None,
     })
@@ -172,8 +193,8 @@ fn join_alternatives(words: &[&str]) -> String {
         [] => String::new(),
         [only] => only.to_string(),
         [init @ .., last] => {
-            let shown: Vec<&str> = init.iter().take(11).copied().collect();
-            let more = if init.len() > 11 { ", …" } else { "" };
+            let shown: Vec<&str> = init.iter().take(15).copied().collect();
+            let more = if init.len() > 15 { ", …" } else { "" };
             format!("{}{more} or {last}", shown.join(", "))
         }
     }

@@ -2,7 +2,7 @@
 
 use super::augment::Augment;
 use super::rng::SplitMix64;
-use super::sized_set::SizedSet;
+use super::sized_set::{Frame, SizedSet};
 
 /// Keeps epoch orders independent of other streams (splits, synthetic images) of the same seed.
 const EPOCH_STREAM_SALT: u64 = 0x45_50_4F_43_48; // "EPOCH"
@@ -31,14 +31,38 @@ pub fn fill_batch(
     out_images.clear();
     out_labels.clear();
     out_images.resize(indices.len() * per_image, 0.0);
+    let mut window = Vec::new();
     for (&index, target) in indices.iter().zip(out_images.chunks_exact_mut(per_image.max(1))) {
-        let image = set.image(index);
+        let (stored, frame) = set.stored(index);
+        let image = if frame.width == set.size && frame.height == set.size {
+            stored
+        } else {
+            // A random-crop strip: a square at a random place along its long side, as fastai's
+            // `Resize(method='crop')` does for training. Only strips draw, so data sets of square
+            // images keep their random stream.
+            random_window(stored, frame, set.channels as usize, set.size as usize, rng, &mut window);
+            &window
+        };
         if augment.is_none() {
             target.copy_from_slice(image);
         } else {
             augment.apply(image, set.size as usize, rng, target);
         }
         out_labels.push(set.labels[index]);
+    }
+}
+
+/// Copy a `size` x `size` window of a CHW strip at a random offset along its long side.
+fn random_window(stored: &[f32], frame: Frame, channels: usize, size: usize, rng: &mut SplitMix64, out: &mut Vec<f32>) {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let shift = rng.below(width.max(height) - size + 1);
+    let (left, top) = if width > height { (shift, 0) } else { (0, shift) };
+    out.clear();
+    for channel in 0..channels {
+        let plane = &stored[channel * width * height..(channel + 1) * width * height];
+        for row in top..top + size {
+            out.extend_from_slice(&plane[row * width + left..row * width + left + size]);
+        }
     }
 }
 
@@ -54,7 +78,8 @@ mod tests {
                 images.extend([image as f32 + channel as f32 / 10.0; 4]);
             }
         }
-        SizedSet { size: 2, channels: 3, images, labels: vec![10, 11, 12] }
+        let frames = (0..3).map(|image| Frame { offset: image * 12, width: 2, height: 2 }).collect();
+        SizedSet { size: 2, channels: 3, images, frames, labels: vec![10, 11, 12] }
     }
 
     #[test]
@@ -99,5 +124,27 @@ mod tests {
         // Constant images: every value is the original or padding.
         assert!(images.iter().all(|&v| v == 0.0 || [1.0, 1.1, 1.2].contains(&v)));
         assert!((0..8).any(|seed| run(seed).contains(&0.0)));
+    }
+
+    #[test]
+    fn random_crop_strips_give_a_window_at_a_random_place() {
+        // One 4x2 strip whose every column holds its index: windows of 2 start at 0, 1 or 2.
+        let mut images = Vec::new();
+        for _ in 0..3 {
+            for _ in 0..2 {
+                images.extend([0.0, 1.0, 2.0, 3.0]);
+            }
+        }
+        let set = SizedSet { size: 2, channels: 3, images, frames: vec![Frame { offset: 0, width: 4, height: 2 }], labels: vec![0] };
+        let mut rng = SplitMix64::new(9);
+        let mut starts = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let (mut images, mut labels) = (Vec::new(), Vec::new());
+            fill_batch(&set, &[0], &Augment::NONE, &mut rng, &mut images, &mut labels);
+            assert_eq!(images.len(), 12);
+            assert_eq!(images[1], images[0] + 1.0, "a contiguous window");
+            starts.insert(images[0] as i32);
+        }
+        assert_eq!(starts.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
     }
 }

@@ -78,6 +78,15 @@ impl DecodedImage {
     }
 
     /// Whether the buffer length matches the dimensions (a hand-built image may not).
+    /// Replace every pixel by its grey value, in all three channels: the ITU-R 601-2 luma that
+    /// PIL documents for `convert("L")`, (R·299 + G·587 + B·114) / 1000, rounded.
+    pub fn make_grey(&mut self) {
+        for pixel in self.pixels.chunks_exact_mut(3) {
+            let luma = (u32::from(pixel[0]) * 299 + u32::from(pixel[1]) * 587 + u32::from(pixel[2]) * 114 + 500) / 1000;
+            pixel.fill(luma.min(255) as u8);
+        }
+    }
+
     pub fn is_consistent(&self) -> bool {
         self.width > 0
             && self.height > 0

@@ -19,6 +19,6 @@ pub use decoded::{Decoded, DecodedImage, MAX_IMAGE_SIDE, decode_all};
 pub use export::write_image_folder;
 pub use image_folder::ImageFolder;
 pub use rng::{SplitMix64, mix64};
-pub use sized_set::SizedSet;
+pub use sized_set::{Fit, Frame, SizedSet};
 pub use split::split_indices;
 pub use synthetic::{Motif, SyntheticTask, generate, task_names};

@@ -23,11 +23,7 @@ pub fn split_indices(count: usize, labels: &[usize], fraction: f64, seed: u64) -
     let mut train = Vec::with_capacity(count);
     let mut valid = Vec::new();
     for (label, mut members) in by_class {
-        let held_out = if fraction > 0.0 && members.len() >= 2 {
-            ((members.len() as f64 * fraction).round() as usize).clamp(1, members.len() - 1)
-        } else {
-            0
-        };
+        let held_out = crate::data_counts::held_out(members.len(), fraction);
         SplitMix64::for_stream(seed ^ SPLIT_STREAM_SALT, label as u64).shuffle(&mut members);
         valid.extend_from_slice(&members[..held_out]);
         train.extend_from_slice(&members[held_out..]);

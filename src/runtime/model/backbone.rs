@@ -24,7 +24,8 @@ pub struct Backbone {
 }
 
 impl Backbone {
-    pub fn new(architecture: &Architecture, kept: usize, device: &Device) -> Self {
+    /// The first `kept` layers of `architecture`, its first convolution taking `input_channels`.
+    pub fn new(architecture: &Architecture, kept: usize, input_channels: u32, device: &Device) -> Self {
         let mut backbone = Backbone {
             conv1: None,
             bn1: None,
@@ -39,8 +40,8 @@ impl Backbone {
         };
         for layer in &architecture.layers[..kept] {
             match (&layer.kind, layer.name) {
-                (LayerKind::Conv { in_channels, out_channels, kernel, stride, padding }, "conv1") => {
-                    backbone.conv1 = Some(conv(*in_channels, *out_channels, *kernel, *stride, *padding, device))
+                (LayerKind::Conv { out_channels, kernel, stride, padding, .. }, "conv1") => {
+                    backbone.conv1 = Some(conv(input_channels, *out_channels, *kernel, *stride, *padding, device))
                 }
                 (LayerKind::BatchNorm { features }, "bn1") => backbone.bn1 = Some(batch_norm(*features, device)),
                 (LayerKind::MaxPool { kernel, stride, padding }, "maxpool") => {

@@ -1,0 +1,128 @@
+//! `tlrun lr-find recipe.tl [--stage NAME] [--write]`: the LR range test on one stage, fastai's
+//! suggestions, a plot, and optionally the suggestion written into the recipe.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use crate::runtime::lr_finder::{self, SweepOptions};
+use crate::syntax::edit;
+use crate::zoo::Zoo;
+
+#[derive(Args)]
+pub struct LrFindArgs {
+    pub recipe: PathBuf,
+    /// The stage to sweep (default: the first). Earlier stages run first, as in a run.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// First learning rate of the sweep.
+    #[arg(long, default_value_t = 1e-7)]
+    pub start: f64,
+    /// Last learning rate of the sweep.
+    #[arg(long, default_value_t = 10.0)]
+    pub end: f64,
+    /// Batches in the sweep (fastai's num_it).
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Where the plot goes.
+    #[arg(long, default_value = "lr_find.png")]
+    pub plot: PathBuf,
+    /// Write this suggestion into the stage's `lr` (shown as a diff, then linted).
+    #[arg(long, value_enum)]
+    pub write: Option<Suggestion>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Suggestion {
+    Valley,
+    Steep,
+}
+
+pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
+    if !(args.start > 0.0 && args.end > args.start) {
+        return super::usage_error(format!("the sweep needs 0 < --start < --end, not {} and {}", args.start, args.end));
+    }
+    let Some(recipe) = super::plan::load_checked(&args.recipe, zoo) else { return 1 };
+    let stage_index = match &args.stage {
+        None => 0,
+        Some(name) => match recipe.stages.iter().position(|stage| &stage.name == name) {
+            Some(index) => index,
+            None => {
+                let names: Vec<&str> = recipe.stages.iter().map(|stage| stage.name.as_str()).collect();
+                return super::usage_error(format!("{} has no stage `{name}`; its stages: {}", args.recipe.display(), names.join(", ")));
+            }
+        },
+    };
+    let stage = &recipe.stages[stage_index];
+    eprintln!("lr-find: stage `{}`, base rate {:.0e} → {:.0e} over {} batches", stage.name, args.start, args.end, args.steps);
+    let options = SweepOptions { stage: stage_index, start: args.start, end: args.end, steps: args.steps, device: args.device.clone() };
+    let sweep = match lr_finder::sweep(&recipe, &args.recipe, zoo, &options) {
+        Ok(sweep) => sweep,
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, &args.recipe);
+            return 1;
+        }
+    };
+    let ending = if sweep.diverged { "stopped when the loss diverged" } else { "ran to the last rate" };
+    println!("swept {} rates, {ending}", sweep.rates.len());
+    let mut marks = Vec::new();
+    for (name, rate) in [("valley", sweep.valley), ("steep", sweep.steep)] {
+        match rate {
+            Some(rate) => {
+                println!("{name:<7} {}", edit::format_rate(rate));
+                marks.push((name, rate));
+            }
+            None => println!("{name:<7} -  (too few points before divergence: lower --start or add --steps)"),
+        }
+    }
+    match crate::report::lr_find_png(&sweep.rates, &sweep.losses, &marks) {
+        Ok(png) => match std::fs::write(&args.plot, &png.bytes) {
+            Ok(()) => println!("plot: {}", args.plot.display()),
+            Err(error) => eprintln!("warning: cannot write {}: {error}", args.plot.display()),
+        },
+        Err(error) => eprintln!("warning: no plot: {error}"),
+    }
+    let Some(choice) = args.write else { return 0 };
+    let rate = match choice {
+        Suggestion::Valley => sweep.valley,
+        Suggestion::Steep => sweep.steep,
+    };
+    let Some(rate) = rate else {
+        eprintln!("error: no suggestion to write");
+        return 1;
+    };
+    write_rate(&args.recipe, &stage.name, rate, zoo)
+}
+
+/// Change the stage's `lr` in the recipe file, show the diff, and lint the result before saving.
+fn write_rate(path: &Path, stage: &str, rate: f64, zoo: &Zoo) -> u8 {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(error) => return super::usage_error(format!("cannot read {}: {error}", path.display())),
+    };
+    let edited = match edit::set_stage_lr(&source, stage, rate) {
+        Ok(edited) => edited,
+        Err(reason) => return super::usage_error(reason),
+    };
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let world = super::DiskWorld { base, zoo, strict: false };
+    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let (_, diagnostics) = crate::check::check_source(&edited, &stem, &world);
+    if diagnostics.iter().any(crate::diagnostics::Diagnostic::is_error) {
+        eprintln!("error: the edited recipe would not lint; {} left unchanged", path.display());
+        return 1;
+    }
+    print!("{}", edit::line_diff(&source, &edited));
+    match crate::runtime::run_folder::write_atomic(path, edited.as_bytes()) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            0
+        }
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, path);
+            1
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Edits of recipe text that tools make for the user (`lr-find --write`): the smallest change to
+//! the source, so comments and layout survive, and the result is checked like any recipe.
+
+use super::ast::{ItemKind, StageKind};
+
+/// A learning rate written the way recipes write them: two significant digits, `3.0e-3`.
+pub fn format_rate(rate: f64) -> String {
+    format!("{rate:.1e}")
+}
+
+/// `source` with stage `stage`'s `lr` set to `rate`: the rate of its `lr` statement replaced, or
+/// `lr …` added after the stage's `{` when it has none. `Err` says why no edit was made.
+pub fn set_stage_lr(source: &str, stage: &str, rate: f64) -> Result<String, String> {
+    let (ast, diagnostics) = super::parse(source);
+    if !diagnostics.is_empty() {
+        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
+    }
+    let declaration = ast
+        .items
+        .iter()
+        .find_map(|item| match &item.kind {
+            ItemKind::Stage(declaration) if declaration.name.value == stage => Some(declaration),
+            _ => None,
+        })
+        .ok_or_else(|| format!("the recipe has no stage `{stage}`"))?;
+    let written = format_rate(rate);
+    let existing = declaration.statements.iter().find_map(|statement| match &statement.kind {
+        StageKind::Lr { rate, .. } => Some(rate.span),
+        _ => None,
+    });
+    let (at, end, text) = match existing {
+        Some(span) => (span.start, span.end, written),
+        None => {
+            let brace = source[declaration.name.span.end..]
+                .find('{')
+                .map(|offset| declaration.name.span.end + offset + 1)
+                .ok_or_else(|| format!("stage `{stage}` has no `{{`"))?;
+            (brace, brace, format!(" lr {written} "))
+        }
+    };
+    let mut edited = String::with_capacity(source.len() + text.len());
+    edited.push_str(&source[..at]);
+    edited.push_str(&text);
+    edited.push_str(&source[end..]);
+    Ok(edited)
+}
+
+/// The lines that differ between two versions of a one-line edit, as `- old` / `+ new`.
+pub fn line_diff(before: &str, after: &str) -> String {
+    let mut out = String::new();
+    for (old, new) in before.lines().zip(after.lines()) {
+        if old != new {
+            out.push_str(&format!("- {old}\n+ {new}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_rate_and_keeps_everything_else() {
+        let source = "stage warmup { train head  epochs 1  lr 2e-3 }  # head first\nstage finetune { train all lr 1e-3 spread 100 }\n";
+        let edited = set_stage_lr(source, "finetune", 0.00052).unwrap();
+        assert_eq!(edited, "stage warmup { train head  epochs 1  lr 2e-3 }  # head first\nstage finetune { train all lr 5.2e-4 spread 100 }\n");
+        assert_eq!(line_diff(source, &edited), "- stage finetune { train all lr 1e-3 spread 100 }\n+ stage finetune { train all lr 5.2e-4 spread 100 }\n");
+    }
+
+    #[test]
+    fn adds_an_lr_statement_where_there_is_none() {
+        let edited = set_stage_lr("stage s { epochs 2 }\n", "s", 0.01).unwrap();
+        assert_eq!(edited, "stage s { lr 1.0e-2  epochs 2 }\n");
+        let (_, diagnostics) = crate::syntax::parse(&edited);
+        assert!(diagnostics.is_empty());
+    }
+
+    #[test]
+    fn refuses_unknown_stages_and_broken_recipes() {
+        assert!(set_stage_lr("stage s { }\n", "t", 0.1).unwrap_err().contains("no stage `t`"));
+        assert!(set_stage_lr("stage s { epochs }\n", "s", 0.1).is_err());
+    }
+}

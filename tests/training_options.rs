@@ -1,0 +1,300 @@
+//! The training options a recipe can state, each proved by what burn then does: every image is
+//! seen, weight decay spares BatchNorm and biases, accumulation equals a larger batch, the loss
+//! smooths and weighs, keep best restores, early stopping stops, the average is an average, TTA
+//! mirrors, and lr-find sweeps and writes.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use common::*;
+use tlrun::runtime::ema::WeightAverage;
+use tlrun::runtime::model::Network;
+use tlrun::runtime::param_snapshot::snapshot;
+use tlrun::runtime::trainer::{EpochMetrics, NoHooks, Position, Snapshot, StageHooks, Stop, Trainer, TrainingData};
+
+/// Hooks that remember what the trainer reported.
+#[derive(Default)]
+struct Recorder {
+    epochs: Vec<EpochMetrics>,
+    /// Global step and images seen at every checkpoint between steps.
+    steps: Vec<(usize, usize)>,
+    /// The global step after each epoch, and the weights then.
+    epoch_ends: Vec<(usize, BTreeMap<String, Vec<f32>>)>,
+}
+
+impl StageHooks for Recorder {
+    fn after_step(&mut self, position: &Position, _: Snapshot<'_>) -> Result<(), Stop> {
+        self.steps.push((position.global_step, position.images_seen));
+        Ok(())
+    }
+
+    fn after_epoch(&mut self, metrics: &EpochMetrics, next: &Position, snapshot: Snapshot<'_>) -> Result<(), Stop> {
+        self.epochs.push(metrics.clone());
+        self.epoch_ends.push((next.global_step, tlrun::runtime::param_snapshot::snapshot(snapshot.network)));
+        Ok(())
+    }
+}
+
+fn data_with(train_per_class: usize) -> TrainingData {
+    let mut data = tiny_data();
+    data.train = synthetic(train_per_class, 1);
+    data
+}
+
+/// Run the recipe's first stage on `data` from `initial` (or the recipe's seeded network),
+/// recording what happened.
+fn record_stage_from(
+    recipe: &tlrun::check::recipe::Recipe,
+    data: &TrainingData,
+    initial: &Network,
+) -> (Recorder, tlrun::runtime::trainer::StageOutcome) {
+    let device = Device::flex().autodiff();
+    let network = copy_of(initial, recipe);
+    let mut trainer = Trainer::new(recipe, device, data);
+    let mut recorder = Recorder::default();
+    let outcome = trainer.run_stage(network, 0, None, &mut recorder).unwrap_or_else(|_| panic!("the stage runs"));
+    (recorder, outcome)
+}
+
+fn record_stage(recipe: &tlrun::check::recipe::Recipe, data: &TrainingData) -> (Recorder, tlrun::runtime::trainer::StageOutcome) {
+    record_stage_from(recipe, data, &initial_network(recipe, data.classes.len()))
+}
+
+#[test]
+fn the_last_partial_batch_trains_and_a_single_leftover_joins_the_batch_before() {
+    // 10 images at batch 8: a batch of 8, then the 2 left over (PyTorch's drop_last=False).
+    let stage = format!("{STAGES}stage s {{ train head epochs 1 lr 1e-3 }}\n");
+    let (recorder, _) = record_stage(&recipe(&stage), &data_with(2));
+    assert_eq!(recorder.steps, vec![(1, 8)], "a checkpoint after the first batch of 8");
+    assert_eq!(recorder.epoch_ends[0].0, 2, "two steps: every one of the 10 images trained");
+    // 9 images at batch 8: the ninth joins the first batch (BatchNorm cannot train on one image).
+    let mut nine = data_with(2);
+    nine.train.images.truncate(9);
+    nine.train.labels.truncate(9);
+    let (recorder, _) = record_stage(&recipe(&stage), &nine);
+    assert!(recorder.steps.is_empty());
+    assert_eq!(recorder.epoch_ends[0].0, 1, "one step of 9 images");
+}
+
+#[test]
+fn weight_decay_spares_batchnorm_and_biases_unless_told() {
+    let data = tiny_data();
+    let base = format!("{STAGES}head {{ pool avg  batchnorm  linear classes }}\nstage s {{ train all epochs 1 lr 0.05 schedule constant optimizer adamw");
+    let plain_recipe = recipe(&format!("{base} wd 0 }}\n"));
+    let initial = initial_network(&plain_recipe, data.classes.len());
+    let (before, plain) = one_step(&plain_recipe, &data, &initial);
+    let (_, decayed) = one_step(&recipe(&format!("{base} wd 0.5 }}\n")), &data, &initial);
+    let (_, everything) = one_step(&recipe(&format!("{base} wd 0.5 wd_bn_bias }}\n")), &data, &initial);
+    for path in ["backbone.bn1.gamma", "backbone.layer1.0.bn2.beta", "head.norms.0.gamma", "head.norms.0.beta", "head.linears.0.bias"] {
+        assert_ne!(before[path], plain[path], "{path} trains");
+        assert_eq!(plain[path], decayed[path], "{path} takes no weight decay by default (fastai's wd_bn_bias=False)");
+    }
+    // Betas start at zero, where decay does nothing; gammas start at one and biases are drawn.
+    for path in ["backbone.bn1.gamma", "backbone.layer1.0.bn2.gamma", "head.norms.0.gamma", "head.linears.0.bias"] {
+        assert_ne!(plain[path], everything[path], "{path} decays under wd_bn_bias");
+    }
+    for path in ["backbone.conv1.weight", "head.linears.0.weight"] {
+        // AdamW's decoupled decay: exactly w × (1 − lr × wd) on top of the same Adam update.
+        for ((w, a), b) in before[path].iter().zip(&plain[path]).zip(&decayed[path]) {
+            let expected = a - w * 0.05 * 0.5;
+            assert!((b - expected).abs() < 1e-6, "{path}: {b} instead of {expected}");
+        }
+    }
+}
+
+/// With BatchNorm frozen and no dropout, `accumulate 2` at batch 8 makes the same step as one
+/// batch of 16.
+#[test]
+fn accumulating_two_batches_of_8_is_one_batch_of_16() {
+    let data = data_with(4); // 20 images: 16 + 4 at batch 16; 8 + 8 + 4 at batch 8
+    let stage = "stage s { train head epochs 1 lr 0.1 optimizer sgd momentum 0 schedule constant batchnorm frozen";
+    let large = recipe(&format!("recipe \"t\"\nseed 5\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 16 size 16 }}\n{stage} }}\n"));
+    let small = recipe(&format!("recipe \"t\"\nseed 5\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 }}\n{stage} accumulate 2 }}\n"));
+    let initial = initial_network(&large, data.classes.len());
+    let (large_run, _) = record_stage_from(&large, &data, &initial);
+    let (small_run, _) = record_stage_from(&small, &data, &initial);
+    assert_eq!(large_run.steps, vec![(1, 16)]);
+    assert_eq!(small_run.steps, vec![(1, 16)], "one optimizer step for the first two batches of 8");
+    assert_eq!(small_run.epoch_ends[0].0, 2);
+    let (large_after, small_after) = (&large_run.epoch_ends[0].1, &small_run.epoch_ends[0].1);
+    for path in ["head.linears.0.weight", "head.linears.0.bias"] {
+        for (a, b) in large_after[path].iter().zip(&small_after[path]) {
+            assert!((a - b).abs() < 1e-5, "{path}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn label_smoothing_and_balanced_weights_compute_what_pytorch_does() {
+    let device = Device::flex();
+    let logits = Tensor::<2>::from_data(TensorData::new(vec![2.0f32, 0.5, -1.0, 0.1, 0.2, 0.3], [2, 3]), &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+    let log_softmax = |row: [f64; 3]| {
+        let total = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        row.map(|v| v - total)
+    };
+    let rows = [log_softmax([2.0, 0.5, -1.0]), log_softmax([0.1, 0.2, 0.3])];
+    // PyTorch: CrossEntropyLoss(label_smoothing=0.1): (1-ε)·NLL + ε·mean over classes of −log p.
+    let smoothed = |row: [f64; 3], target: usize, weights: [f64; 3]| {
+        0.9 * -row[target] * weights[target] + 0.1 * -(0..3).map(|c| row[c] * weights[c]).sum::<f64>() / 3.0
+    };
+    let loss = tlrun::check::recipe::Loss { smoothing: 0.1, balanced_weights: false };
+    let value = tlrun::runtime::loss::training_loss(&loss, &[0, 2], 3, &device).forward(logits.clone(), targets.clone());
+    let expected = (smoothed(rows[0], 0, [1.0; 3]) + smoothed(rows[1], 2, [1.0; 3])) / 2.0;
+    assert!((f64::from(value.into_scalar::<f32>()) - expected).abs() < 1e-5);
+    // Weighted: Σ weighted losses / Σ weights of the targets, as PyTorch's mean reduction.
+    let loss = tlrun::check::recipe::Loss { smoothing: 0.1, balanced_weights: true };
+    let train_labels = [0, 0, 0, 1, 2, 2];
+    let weights = tlrun::runtime::loss::balanced_weights(&train_labels, 3);
+    let weights = [f64::from(weights[0]), f64::from(weights[1]), f64::from(weights[2])];
+    let value = tlrun::runtime::loss::training_loss(&loss, &train_labels, 3, &device).forward(logits, targets);
+    let expected = (smoothed(rows[0], 0, weights) + smoothed(rows[1], 2, weights)) / (weights[0] + weights[2]);
+    assert!((f64::from(value.into_scalar::<f32>()) - expected).abs() < 1e-5, "{expected}");
+}
+
+#[test]
+fn keep_best_ends_the_stage_with_the_best_epochs_weights() {
+    let stage = format!("{STAGES}stage s {{ train all epochs 4 lr 0.3 optimizer sgd momentum 0.9 schedule constant keep best valid_loss }}\n");
+    let (recorder, outcome) = record_stage(&recipe(&stage), &data_with(4));
+    let losses: Vec<f64> = recorder.epochs.iter().map(|epoch| epoch.valid_loss).collect();
+    let best = (0..losses.len()).min_by(|a, b| losses[*a].total_cmp(&losses[*b])).unwrap();
+    assert_eq!(outcome.restored_epoch, Some(best as u32 + 1), "valid losses {losses:?}");
+    let restored = snapshot(&outcome.network);
+    assert_eq!(restored, recorder.epoch_ends[best].1, "the weights are the best epoch's, bit for bit");
+    if best + 1 < losses.len() {
+        assert_ne!(restored, recorder.epoch_ends.last().unwrap().1, "not the last epoch's");
+    }
+}
+
+#[test]
+fn early_stopping_ends_the_stage_after_its_patience() {
+    // min_delta 100: nothing after the first epoch counts as an improvement.
+    let stage = format!("{STAGES}stage s {{ train head epochs 6 lr 1e-3 stop after 2 epochs without improvement min_delta 100 }}\n");
+    let (recorder, outcome) = record_stage(&recipe(&stage), &data_with(2));
+    let stopped: Vec<bool> = recorder.epochs.iter().map(|epoch| epoch.stopped_early).collect();
+    assert_eq!(stopped, vec![false, false, true], "epochs 2 and 3 did not improve: stop after 3 of 6");
+    assert_eq!(outcome.stopped_after, Some(3));
+    assert_eq!(outcome.restored_epoch, None, "without keep best the last weights stay");
+}
+
+#[test]
+fn the_weight_average_blends_with_the_warmed_up_decay() {
+    let text = format!("{STAGES}stage s {{ train head epochs 1 }}\n");
+    let recipe = recipe(&text);
+    let first = initial_network(&recipe, 5).valid();
+    let reseeded = tlrun::check::recipe::Recipe { seed: recipe.seed + 1, ..recipe.clone() };
+    let second = initial_network(&reseeded, 5).valid();
+    assert_ne!(snapshot(&first), snapshot(&second), "two draws of the generator");
+    let mut average = WeightAverage::new(&first, 0.999);
+    // Warm-up: (1 + n) / (10 + n) until it passes the decay (n ≥ 8991 for 0.999).
+    assert!((average.decay_at(0) - 0.1).abs() < 1e-12);
+    assert!((average.decay_at(90) - 91.0 / 100.0).abs() < 1e-12);
+    assert!((average.decay_at(100_000) - 0.999).abs() < 1e-12);
+    average.update(&second);
+    let (a, b, blended) = (snapshot(&first), snapshot(&second), snapshot(average.network()));
+    for path in ["backbone.conv1.weight", "backbone.bn1.running_var", "head.linears.0.weight"] {
+        for ((a, b), m) in a[path].iter().zip(&b[path]).zip(&blended[path]) {
+            let expected = 0.1 * a + 0.9 * b;
+            assert!((m - expected).abs() < 1e-6, "{path}: {m} vs {expected}");
+        }
+    }
+}
+
+#[test]
+fn tta_averages_each_image_with_its_mirror() {
+    let text = format!("{STAGES}stage s {{ train head epochs 1 }}\n");
+    let recipe = recipe(&text);
+    let mut data = tiny_data();
+    let mut mirrored = data.valid.images.clone();
+    for image in &mut mirrored {
+        let (width, height) = (image.width as usize, image.height as usize);
+        let mut pixels = image.pixels.clone();
+        for row in 0..height {
+            for column in 0..width {
+                let from = (row * width + (width - 1 - column)) * 3;
+                let to = (row * width + column) * 3;
+                pixels[to..to + 3].copy_from_slice(&image.pixels[from..from + 3]);
+            }
+        }
+        image.pixels = pixels;
+    }
+    let device = Device::flex().autodiff();
+    let network = initial_network(&recipe, 5);
+    let evaluate = |data: &TrainingData, tta: bool| Trainer::new(&recipe, device.clone(), data).evaluate(&network, 16, tta);
+    let plain = evaluate(&data, false);
+    let with_tta = evaluate(&data, true);
+    data.valid.images = mirrored;
+    let mirrored_tta = evaluate(&data, true);
+    let mirrored_plain = evaluate(&data, false);
+    assert!((with_tta.loss - mirrored_tta.loss).abs() < 1e-5, "TTA sees both orientations: {} vs {}", with_tta.loss, mirrored_tta.loss);
+    assert!((plain.loss - mirrored_plain.loss).abs() > 1e-6, "the network itself is not mirror-invariant");
+    assert!((plain.loss - with_tta.loss).abs() > 1e-6, "TTA changes the predictions");
+    let _ = NoHooks;
+}
+
+#[test]
+fn lr_find_sweeps_suggests_plots_and_writes_a_rate_that_lints() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 8, 1);
+    let text = "recipe \"lr\"\nseed 3\nbackbone resnet_small from none\ndata { train \"data/train\" valid split 0.2 batch 8 size 16 }\nstage warmup { train head epochs 1 lr 1e-3 }\nstage all { train all epochs 1 }\n";
+    std::fs::write(dir.path().join("lr.tl"), text).unwrap();
+    let output = tlrun(dir.path(), &["lr-find", "lr.tl", "--stage", "all", "--steps", "40", "--write", "valley"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("valley") && stdout.contains("steep"), "{stdout}");
+    assert!(dir.path().join("lr_find.png").is_file());
+    let written = std::fs::read_to_string(dir.path().join("lr.tl")).unwrap();
+    assert!(written.starts_with(&text[..text.find("stage all").unwrap()]), "only the swept stage changes");
+    assert!(written.contains("stage all { lr ") && stdout.contains("+ stage all { lr "), "{written}\n{stdout}");
+    let lint = tlrun(dir.path(), &["lint", "lr.tl"]);
+    assert_eq!(lint.status.code(), Some(0), "{}", String::from_utf8_lossy(&lint.stdout));
+}
+
+#[test]
+fn a_grey_backbone_takes_one_channel_and_trains() {
+    let text = "recipe \"grey\"\nseed 5\nbackbone resnet_small from none { mean 0.5 std 0.25 channels 1 }\ndata { train \"unused\" batch 8 size 16 channels 1 }\nstage s { train all epochs 1 lr 1e-3 }\n";
+    let recipe = recipe(text);
+    assert_eq!(recipe.input_channels(), 1);
+    let device = Device::flex().autodiff();
+    let network = Network::new(&recipe, 5, &device);
+    assert_eq!(network.backbone.conv1.as_ref().unwrap().weight.dims(), [16, 1, 3, 3]);
+    let mut data = tiny_data();
+    for image in data.train.images.iter_mut().chain(data.valid.images.iter_mut()) {
+        image.make_grey();
+    }
+    let mut trainer = Trainer::new(&recipe, device, &data);
+    let outcome = trainer.run_stage(network, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("a grey network trains"));
+    let evaluation = trainer.evaluate(&outcome.network, 16, false);
+    assert!(evaluation.loss.is_finite());
+}
+
+/// `channels 1 adapt` (timm's adapt_input_conv): the summed filters see a grey image exactly as the
+/// colour network saw it replicated in three channels, when the three channels share statistics.
+#[test]
+fn adapted_grey_input_computes_what_the_colour_network_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let colour_text = "recipe \"c\"\nseed 5\nbackbone resnet_small from none { mean 0.4 0.4 0.4 std 0.2 0.2 0.2 }\ndata { train \"x\" size 16 }\nstage s { train head }\n";
+    let colour = recipe(colour_text);
+    let device = Device::flex();
+    device.seed(9);
+    let colour_network = Network::new(&colour, 5, &device);
+    let weights = dir.path().join("colour.safetensors");
+    tlrun::runtime::weights::save(&colour_network, &weights).unwrap();
+    let grey_text = format!(
+        "recipe \"g\"\nseed 5\nbackbone resnet_small from file \"{}\" {{ mean 0.4 0.4 0.4 std 0.2 0.2 0.2 }}\ndata {{ train \"x\" size 16 channels 1 adapt }}\nstage s {{ train head }}\n",
+        weights.display()
+    );
+    let grey = recipe(&grey_text);
+    assert_eq!((grey.input_channels(), grey.input_normalisation().0.len()), (1, 1));
+    let (adapted, _) = tlrun::runtime::runner::starting_network(&grey, 5, &device, Some(&weights)).unwrap();
+    assert_eq!(adapted.backbone.conv1.as_ref().unwrap().weight.dims(), [16, 1, 3, 3]);
+    let grey_image = Tensor::<4>::random([2, 1, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let replicated = Tensor::cat(vec![grey_image.clone(), grey_image.clone(), grey_image.clone()], 1);
+    let features = |network: &Network, images| network.valid().backbone.forward(images).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let (from_grey, from_colour) = (features(&adapted, grey_image), features(&colour_network, replicated));
+    for (a, b) in from_grey.iter().zip(&from_colour) {
+        assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
