@@ -5,14 +5,15 @@
 //! `diagnostics`) does no IO and never imports burn.
 
 pub mod arch;
+pub mod atomic_file;
 pub mod builtin_data;
 pub mod check;
 pub mod data_counts;
 #[cfg(feature = "runtime")]
 pub mod cli;
 pub mod diagnostics;
+pub mod limits;
 pub mod plan;
-#[cfg(feature = "runtime")]
 pub mod report;
 pub mod run_files;
 pub mod render;

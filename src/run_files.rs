@@ -78,6 +78,18 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// One line of steps.jsonl: a node of the recipe's graph (the id `tlrun graph --format json`
+/// prints) that the run executed, in order, with when it started and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub node: usize,
+    pub step: String,
+    /// Seconds since the Unix epoch.
+    pub started: f64,
+    pub seconds: f64,
+}
+
+pub const STEPS: &str = "steps.jsonl";
 pub const METRICS: &str = "metrics.jsonl";
 pub const LR_STEPS: &str = "lr_steps.jsonl";
 pub const EVALUATION: &str = "evaluation.json";

@@ -96,7 +96,7 @@ fn apply_overrides(overrides: &[Spanned<Stat>], stats: &mut Stats, diagnostics: 
                     diagnostics.push(channels_error(channels));
                 }
             }
-            Stat::Size(size) => match positive_u32(size.value) {
+            Stat::Size(size) => match image_side(size.value) {
                 Some(size) => stats.input_size = size,
                 None => diagnostics.push(size_error(size)),
             },
@@ -120,13 +120,20 @@ fn apply_overrides(overrides: &[Spanned<Stat>], stats: &mut Stats, diagnostics: 
     }
 }
 
-pub fn positive_u32(value: i64) -> Option<u32> {
-    u32::try_from(value).ok().filter(|value| *value > 0)
+/// `value` when it is 1..=`limit`.
+pub fn bounded_u32(value: i64, limit: u32) -> Option<u32> {
+    u32::try_from(value).ok().filter(|value| (1..=limit).contains(value))
+}
+
+/// An image side within `crate::limits::MAX_IMAGE_SIDE`.
+pub fn image_side(value: i64) -> Option<u32> {
+    bounded_u32(value, crate::limits::MAX_IMAGE_SIDE)
 }
 
 pub fn size_error(size: &Spanned<i64>) -> Diagnostic {
-    Diagnostic::new(Code::ValueOutOfRange, format!("an image size must be a positive number of pixels, not {}", size.value))
-        .at(size.span, "not a valid size")
+    let limit = crate::limits::MAX_IMAGE_SIDE;
+    Diagnostic::new(Code::ValueOutOfRange, format!("an image size must be 1..{limit} pixels, not {}", size.value))
+        .at(size.span, format!("not in 1..{limit}"))
         .with_help("write the side in pixels, e.g. `size 224`")
 }
 

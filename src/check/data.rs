@@ -1,4 +1,4 @@
-use super::backbone::{channels_error, check_channel_values, positive_u32, size_error};
+use super::backbone::{bounded_u32, channels_error, check_channel_values, image_side, size_error};
 use super::checker::missing;
 use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, Validation};
 use crate::builtin_data;
@@ -73,10 +73,10 @@ pub fn check(
                 let split_seed = seed_value(split_seed.as_ref(), seed, diagnostics);
                 data.valid = Validation::Split { fraction: fraction.value, seed: split_seed };
             }
-            DataKind::Batch(batch) => match positive_u32(batch.value) {
+            DataKind::Batch(batch) => match bounded_u32(batch.value, crate::limits::MAX_BATCH) {
                 Some(batch) => data.batch = batch as usize,
                 None => diagnostics.push(
-                    Diagnostic::new(Code::ValueOutOfRange, format!("a batch holds at least one image, not {}", batch.value))
+                    Diagnostic::new(Code::ValueOutOfRange, format!("a batch holds 1..{} images, not {}", crate::limits::MAX_BATCH, batch.value))
                         .at(batch.span, "not a batch size")
                         .with_help("e.g. `batch 64`"),
                 ),
@@ -99,7 +99,7 @@ pub fn check(
                     }
                 }
             }
-            DataKind::Size(size) => match positive_u32(size.value) {
+            DataKind::Size(size) => match image_side(size.value) {
                 Some(size) => data.size = size,
                 None => diagnostics.push(size_error(size)),
             },
@@ -125,9 +125,9 @@ pub fn check(
                 for augmentation in augmentations {
                     match augmentation.value {
                         Augmentation::Flip => data.flip = true,
-                        Augmentation::Crop(padding) if (0..=1024).contains(&padding) => data.crop_padding = padding as u32,
+                        Augmentation::Crop(padding) if (0..=crate::limits::MAX_CROP_PADDING).contains(&padding) => data.crop_padding = padding as u32,
                         Augmentation::Crop(padding) => diagnostics.push(
-                            Diagnostic::new(Code::ValueOutOfRange, format!("crop padding must be 0..1024 pixels, not {padding}"))
+                            Diagnostic::new(Code::ValueOutOfRange, format!("crop padding must be 0..{} pixels, not {padding}", crate::limits::MAX_CROP_PADDING))
                                 .at(augmentation.span, "not a padding")
                                 .with_help("`crop 4` pads by 4 pixels and crops back at a random place"),
                         ),
@@ -256,11 +256,12 @@ fn check_source(source: &DataSourceDecl, default_seed: u64, diagnostics: &mut Ve
                         .with_suggestion(&task.value, builtin_data::names(), "built-in data sets"),
                 );
             }
-            let per_class = match usize::try_from(per_class.value).ok().filter(|count| (1..=100_000).contains(count)) {
+            let limit = crate::limits::MAX_SYNTHETIC_PER_CLASS;
+            let per_class = match usize::try_from(per_class.value).ok().filter(|count| (1..=limit).contains(count)) {
                 Some(count) => count,
                 None => {
                     diagnostics.push(
-                        Diagnostic::new(Code::ValueOutOfRange, format!("images per class must be 1..100000, not {}", per_class.value))
+                        Diagnostic::new(Code::ValueOutOfRange, format!("images per class must be 1..{limit}, not {}", per_class.value))
                             .at(per_class.span, "not a count")
                             .with_help("e.g. `synthetic \"shapes-target\" 20 per class`"),
                     );

@@ -70,6 +70,11 @@ impl Recipe {
         if self.data.adapt_channels { 1 } else { self.backbone.stats.channels }
     }
 
+    /// The side the network last trains at: the last stage's last size (or the data `size`).
+    pub fn last_size(&self) -> u32 {
+        self.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(self.data.size)
+    }
+
     /// Whether images are made grey when decoded: grey data, or a network that takes one channel.
     pub fn grey_images(&self) -> bool {
         self.data.channels == 1 || self.input_channels() == 1

@@ -5,9 +5,7 @@ use crate::span::{Span, Spanned};
 use crate::syntax::ast::{Name, OneCycleParam, OptimizerParam, StageDecl, StageKind, TrainTarget};
 
 pub const DEFAULT_LR: f64 = 1e-3;
-/// Bounds that keep a recipe's loops and buffers finite; documented in docs/language.md.
-pub const MAX_EPOCHS: u32 = 100_000;
-pub const MAX_ACCUMULATE: usize = 4096;
+use crate::limits::{MAX_ACCUMULATE, MAX_EPOCHS, MAX_IMAGE_SIDE};
 
 /// A checked stage with the spans that the trap warnings point at.
 pub struct CheckedStage {
@@ -367,9 +365,9 @@ fn check_resize(
 ) -> Vec<u32> {
     let fallback = vec![default_size; epochs as usize];
     let mut ok = true;
-    for size in sizes.iter().filter(|size| size.value <= 0 || size.value > 16384) {
+    for size in sizes.iter().filter(|size| size.value <= 0 || size.value > i64::from(MAX_IMAGE_SIDE)) {
         diagnostics.push(
-            Diagnostic::new(Code::BadResizeSteps, format!("an image size must be 1..16384 pixels, not {}", size.value))
+            Diagnostic::new(Code::BadResizeSteps, format!("an image size must be 1..{MAX_IMAGE_SIDE} pixels, not {}", size.value))
                 .at(size.span, "not a size")
                 .with_help("sizes are image sides in pixels, e.g. `resize 16 -> 24 -> 32`"),
         );

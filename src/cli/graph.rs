@@ -12,7 +12,21 @@ pub fn run(path: &Path, format: GraphFormat, zoo: &Zoo) -> u8 {
             GraphFormat::Text => graph.to_text(),
             GraphFormat::Dot => graph.to_dot(),
             GraphFormat::Mermaid => graph.to_mermaid(),
+            GraphFormat::Json => format!("{}\n", serde_json::to_string_pretty(&as_json(&graph)).unwrap_or_else(|_| "{}".to_string())),
         }
     );
     0
+}
+
+/// The graph as data: every node with its id (a run's steps.jsonl uses the same ids), its typed
+/// step and its label, in run order; and the edges.
+fn as_json(graph: &crate::plan::PipelineGraph) -> serde_json::Value {
+    use petgraph::visit::EdgeRef;
+    let nodes: Vec<serde_json::Value> = graph
+        .order()
+        .into_iter()
+        .map(|node| serde_json::json!({ "id": node.index(), "label": graph.graph[node].label(), "step": graph.graph[node] }))
+        .collect();
+    let edges: Vec<[usize; 2]> = graph.graph.edge_references().map(|edge| [edge.source().index(), edge.target().index()]).collect();
+    serde_json::json!({ "nodes": nodes, "edges": edges })
 }

@@ -115,7 +115,7 @@ fn write_rate(path: &Path, stage: &str, rate: f64, zoo: &Zoo) -> u8 {
         return 1;
     }
     print!("{}", edit::line_diff(&source, &edited));
-    match crate::runtime::run_folder::write_atomic(path, edited.as_bytes()) {
+    match crate::atomic_file::write_atomic(path, edited.as_bytes()) {
         Ok(()) => {
             println!("wrote {}", path.display());
             0

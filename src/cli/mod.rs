@@ -86,6 +86,7 @@ pub enum GraphFormat {
     Text,
     Dot,
     Mermaid,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

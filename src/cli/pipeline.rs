@@ -204,5 +204,5 @@ pub fn write_record(recipe_path: &Path, record: &RunRecord) -> Result<(), crate:
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    crate::runtime::run_folder::write_atomic(&path, serde_json::to_string_pretty(record).unwrap_or_default().as_bytes())
+    crate::atomic_file::write_atomic(&path, serde_json::to_string_pretty(record).unwrap_or_default().as_bytes())
 }

@@ -58,7 +58,7 @@ pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
         let best = run.best_accuracy().map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
         println!("{:<12} {:>9} {:>8} {:>7} {:>8.0}", run.recipe, final_accuracy, best, run.metrics.len(), run.seconds());
     }
-    match compare_html(&runs).and_then(|html| crate::runtime::run_folder::write_atomic(out, html.as_bytes())) {
+    match compare_html(&runs).and_then(|html| crate::atomic_file::write_atomic(out, html.as_bytes())) {
         Ok(()) => {
             println!("comparison: {}", out.display());
             0

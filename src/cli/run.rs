@@ -128,16 +128,16 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         Ok(order) => order,
         Err(message) => return super::usage_error(message),
     };
-    if order.len() > 1 && args.out.is_some() {
-        return super::usage_error("--out names one run folder; it cannot serve several recipes");
-    }
-    let mut outcomes = Vec::new();
-    // Recipes that ran (or would run, under --dry-run): whatever needs them is stale too.
+    // Decide first what runs, so that `--out` can be checked before anything trains.
+    let mut planned = Vec::new();
+    // Recipes that will run: whatever needs them is stale too.
     let mut rerun: Vec<PathBuf> = Vec::new();
     for (path, needs) in &order {
-        let display = relative(path);
         let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
-        let source = std::fs::read_to_string(path).unwrap_or_default();
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(error) => return super::usage_error(format!("cannot read {}: {error}", path.display())),
+        };
         let hash = pipeline::source_hash(&recipe, path, &source, zoo);
         let upstream = needs.iter().find(|need| rerun.contains(need));
         let reason = if args.force {
@@ -147,6 +147,23 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         } else {
             pipeline::staleness(&recipe, path, &hash, zoo)
         };
+        if reason.is_some() {
+            rerun.push(path.clone());
+        }
+        planned.push((path, recipe, source, hash, reason));
+    }
+    // A recipe whose dependencies are up to date runs like one recipe, `--out` included.
+    if args.out.is_some() && rerun.len() > 1 {
+        let names: Vec<String> = rerun.iter().map(|path| relative(path)).collect();
+        return super::usage_error(format!(
+            "--out names one run folder, but {} recipes need to run: {}; run the others first, or drop --out",
+            rerun.len(),
+            names.join(", ")
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for (path, recipe, source, planned_hash, reason) in planned {
+        let display = relative(path);
         let Some(reason) = reason else {
             let record = pipeline::read_record(path);
             eprintln!("{display}: up to date");
@@ -158,12 +175,13 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             });
             continue;
         };
-        rerun.push(path.clone());
+        // Upstream recipes ran since the plan was made: the inputs' hashes are the new ones now.
+        let hash = if rerun.len() > 1 { pipeline::source_hash(&recipe, path, &source, zoo) } else { planned_hash };
         if args.dry_run {
             println!("would run {display}: {reason}");
             continue;
         }
-        if order.len() > 1 {
+        if rerun.len() > 1 {
             eprintln!("running {display} ({reason})");
         } else {
             eprintln!("running {display}");
@@ -214,7 +232,7 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         let runs: Vec<crate::report::RunData> = compared.iter().filter_map(|folder| crate::report::RunData::load(folder).ok()).collect();
         let out = PathBuf::from("runs").join("compare.html");
         if let Ok(html) = crate::report::compare_html(&runs) {
-            if crate::runtime::run_folder::write_atomic(&out, html.as_bytes()).is_ok() {
+            if crate::atomic_file::write_atomic(&out, html.as_bytes()).is_ok() {
                 println!("comparison: {}", out.display());
             }
         }

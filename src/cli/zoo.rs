@@ -82,10 +82,10 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
 }
 
 /// A network with the architecture's layers up to the last stage and no head: what a zoo entry must fill.
-fn backbone_network(architecture: &'static arch::Architecture, device: &Device) -> Network {
+fn backbone_network(architecture: &'static arch::Architecture, input_channels: u32, device: &Device) -> Network {
     let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
     Network {
-        backbone: crate::runtime::model::Backbone::new(architecture, kept, 3, device),
+        backbone: crate::runtime::model::Backbone::new(architecture, kept, input_channels, device),
         head: crate::runtime::model::Head::new(&[], 0, device),
     }
 }
@@ -114,7 +114,7 @@ fn verify_entry(zoo: &Zoo, name: &str) -> u8 {
         println!("{name}: FAILED: unknown architecture `{}`", card.architecture);
         return 1;
     };
-    let mut network = backbone_network(architecture, &Device::flex());
+    let mut network = backbone_network(architecture, card.channels, &Device::flex());
     match weights::load(&mut network, &weights_path, LoadScope::Backbone) {
         Ok(report) => {
             println!("{name}: ok ({} tensors fit {}, {} unused)", report.applied, architecture.name, report.unused.len());
@@ -149,7 +149,7 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
     }
     // Load first: a file that does not fit never enters the zoo.
     let device = Device::flex();
-    let mut network = backbone_network(architecture, &device);
+    let mut network = backbone_network(architecture, stats.channels, &device);
     let report = match weights::load(&mut network, &args.weights, LoadScope::Backbone) {
         Ok(report) => report,
         Err(diagnostic) => {
@@ -184,7 +184,7 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
         license: args.license.clone(),
         sha256,
     };
-    if let Err(diagnostic) = crate::runtime::run_folder::write_atomic(&folder.join(CARD_FILE), card.to_toml().as_bytes()) {
+    if let Err(diagnostic) = crate::atomic_file::write_atomic(&folder.join(CARD_FILE), card.to_toml().as_bytes()) {
         super::print_runtime_error(&diagnostic, &args.weights);
         return 1;
     }

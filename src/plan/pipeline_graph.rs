@@ -4,19 +4,29 @@ use serde::Serialize;
 
 use crate::check::recipe::{HeadLayer, Recipe, Validation, Weights};
 
-/// One step of running a recipe. The runtime executes them in topological order.
+/// One step of running a recipe: what `tlrun graph` draws and what the runtime's interpreter
+/// dispatches on, one handler per kind, in the graph's topological order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
-    /// Another recipe whose exported model this one starts from.
-    Recipe { path: String },
-    LoadBackbone { architecture: String, weights: String },
-    Cut { kept_layers: Vec<String> },
-    Head { layers: Vec<String> },
+    /// Another recipe whose exported model this one starts from: its export must exist.
+    Upstream { path: String },
+    /// Decode the train and valid images (and split them).
     LoadData { train: String, valid: String },
+    /// The whole architecture with seeded random weights.
+    BuildBackbone { architecture: String },
+    /// Keep the first `kept` layers; `last` names the last one kept.
+    Cut { kept: usize, last: String },
+    /// Pretrained weights into the kept layers (absent for `from none`).
+    LoadWeights { weights: Weights },
+    /// The new head on top of the cut backbone, as wide as there are classes.
+    AttachHead { layers: Vec<String> },
+    /// Every image resized once to this side (later epochs at this size read the cache).
     Resize { size: u32 },
-    Stage { name: String, epochs: u32 },
-    Evaluate,
+    /// Stage `index` of the recipe.
+    Stage { index: usize, name: String, epochs: u32 },
+    /// The final evaluation on the valid images.
+    Evaluate { size: u32, tta: bool },
     Export { path: String },
     Publish { entry: String },
 }
@@ -24,14 +34,20 @@ pub enum Step {
 impl Step {
     pub fn label(&self) -> String {
         match self {
-            Step::Recipe { path } => format!("recipe {path}"),
-            Step::LoadBackbone { architecture, weights } => format!("load {architecture} ({weights})"),
-            Step::Cut { kept_layers } => format!("cut after {}", kept_layers.last().map_or("nothing", String::as_str)),
-            Step::Head { layers } => format!("head: {}", layers.join(" → ")),
+            Step::Upstream { path } => format!("recipe {path}"),
             Step::LoadData { train, valid } => format!("data {train} | valid {valid}"),
+            Step::BuildBackbone { architecture } => format!("build {architecture}"),
+            Step::LoadWeights { weights } => match weights {
+                Weights::Zoo(name) => format!("load weights from zoo {name}"),
+                Weights::File(path) => format!("load weights from file {path}"),
+                Weights::Recipe(path) => format!("load weights exported by {path}"),
+                Weights::Random => "random weights".to_string(),
+            },
+            Step::Cut { last, .. } => format!("cut after {last}"),
+            Step::AttachHead { layers } => format!("head: {}", layers.join(" → ")),
             Step::Resize { size } => format!("images at {size}px"),
-            Step::Stage { name, epochs } => format!("stage {name} ({epochs} epoch{})", if *epochs == 1 { "" } else { "s" }),
-            Step::Evaluate => "evaluate on valid".to_string(),
+            Step::Stage { name, epochs, .. } => format!("stage {name} ({epochs} epoch{})", if *epochs == 1 { "" } else { "s" }),
+            Step::Evaluate { size, tta } => format!("evaluate on valid at {size}px{}", if *tta { " with flip TTA" } else { "" }),
             Step::Export { path } => format!("export {path}"),
             Step::Publish { entry } => format!("publish to zoo as {entry}"),
         }
@@ -42,57 +58,65 @@ pub struct PipelineGraph {
     pub graph: DiGraph<Step, ()>,
 }
 
+/// The recipe's steps and what each waits for. Built once; the same graph is drawn and run.
 pub fn build(recipe: &Recipe) -> PipelineGraph {
     let mut graph = DiGraph::new();
     let architecture = recipe.backbone.architecture;
-    let weights = match &recipe.backbone.weights {
-        Weights::Zoo(name) => format!("zoo {name}"),
-        Weights::File(path) => format!("file {path}"),
-        Weights::Recipe(path) => format!("recipe {path}"),
-        Weights::Random => "random init".to_string(),
-    };
-    let load = graph.add_node(Step::LoadBackbone { architecture: architecture.name.to_string(), weights });
-    if let Weights::Recipe(path) = &recipe.backbone.weights {
-        let upstream = graph.add_node(Step::Recipe { path: path.clone() });
-        graph.add_edge(upstream, load, ());
-    }
-    let cut = graph.add_node(Step::Cut {
-        kept_layers: architecture.layers[..recipe.kept_layers].iter().map(|layer| layer.name.to_string()).collect(),
-    });
-    graph.add_edge(load, cut, ());
-    let head = graph.add_node(Step::Head { layers: recipe.head.iter().map(describe_head_layer).collect() });
-    graph.add_edge(cut, head, ());
     let valid = match &recipe.data.valid {
         Validation::Source { source } => source.describe(),
         Validation::Split { fraction, seed } => format!("{:.0}% split (seed {seed})", fraction * 100.0),
     };
+    // Data first: a missing folder is found before any network is built.
     let data = graph.add_node(Step::LoadData { train: recipe.data.train.describe(), valid });
+    let build = graph.add_node(Step::BuildBackbone { architecture: architecture.name.to_string() });
+    // Cut before loading: the pretrained file must fit the layers that are kept, no more.
+    let last = recipe.kept_layers.checked_sub(1).and_then(|index| architecture.layers.get(index)).map_or("nothing", |layer| layer.name);
+    let cut = graph.add_node(Step::Cut { kept: recipe.kept_layers, last: last.to_string() });
+    graph.add_edge(build, cut, ());
+    let mut network = cut;
+    if recipe.backbone.is_pretrained() {
+        let load = graph.add_node(Step::LoadWeights { weights: recipe.backbone.weights.clone() });
+        graph.add_edge(cut, load, ());
+        if let Weights::Recipe(path) = &recipe.backbone.weights {
+            let upstream = graph.add_node(Step::Upstream { path: path.clone() });
+            graph.add_edge(upstream, load, ());
+        }
+        network = load;
+    }
+    let head = graph.add_node(Step::AttachHead { layers: recipe.head.iter().map(describe_head_layer).collect() });
+    graph.add_edge(network, head, ());
+    // The head is as wide as the data has classes.
+    graph.add_edge(data, head, ());
 
     let mut sizes: Vec<(u32, NodeIndex)> = Vec::new();
+    let mut size_node = |graph: &mut DiGraph<Step, ()>, size: u32| match sizes.iter().find(|(known, _)| *known == size) {
+        Some((_, node)) => *node,
+        None => {
+            let node = graph.add_node(Step::Resize { size });
+            graph.add_edge(data, node, ());
+            sizes.push((size, node));
+            node
+        }
+    };
     let mut previous = head;
-    for stage in &recipe.stages {
-        let node = graph.add_node(Step::Stage { name: stage.name.clone(), epochs: stage.epochs });
+    for (index, stage) in recipe.stages.iter().enumerate() {
+        let node = graph.add_node(Step::Stage { index, name: stage.name.clone(), epochs: stage.epochs });
         graph.add_edge(previous, node, ());
         let mut stage_sizes = stage.sizes.clone();
         stage_sizes.dedup();
         for size in stage_sizes {
-            let variant = match sizes.iter().find(|(known, _)| *known == size) {
-                Some((_, variant)) => *variant,
-                None => {
-                    let variant = graph.add_node(Step::Resize { size });
-                    graph.add_edge(data, variant, ());
-                    sizes.push((size, variant));
-                    variant
-                }
-            };
-            if graph.find_edge(variant, node).is_none() {
-                graph.add_edge(variant, node, ());
+            let resized = size_node(&mut graph, size);
+            if graph.find_edge(resized, node).is_none() {
+                graph.add_edge(resized, node, ());
             }
         }
         previous = node;
     }
-    let evaluate = graph.add_node(Step::Evaluate);
+    let last_size = recipe.last_size();
+    let evaluate = graph.add_node(Step::Evaluate { size: last_size, tta: recipe.tta_flip });
     graph.add_edge(previous, evaluate, ());
+    let resized = size_node(&mut graph, last_size);
+    graph.add_edge(resized, evaluate, ());
     if let Some(path) = &recipe.export {
         let export = graph.add_node(Step::Export { path: path.clone() });
         graph.add_edge(evaluate, export, ());
@@ -119,9 +143,28 @@ fn describe_head_layer(layer: &HeadLayer) -> String {
 }
 
 impl PipelineGraph {
-    /// Steps in an order that respects every edge.
+    /// Steps in an order that respects every edge: the order a run executes them in. Of the
+    /// steps ready at any point the one built first goes first (Kahn's algorithm on the lowest
+    /// node id), so data is read before any network is built and resizes come in stage order.
     pub fn order(&self) -> Vec<NodeIndex> {
-        petgraph::algo::toposort(&self.graph, None).unwrap_or_else(|_| self.graph.node_indices().collect())
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut waiting: Vec<usize> =
+            self.graph.node_indices().map(|node| self.graph.neighbors_directed(node, petgraph::Direction::Incoming).count()).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            waiting.iter().enumerate().filter(|(_, count)| **count == 0).map(|(node, _)| Reverse(node)).collect();
+        let mut order = Vec::with_capacity(waiting.len());
+        while let Some(Reverse(node)) = ready.pop() {
+            let node = NodeIndex::new(node);
+            order.push(node);
+            for next in self.graph.neighbors_directed(node, petgraph::Direction::Outgoing) {
+                waiting[next.index()] -= 1;
+                if waiting[next.index()] == 0 {
+                    ready.push(Reverse(next.index()));
+                }
+            }
+        }
+        order
     }
 
     pub fn to_dot(&self) -> String {

@@ -32,7 +32,7 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    crate::runtime::run_folder::write_atomic(path, bytes)
+    crate::atomic_file::write_atomic(path, bytes)
 }
 
 fn plot_error(what: &str, error: String) -> Diagnostic {

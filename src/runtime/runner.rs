@@ -15,11 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::checkpoint;
 use super::ema::WeightAverage;
-use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer};
+use super::model::Backbone;
+use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer, TrainingData};
 use super::weights::{self, LoadScope};
 use crate::arch::LayerKind;
 use crate::check::recipe::{Recipe, Weights};
-use crate::run_files::{self, Filters, Summary};
+use crate::plan::Step;
+use crate::run_files::{self, Filters, StepRecord, Summary};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
@@ -69,7 +71,7 @@ fn first_filters_shape(recipe: &Recipe) -> Vec<usize> {
 
 /// Parameters are created lazily on first use; touch them all in a fixed order right after the
 /// seed so that the same seed always gives the same initial weights.
-pub fn materialize(network: &Network) {
+pub fn materialize<M: Module>(network: &M) {
     struct Touch;
     impl ModuleVisitor for Touch {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -213,121 +215,285 @@ impl RunHooks<'_> {
     }
 }
 
+/// The run folder, made when the first step that writes into it runs (so a missing data folder
+/// leaves no empty run behind), with the recipe and its resolved form written first.
+struct LazyFolder<'a> {
+    path: PathBuf,
+    folder: Option<RunFolder>,
+    recipe: &'a Recipe,
+    recipe_path: &'a Path,
+    source: &'a str,
+    resuming: bool,
+}
+
+impl LazyFolder<'_> {
+    fn get(&mut self) -> Result<&RunFolder, Diagnostic> {
+        if self.folder.is_none() {
+            let folder = RunFolder::create(self.path.clone())?;
+            if !self.resuming {
+                folder.write("recipe.tl", self.source.as_bytes())?;
+                folder.write("resolved.json", to_json(self.recipe, "resolved.json")?.as_bytes())?;
+                folder.write("plan.txt", crate::plan::render_stage_tables(self.recipe).as_bytes())?;
+                let recipe_path = std::fs::canonicalize(self.recipe_path).unwrap_or_else(|_| self.recipe_path.to_path_buf());
+                folder.write(ORIGIN, to_json(&Origin { recipe_path }, ORIGIN)?.as_bytes())?;
+            }
+            self.folder = Some(folder);
+        }
+        Ok(self.folder.as_ref().expect("made just above"))
+    }
+}
+
+/// Pretty JSON of a run file; a value that cannot be written is a diagnostic, never an empty file.
+fn to_json<T: serde::Serialize>(value: &T, file: &str) -> Result<String, Diagnostic> {
+    serde_json::to_string_pretty(value)
+        .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {file}: {error}")))
+}
+
+fn internal(message: &str) -> Diagnostic {
+    Diagnostic::new(Code::StepFailed, format!("internal error: {message}")).with_help("please report this with the recipe")
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
+/// The interpreter: walks the recipe's step graph (`plan::build_graph`, the graph `tlrun graph`
+/// draws) in topological order and runs one handler per kind of step. Each executed node is
+/// appended to steps.jsonl with its graph id. Resuming re-runs the cheap steps (data, network) and
+/// continues the stages from the newest checkpoint: stages it closed are skipped.
 fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder_path: PathBuf, resuming: bool) -> Result<RunOutcome, RunFailure> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = parse_device(&options.device)?.autodiff();
+    let graph = crate::plan::build_graph(recipe);
+    let mut folder = LazyFolder { path: folder_path, folder: None, recipe, recipe_path, source, resuming };
+    // Errors once the run folder exists point at it (the last good weights are there).
+    let created = folder.path.clone();
+    let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(created.clone()) };
     let mut notes = Vec::new();
-
-    // Everything cheap to check is checked before the first step: weights, data, run folder.
-    let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
-    let loaded = dataset::load(recipe, &base)?;
-    for (path, reason) in &loaded.skipped {
-        notes.push(format!("skipped {}: {reason}", path.display()));
-    }
-    let data = loaded.data;
-    let classes = data.classes.len();
-
-    let folder = RunFolder::create(folder_path)?;
-    let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(folder.path.clone()) };
-    if !resuming {
-        folder.write("recipe.tl", source.as_bytes()).map_err(fail)?;
-        let resolved = serde_json::to_string_pretty(recipe).unwrap_or_default();
-        folder.write("resolved.json", resolved.as_bytes()).map_err(fail)?;
-        folder.write("plan.txt", crate::plan::render_stage_tables(recipe).as_bytes()).map_err(fail)?;
-        let origin = Origin { recipe_path: std::fs::canonicalize(recipe_path).unwrap_or_else(|_| recipe_path.to_path_buf()) };
-        folder.write(ORIGIN, serde_json::to_string_pretty(&origin).unwrap_or_default().as_bytes()).map_err(fail)?;
-    }
-
-    let fresh_weights = if resuming { None } else { pretrained.as_deref() };
-    let (mut network, report) = starting_network(recipe, classes, &device, fresh_weights).map_err(fail)?;
-    if let (Some(report), Some(path)) = (report, &pretrained) {
-        if !report.unused.is_empty() {
-            notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
-        }
-    }
-    let mut metrics: Vec<EpochMetrics> = Vec::new();
-    let mut restored = None;
-    if resuming {
-        let Some(checkpoint_folder) = checkpoint::latest(&folder.path) else {
-            return Err(fail(Diagnostic::new(Code::RunFolderUnreadable, format!("{} has no checkpoint to resume from", folder.path.display()))
-                .with_help("checkpoints are written at the end of every epoch (and every N steps with `checkpoint every N steps`)")));
-        };
-        let initial = weights_of(recipe, classes, &device, &folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
-        network = initial;
-        metrics = run_files::read_json_lines(&folder.file(run_files::METRICS));
-        restored = Some(checkpoint_folder);
-    }
-    if !resuming {
-        weights::save(&network, &folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
-    }
-    let before = snapshot(&network);
-
+    let mut steps: Vec<StepRecord> = if resuming { run_files::read_json_lines(&folder.path.join(run_files::STEPS)) } else { Vec::new() };
     let started = std::time::Instant::now();
-    let mut trainer = Trainer::new(recipe, device, &data);
-    let mut first_stage = 0;
-    let mut resume_point = None;
-    if let Some(checkpoint_folder) = restored {
-        let position_stage = checkpoint::position(&checkpoint_folder).map_err(fail)?.stage_index;
-        let stage = &recipe.stages[position_stage.min(recipe.stages.len() - 1)];
-        let mut stage_optimizer = super::optimizer::build(&stage.optimizer);
-        let loaded = checkpoint::load(&checkpoint_folder, network.clone(), stage_optimizer.optimizer).map_err(fail)?;
-        stage_optimizer.optimizer = loaded.optimizer;
-        network = loaded.network;
-        trainer.restore_rates(loaded.rates);
-        if let (Some((average, updates)), Some(decay)) = (loaded.average, recipe.ema) {
-            trainer.average = Some(WeightAverage::resume(average, decay, updates));
-        }
-        let position = loaded.position;
-        eprintln!("resuming at stage `{}`, epoch {}, batch {}", stage.name, position.epoch, position.next_batch + 1);
-        if position.epoch > stage.epochs {
-            // The checkpoint closed its stage: carry on with the next one.
-            trainer.global_step = position.global_step;
-            trainer.global_epoch = position.global_epoch - 1;
-            first_stage = position.stage_index + 1;
-        } else {
-            first_stage = position.stage_index;
-            resume_point = Some(StageResume { position, optimizer: stage_optimizer, best: loaded.best });
-        }
-    }
-    let mut hooks = RunHooks { recipe, folder: &folder, metrics, interrupt: options.interrupt.as_deref() };
-    for stage_index in first_stage..recipe.stages.len() {
-        let resume_here = resume_point.take();
-        network = match trainer.run_stage(network, stage_index, resume_here, &mut hooks) {
-            Ok(outcome) => {
-                if let Some(epoch) = outcome.restored_epoch {
-                    hooks.mark_restored(stage_index, epoch).map_err(fail)?;
-                }
-                outcome.network
-            }
-            Err(failure) => {
-                // Keep the last good weights, and report what ran, before giving the error.
-                let _ = weights::save(&failure.network, &folder.file("weights.safetensors"));
-                write_report(&folder.path, &mut Vec::new());
-                let diagnostic = match failure.stop {
-                    Stop::Failed(diagnostic) => diagnostic,
-                    Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted: a checkpoint was written after the last step")
-                        .with_help(format!("resume with `tlrun resume {}`", folder.path.display())),
-                };
-                return Err(fail(diagnostic));
-            }
-        };
-    }
-    let metrics = hooks.metrics;
 
-    let last_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
-    // Under `ema` the averaged weights are what is evaluated, exported and published.
-    let network = trainer.evaluated(&network);
-    let evaluation = trainer.evaluate(&network, last_size, recipe.tta_flip);
-    let after = snapshot(&network);
-    let movement = relative_change(&before, &after);
-    folder.write(run_files::LR_STEPS, run_files::json_lines(&trainer.step_rates).as_bytes()).map_err(fail)?;
-    folder.write(run_files::MOVEMENT, serde_json::to_string_pretty(&movement).unwrap_or_default().as_bytes()).map_err(fail)?;
-    folder.write(run_files::EVALUATION, serde_json::to_string_pretty(&evaluation).unwrap_or_default().as_bytes()).map_err(fail)?;
-    weights::save(&network, &folder.file("weights.safetensors")).map_err(fail)?;
+    // What the steps build up, in the order the graph allows.
+    let data: std::cell::OnceCell<TrainingData> = std::cell::OnceCell::new();
+    let mut trainer: Option<Trainer<'_>> = None;
+    let mut backbone: Option<Backbone> = None;
+    let mut network: Option<Network> = None;
+    let mut before = std::collections::BTreeMap::new();
+    let mut hooks_metrics: Vec<EpochMetrics> = Vec::new();
+    // Resuming: the stage the checkpoint is in (and where inside it), found before the first stage runs.
+    let mut resume: Option<(usize, Option<StageResume>)> = None;
+    let mut evaluation: Option<Evaluation> = None;
+    let mut exported = None;
+
+    for node in graph.order() {
+        let step = &graph.graph[node];
+        let step_started = now();
+        let mut executed = true;
+        match step {
+            Step::Upstream { path } => {
+                let resolved = pretrained_weights(recipe, &base, &options.zoo)?;
+                if let Some(file) = resolved.filter(|file| !file.is_file()) {
+                    return Err(Diagnostic::new(Code::MissingRecipeInput, format!("{path} has not exported {} yet", file.display()))
+                        .with_help(format!("run {path} first (`tlrun run` on the folder runs it first)"))
+                        .into());
+                }
+            }
+            Step::LoadData { .. } => {
+                let loaded = dataset::load(recipe, &base)?;
+                for (path, reason) in &loaded.skipped {
+                    notes.push(format!("skipped {}: {reason}", path.display()));
+                }
+                data.set(loaded.data).map_err(|_| internal("the data was loaded twice"))?;
+            }
+            Step::BuildBackbone { .. } => {
+                device.seed(recipe.seed);
+                // Colour weights meeting `channels 1 adapt` go into three channels first.
+                let channels = if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() };
+                let full = Backbone::new(recipe.backbone.architecture, recipe.backbone.architecture.layers.len(), channels, &device);
+                materialize(&full);
+                backbone = Some(full);
+            }
+            Step::LoadWeights { .. } => {
+                let mut loaded = backbone.take().ok_or_else(|| internal("weights before the backbone"))?;
+                if resuming {
+                    // The run's own initial weights replace these after the head is attached.
+                    executed = false;
+                } else if let Some(path) = pretrained_weights(recipe, &base, &options.zoo)? {
+                    let (with_weights, report) = weights::load_backbone(loaded, &path)?;
+                    loaded = with_weights;
+                    if !report.unused.is_empty() {
+                        notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
+                    }
+                }
+                if recipe.data.adapt_channels {
+                    loaded = loaded.adapt_to_grey();
+                }
+                backbone = Some(loaded);
+            }
+            Step::Cut { kept, .. } => {
+                let whole = backbone.take().ok_or_else(|| internal("a cut before the backbone"))?;
+                backbone = Some(whole.cut(*kept));
+            }
+            Step::AttachHead { .. } => {
+                let classes = data.get().ok_or_else(|| internal("a head before the data"))?.classes.len();
+                let body = backbone.take().ok_or_else(|| internal("a head before the backbone"))?;
+                let mut attached = Network::with_backbone(recipe, body, classes, &device);
+                let run_folder = folder.get()?;
+                if resuming {
+                    attached = weights_of(recipe, classes, &device, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
+                    hooks_metrics = run_files::read_json_lines(&run_folder.file(run_files::METRICS));
+                } else {
+                    weights::save(&attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
+                }
+                before = snapshot(&attached);
+                network = Some(attached);
+            }
+            Step::Resize { size } => {
+                let loaded = data.get().ok_or_else(|| internal("resizing before the data"))?;
+                trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded)).prepare_size(*size);
+            }
+            Step::Stage { index, .. } => {
+                let loaded = data.get().ok_or_else(|| internal("a stage before the data"))?;
+                let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
+                let current = network.take().ok_or_else(|| internal("a stage before the network"))?;
+                let run_folder = folder.get()?;
+                if resuming && resume.is_none() {
+                    let (restored, first) = restore_checkpoint(recipe, &run_folder.path, current.clone(), active).map_err(fail)?;
+                    network = Some(restored.0);
+                    resume = Some((first, restored.1));
+                } else {
+                    network = Some(current);
+                }
+                let first_stage = resume.as_ref().map_or(0, |(first, _)| *first);
+                let current = network.take().ok_or_else(|| internal("a stage before the network"))?;
+                if *index < first_stage {
+                    // Closed by the checkpoint: its work is in the restored network.
+                    network = Some(current);
+                    executed = false;
+                } else {
+                    let resume_here = if *index == first_stage { resume.as_mut().and_then(|(_, point)| point.take()) } else { None };
+                    let mut hooks = RunHooks { recipe, folder: run_folder, metrics: std::mem::take(&mut hooks_metrics), interrupt: options.interrupt.as_deref() };
+                    let outcome = active.run_stage(current, *index, resume_here, &mut hooks);
+                    match outcome {
+                        Ok(outcome) => {
+                            if let Some(epoch) = outcome.restored_epoch {
+                                hooks.mark_restored(*index, epoch).map_err(fail)?;
+                            }
+                            hooks_metrics = hooks.metrics;
+                            network = Some(outcome.network);
+                        }
+                        Err(stage_failure) => {
+                            // Keep the last good weights, and report what ran, before giving the error.
+                            let _ = weights::save(&stage_failure.network, &run_folder.file("weights.safetensors"));
+                            write_report(&run_folder.path, &mut Vec::new());
+                            let diagnostic = match stage_failure.stop {
+                                Stop::Failed(diagnostic) => diagnostic,
+                                Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted: a checkpoint was written after the last step")
+                                    .with_help(format!("resume with `tlrun resume {}`", run_folder.path.display())),
+                            };
+                            return Err(fail(diagnostic));
+                        }
+                    }
+                }
+            }
+            Step::Evaluate { size, tta } => {
+                let loaded = data.get().ok_or_else(|| internal("evaluating before the data"))?;
+                let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
+                let trained = network.take().ok_or_else(|| internal("evaluating before the network"))?;
+                // Under `ema` the averaged weights are what is evaluated, exported and published.
+                let final_network = active.evaluated(&trained);
+                let result = active.evaluate(&final_network, *size, *tta);
+                let run_folder = folder.get()?;
+                write_results(recipe, run_folder, &before, &final_network, &result, active, loaded, started.elapsed().as_secs_f64())
+                    .map_err(fail)?;
+                network = Some(final_network);
+                evaluation = Some(result);
+            }
+            Step::Export { path } => {
+                let trained = network.as_ref().ok_or_else(|| internal("exporting before the network"))?;
+                let target = base.join(path);
+                weights::save(trained, &target).map_err(fail)?;
+                exported = Some(target);
+            }
+            Step::Publish { entry } => {
+                let trained = network.as_ref().ok_or_else(|| internal("publishing before the network"))?;
+                let classes = &data.get().ok_or_else(|| internal("publishing before the data"))?.classes;
+                let card = super::publish::publish(trained, recipe, classes, &options.zoo, entry).map_err(fail)?;
+                notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
+            }
+        }
+        if executed {
+            steps.push(StepRecord { node: node.index(), step: step.label(), started: step_started, seconds: now() - step_started });
+            if let Some(run_folder) = &folder.folder {
+                run_folder.write(run_files::STEPS, run_files::json_lines(&steps).as_bytes()).map_err(fail)?;
+            }
+        }
+    }
+    let run_folder = folder.get()?;
+    run_folder.write(run_files::STEPS, run_files::json_lines(&steps).as_bytes()).map_err(fail)?;
+    write_report(&run_folder.path, &mut notes);
+    let evaluation = evaluation.ok_or_else(|| internal("the graph has no evaluation"))?;
+    let classes = data.get().map(|loaded| loaded.classes.clone()).unwrap_or_default();
+    Ok(RunOutcome { folder: run_folder.path.clone(), classes, metrics: hooks_metrics, evaluation, exported, notes })
+}
+
+/// The network, trainer state and stage a checkpoint holds: the first stage still to run and,
+/// when the checkpoint is inside it, where.
+fn restore_checkpoint(
+    recipe: &Recipe,
+    run_folder: &Path,
+    initial: Network,
+    trainer: &mut Trainer<'_>,
+) -> Result<((Network, Option<StageResume>), usize), Diagnostic> {
+    let Some(checkpoint_folder) = checkpoint::latest(run_folder) else {
+        return Err(Diagnostic::new(Code::RunFolderUnreadable, format!("{} has no checkpoint to resume from", run_folder.display()))
+            .with_help("checkpoints are written at the end of every epoch (and every N steps with `checkpoint every N steps`)"));
+    };
+    let position_stage = checkpoint::position(&checkpoint_folder)?.stage_index;
+    let stage = &recipe.stages[position_stage.min(recipe.stages.len() - 1)];
+    let mut stage_optimizer = super::optimizer::build(&stage.optimizer);
+    let loaded = checkpoint::load(&checkpoint_folder, initial, stage_optimizer.optimizer)?;
+    stage_optimizer.optimizer = loaded.optimizer;
+    trainer.restore_rates(loaded.rates);
+    if let (Some((average, updates)), Some(decay)) = (loaded.average, recipe.ema) {
+        trainer.average = Some(WeightAverage::resume(average, decay, updates));
+    }
+    let position = loaded.position;
+    eprintln!("resuming at stage `{}`, epoch {}, batch {}", stage.name, position.epoch, position.next_batch + 1);
+    if position.epoch > stage.epochs {
+        // The checkpoint closed its stage: carry on with the next one.
+        trainer.global_step = position.global_step;
+        trainer.global_epoch = position.global_epoch - 1;
+        Ok(((loaded.network, None), position.stage_index + 1))
+    } else {
+        let stage_index = position.stage_index;
+        Ok(((loaded.network, Some(StageResume { position, optimizer: stage_optimizer, best: loaded.best })), stage_index))
+    }
+}
+
+/// The run folder's result files: rates, weight movement, evaluation, weights, first filters, summary.
+#[allow(clippy::too_many_arguments)]
+fn write_results(
+    recipe: &Recipe,
+    folder: &RunFolder,
+    before: &std::collections::BTreeMap<String, Vec<f32>>,
+    network: &Network,
+    evaluation: &Evaluation,
+    trainer: &Trainer<'_>,
+    data: &TrainingData,
+    seconds: f64,
+) -> Result<(), Diagnostic> {
+    let after = snapshot(network);
+    let movement = relative_change(before, &after);
+    folder.write(run_files::LR_STEPS, run_files::json_lines(&trainer.step_rates).as_bytes())?;
+    folder.write(run_files::MOVEMENT, to_json(&movement, run_files::MOVEMENT)?.as_bytes())?;
+    folder.write(run_files::EVALUATION, to_json(evaluation, run_files::EVALUATION)?.as_bytes())?;
+    weights::save(network, &folder.file("weights.safetensors"))?;
     if let (Some(before), Some(after)) = (before.get(FIRST_FILTERS), after.get(FIRST_FILTERS)) {
-        let shape = first_filters_shape(recipe);
-        let filters = Filters { shape, before: before.clone(), after: after.clone() };
-        folder.write(run_files::FILTERS, serde_json::to_string(&filters).unwrap_or_default().as_bytes()).map_err(fail)?;
+        let filters = Filters { shape: first_filters_shape(recipe), before: before.clone(), after: after.clone() };
+        let encoded = serde_json::to_string(&filters)
+            .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", run_files::FILTERS)))?;
+        folder.write(run_files::FILTERS, encoded.as_bytes())?;
     }
     let summary = Summary {
         recipe: recipe.name.clone(),
@@ -335,24 +501,9 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
         final_valid_accuracy: evaluation.accuracy,
         final_valid_loss: evaluation.loss,
         epochs: trainer.global_epoch,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
     };
-    folder.write(run_files::SUMMARY, serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes()).map_err(fail)?;
-
-    if let Some(entry) = &recipe.publish {
-        let card = super::publish::publish(&network, recipe, &data.classes, &options.zoo, entry).map_err(fail)?;
-        notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
-    }
-    write_report(&folder.path, &mut notes);
-    let exported = match &recipe.export {
-        Some(path) => {
-            let target = base.join(path);
-            weights::save(&network, &target).map_err(fail)?;
-            Some(target)
-        }
-        None => None,
-    };
-    Ok(RunOutcome { folder: folder.path, classes: data.classes, metrics, evaluation, exported, notes })
+    folder.write(run_files::SUMMARY, to_json(&summary, run_files::SUMMARY)?.as_bytes())
 }
 
 /// A network of this recipe holding the weights of a saved file (the run's initial weights).

@@ -442,6 +442,11 @@ impl<'a> Trainer<'a> {
         Ok(StageOutcome { network, restored_epoch, stopped_after })
     }
 
+    /// Resize every image to `size` now (the `Resize` step), so later epochs at this size read the cache.
+    pub fn prepare_size(&mut self, size: u32) {
+        let _ = self.sized_sets(size);
+    }
+
     /// Restore the per-step rates recorded before a checkpoint.
     pub fn restore_rates(&mut self, rates: Vec<StepRates>) {
         self.step_rates = rates;

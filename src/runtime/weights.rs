@@ -121,6 +121,16 @@ pub enum LoadScope {
     Network,
 }
 
+/// Load torchvision-named weights into a backbone alone (before a head is attached); head keys
+/// in the file are reported unused.
+pub fn load_backbone(backbone: super::model::Backbone, path: &Path) -> Result<(super::model::Backbone, LoadReport), Diagnostic> {
+    // An empty head owns no tensor: the device it is made on does not matter.
+    let head = super::model::Head::new(&[], 0, &burn::prelude::Device::flex());
+    let mut network = Network { backbone, head };
+    let report = load(&mut network, path, LoadScope::Backbone)?;
+    Ok((network.backbone, report))
+}
+
 /// Load torchvision-named weights into the network. Every shape mismatch is listed with both shapes;
 /// missing keys are errors; unused keys are returned for the caller to report.
 pub fn load(network: &mut Network, path: &Path, scope: LoadScope) -> Result<LoadReport, Diagnostic> {

@@ -1,5 +1,7 @@
 //! pest pairs to AST nodes. The grammar guarantees the shapes matched here, so the `expect`s below
-//! state grammar invariants, not assumptions about user input.
+//! state grammar invariants, not assumptions about user input. Every match names the rules it
+//! lowers; a rule it does not know is an internal-error diagnostic (`unlowered`), never a silent
+//! fallback to some other statement.
 
 use pest::iterators::Pair;
 
@@ -23,6 +25,16 @@ pub fn lower_item(pair: Pair<'_, Rule>, offset: usize) -> (Option<Item>, Vec<Dia
 }
 
 impl Lowerer {
+    /// A grammar rule this lowering does not know: every match names the rules it lowers, so a
+    /// rule added to the grammar and forgotten here is reported, never lowered as something else.
+    fn unlowered(&mut self, rule: Rule, span: Span) {
+        self.diagnostics.push(
+            Diagnostic::new(Code::SyntaxError, format!("internal error: the grammar rule `{rule:?}` is not lowered"))
+                .at(span, "not understood")
+                .with_help("please report this with the recipe"),
+        );
+    }
+
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let span = pair.as_span();
         Span::new(span.start() + self.offset, span.end() + self.offset)
@@ -92,7 +104,10 @@ impl Lowerer {
                         let value = match option.as_rule() {
                             Rule::loss_smoothing => LossOption::Smoothing(self.number(option.into_inner().next().expect(GRAMMAR)).value),
                             Rule::loss_weights => LossOption::BalancedWeights,
-                            rule => unreachable!("loss option {rule:?}: {GRAMMAR}"),
+                            other => {
+                                self.unlowered(other, span);
+                                LossOption::BalancedWeights
+                            }
                         };
                         Spanned::new(value, span)
                     })
@@ -105,7 +120,11 @@ impl Lowerer {
             Rule::cut_decl => {
                 let side = match inner.next().expect(GRAMMAR).as_rule() {
                     Rule::cut_after => CutSide::After,
-                    _ => CutSide::Before,
+                    Rule::cut_before => CutSide::Before,
+                    other => {
+                        self.unlowered(other, span);
+                        CutSide::After
+                    }
                 };
                 ItemKind::Cut(CutDecl { side, layer: self.name(inner.next().expect(GRAMMAR)) })
             }
@@ -127,7 +146,10 @@ impl Lowerer {
                 let statements = inner.map(|statement| self.stage_statement(statement)).collect();
                 ItemKind::Stage(StageDecl { name, statements })
             }
-            _ => return None,
+            other => {
+                self.unlowered(other, span);
+                return None;
+            }
         };
         Some(Item { keyword, span, kind })
     }
@@ -137,6 +159,7 @@ impl Lowerer {
         let mut weights = None;
         let mut stats = Vec::new();
         for part in inner {
+            let part_span = self.span(&part);
             match part.as_rule() {
                 Rule::weights_source => {
                     let span = self.span(&part);
@@ -147,7 +170,11 @@ impl Lowerer {
                         Rule::recipe_source => {
                             WeightsSource::Recipe(self.string(source.into_inner().next().expect(GRAMMAR)))
                         }
-                        _ => WeightsSource::None,
+                        Rule::no_weights => WeightsSource::None,
+                        other => {
+                            self.unlowered(other, span);
+                            WeightsSource::None
+                        }
                     };
                     weights = Some(Spanned::new(value, span));
                 }
@@ -156,7 +183,7 @@ impl Lowerer {
                         stats.push(self.stat(stat));
                     }
                 }
-                _ => {}
+                other => self.unlowered(other, part_span),
             }
         }
         BackboneDecl { architecture, weights, stats }
@@ -169,7 +196,11 @@ impl Lowerer {
             Rule::mean_stat => Stat::Mean(self.numbers(pair)),
             Rule::std_stat => Stat::Std(self.numbers(pair)),
             Rule::size_stat => Stat::Size(self.integer(pair.into_inner().next().expect(GRAMMAR))),
-            _ => Stat::Channels(self.integer(pair.into_inner().next().expect(GRAMMAR))),
+            Rule::channels_stat => Stat::Channels(self.integer(pair.into_inner().next().expect(GRAMMAR))),
+            other => {
+                self.unlowered(other, span);
+                Stat::Size(Spanned::new(0, span))
+            }
         };
         Spanned::new(stat, span)
     }
@@ -195,11 +226,15 @@ impl Lowerer {
                 DataKind::Normalize(match choice.as_rule() {
                     Rule::normalize_backbone => Normalization::Backbone,
                     Rule::normalize_imagenet => Normalization::Imagenet,
-                    _ => {
+                    Rule::normalize_explicit => {
                         let mut stats = choice.into_inner();
                         let mean = self.numbers(stats.next().expect(GRAMMAR));
                         let std = self.numbers(stats.next().expect(GRAMMAR));
                         Normalization::Explicit { mean, std }
+                    }
+                    other => {
+                        self.unlowered(other, span);
+                        Normalization::Backbone
                     }
                 })
             }
@@ -212,7 +247,11 @@ impl Lowerer {
                             Rule::crop_aug => {
                                 Augmentation::Crop(self.integer(augmentation.into_inner().next().expect(GRAMMAR)).value)
                             }
-                            _ => Augmentation::None,
+                            Rule::no_aug => Augmentation::None,
+                            other => {
+                                self.unlowered(other, span);
+                                Augmentation::None
+                            }
                         };
                         Spanned::new(value, span)
                     })
@@ -221,12 +260,24 @@ impl Lowerer {
             Rule::resize_method_stmt => DataKind::ResizeMethod(match inner.next().expect(GRAMMAR).as_rule() {
                 Rule::method_squash => ResizeMethod::Squash,
                 Rule::method_pad => ResizeMethod::Pad,
-                _ => ResizeMethod::Crop,
+                Rule::method_crop => ResizeMethod::Crop,
+                other => {
+                    self.unlowered(other, span);
+                    ResizeMethod::Crop
+                }
             }),
-            _ => DataKind::Corrupt(match inner.next().expect(GRAMMAR).as_rule() {
+            Rule::corrupt_stmt => DataKind::Corrupt(match inner.next().expect(GRAMMAR).as_rule() {
                 Rule::corrupt_skip => CorruptPolicy::Skip,
-                _ => CorruptPolicy::Fail,
+                Rule::corrupt_fail => CorruptPolicy::Fail,
+                other => {
+                    self.unlowered(other, span);
+                    CorruptPolicy::Fail
+                }
             }),
+            other => {
+                self.unlowered(other, span);
+                DataKind::Corrupt(CorruptPolicy::Fail)
+            }
         };
         DataStatement { keyword, span, kind }
     }
@@ -240,7 +291,12 @@ impl Lowerer {
                 let seed = parts.next().map(|seed| self.integer(seed));
                 DataSourceDecl::Synthetic { task, per_class, seed }
             }
-            _ => DataSourceDecl::Folder(self.string(pair)),
+            Rule::string => DataSourceDecl::Folder(self.string(pair)),
+            other => {
+                let span = self.span(&pair);
+                self.unlowered(other, span);
+                DataSourceDecl::Folder(Spanned::new(String::new(), span))
+            }
         }
     }
 
@@ -252,17 +308,29 @@ impl Lowerer {
             Rule::pool_layer => HeadLayer::Pool(match inner.next().expect(GRAMMAR).as_rule() {
                 Rule::pool_avg => Pool::Avg,
                 Rule::pool_max => Pool::Max,
-                _ => Pool::Concat,
+                Rule::pool_concat => Pool::Concat,
+                other => {
+                    self.unlowered(other, span);
+                    Pool::Avg
+                }
             }),
             Rule::dropout_layer => HeadLayer::Dropout(self.number(inner.next().expect(GRAMMAR))),
             Rule::batchnorm_layer => HeadLayer::BatchNorm,
             Rule::relu_layer => HeadLayer::Relu,
-            _ => {
+            Rule::linear_layer => {
                 let width = inner.next().expect(GRAMMAR);
                 HeadLayer::Linear(match width.as_rule() {
                     Rule::linear_classes => LinearWidth::Classes,
-                    _ => LinearWidth::Fixed(self.integer(width).value),
+                    Rule::integer => LinearWidth::Fixed(self.integer(width).value),
+                    other => {
+                        self.unlowered(other, span);
+                        LinearWidth::Classes
+                    }
                 })
+            }
+            other => {
+                self.unlowered(other, span);
+                HeadLayer::Relu
             }
         };
         Spanned::new(layer, span)
@@ -294,7 +362,11 @@ impl Lowerer {
                 StageKind::Train(match target.as_rule() {
                     Rule::train_all => TrainTarget::All,
                     Rule::train_from => TrainTarget::From(self.name(target.into_inner().next().expect(GRAMMAR))),
-                    _ => TrainTarget::Groups(self.group_list(target)),
+                    Rule::group_list => TrainTarget::Groups(self.group_list(target)),
+                    other => {
+                        self.unlowered(other, span);
+                        TrainTarget::All
+                    }
                 })
             }
             Rule::freeze_stmt => StageKind::Freeze(self.group_list(inner.next().expect(GRAMMAR))),
@@ -306,7 +378,8 @@ impl Lowerer {
                 if let Some(extra) = inner.next() {
                     match extra.as_rule() {
                         Rule::spread_clause => spread = Some(self.number(extra.into_inner().next().expect(GRAMMAR))),
-                        _ => multipliers = Some(self.multiplier_map(extra)),
+                        Rule::multiplier_map => multipliers = Some(self.multiplier_map(extra)),
+                        other => self.unlowered(other, span),
                     }
                 }
                 StageKind::Lr { rate, spread, multipliers }
@@ -319,7 +392,11 @@ impl Lowerer {
             Rule::optimizer_stmt => {
                 let kind = match inner.next().expect(GRAMMAR).as_rule() {
                     Rule::opt_sgd => OptimizerKind::Sgd,
-                    _ => OptimizerKind::Adamw,
+                    Rule::opt_adamw => OptimizerKind::Adamw,
+                    other => {
+                        self.unlowered(other, span);
+                        OptimizerKind::Adamw
+                    }
                 };
                 let params = inner
                     .map(|param| {
@@ -331,7 +408,11 @@ impl Lowerer {
                             Rule::opt_momentum => OptimizerParam::Momentum(values[0]),
                             Rule::opt_betas => OptimizerParam::Betas(values[0], values[1]),
                             Rule::opt_wd_bn_bias => OptimizerParam::DecayBatchNormAndBias,
-                            _ => OptimizerParam::Eps(values[0]),
+                            Rule::opt_eps => OptimizerParam::Eps(values[0]),
+                            other => {
+                                self.unlowered(other, span);
+                                OptimizerParam::DecayBatchNormAndBias
+                            }
                         };
                         Spanned::new(value, span)
                     })
@@ -353,7 +434,10 @@ impl Lowerer {
                                     Rule::oc_div => OneCycleParam::Div(values[0]),
                                     Rule::oc_div_final => OneCycleParam::FinalDiv(values[0]),
                                     Rule::oc_moms => OneCycleParam::Moms(values[0], values[1], values[2]),
-                                    rule => unreachable!("onecycle parameter {rule:?}: {GRAMMAR}"),
+                                    other => {
+                                        self.unlowered(other, span);
+                                        OneCycleParam::Pct(0.25)
+                                    }
                                 };
                                 Spanned::new(value, span)
                             })
@@ -361,13 +445,21 @@ impl Lowerer {
                         StageKind::Schedule(ScheduleKind::Onecycle, params)
                     }
                     Rule::sched_cosine => StageKind::Schedule(ScheduleKind::Cosine, Vec::new()),
-                    _ => StageKind::Schedule(ScheduleKind::Constant, Vec::new()),
+                    Rule::sched_constant => StageKind::Schedule(ScheduleKind::Constant, Vec::new()),
+                    other => {
+                        self.unlowered(other, span);
+                        StageKind::Schedule(ScheduleKind::Onecycle, Vec::new())
+                    }
                 }
             }
             Rule::accumulate_stmt => StageKind::Accumulate(self.integer(inner.next().expect(GRAMMAR))),
             Rule::keep_stmt => StageKind::KeepBest(inner.next().map(|metric| match metric.as_rule() {
                 Rule::metric_loss => Metric::ValidLoss,
-                _ => Metric::ValidAccuracy,
+                Rule::metric_accuracy => Metric::ValidAccuracy,
+                other => {
+                    self.unlowered(other, span);
+                    Metric::ValidAccuracy
+                }
             })),
             Rule::stop_stmt => {
                 let patience = self.integer(inner.next().expect(GRAMMAR));
@@ -380,15 +472,24 @@ impl Lowerer {
                 for part in inner {
                     match part.as_rule() {
                         Rule::integer => sizes.push(self.integer(part)),
-                        _ => starts = part.into_inner().map(|start| self.integer(start)).collect(),
+                        Rule::resize_starts => starts = part.into_inner().map(|start| self.integer(start)).collect(),
+                        other => self.unlowered(other, span),
                     }
                 }
                 StageKind::Resize { sizes, starts }
             }
-            _ => StageKind::BatchNorm(match inner.next().expect(GRAMMAR).as_rule() {
+            Rule::bn_stmt => StageKind::BatchNorm(match inner.next().expect(GRAMMAR).as_rule() {
                 Rule::bn_frozen => BatchNormMode::Frozen,
-                _ => BatchNormMode::Train,
+                Rule::bn_train => BatchNormMode::Train,
+                other => {
+                    self.unlowered(other, span);
+                    BatchNormMode::Frozen
+                }
             }),
+            other => {
+                self.unlowered(other, span);
+                StageKind::Epochs(Spanned::new(1, span))
+            }
         };
         StageStatement { keyword, span, kind }
     }

@@ -10,7 +10,7 @@ use crate::check::recipe::CorruptPolicy;
 use crate::diagnostics::{Code, Diagnostic};
 
 /// Largest accepted side: a header claiming more is treated as corrupt rather than allocated.
-pub const MAX_IMAGE_SIDE: u32 = 8192;
+pub use crate::limits::MAX_IMAGE_SIDE;
 
 /// An image as interleaved RGB8, row by row (`pixels.len() == width * height * 3`).
 #[derive(Debug, Clone, PartialEq, Eq)]

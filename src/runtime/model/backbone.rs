@@ -6,8 +6,21 @@ use burn::tensor::activation::relu;
 use super::residual_block::{ResidualBlock, batch_norm, conv};
 use crate::arch::{Architecture, LayerKind};
 
-/// The pretrained part, cut after `kept` layers. Fields carry torchvision's names; a layer the cut
-/// removed is `None`, so it has no parameters at all.
+/// One layer of the forward pass, decided once from the architecture's typed specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackboneOp {
+    Conv1,
+    Bn1,
+    Relu,
+    MaxPool,
+    /// `layer1` … `layer4`.
+    Stage(u8),
+    AvgPool,
+    Fc,
+}
+
+/// The pretrained part. Fields carry torchvision's names; a layer the cut removed is `None`, so it
+/// has no parameters at all. `ops` is the forward pass, one entry per kept layer.
 #[derive(Module, Debug)]
 pub struct Backbone {
     pub conv1: Option<burn::nn::conv::Conv2d>,
@@ -18,14 +31,17 @@ pub struct Backbone {
     pub layer3: Option<Vec<ResidualBlock>>,
     pub layer4: Option<Vec<ResidualBlock>>,
     pub fc: Option<Linear>,
-    /// Which architecture, and how many of its layers run, in order.
     pub architecture: String,
+    /// How many of the architecture's layers are kept.
     pub kept: usize,
+    #[module(skip)]
+    pub ops: Vec<BackboneOp>,
 }
 
 impl Backbone {
     /// The first `kept` layers of `architecture`, its first convolution taking `input_channels`.
     pub fn new(architecture: &Architecture, kept: usize, input_channels: u32, device: &Device) -> Self {
+        let kept = kept.min(architecture.layers.len());
         let mut backbone = Backbone {
             conv1: None,
             bn1: None,
@@ -37,23 +53,30 @@ impl Backbone {
             fc: None,
             architecture: architecture.name.to_string(),
             kept,
+            ops: Vec::with_capacity(kept),
         };
         for layer in &architecture.layers[..kept] {
-            match (&layer.kind, layer.name) {
-                (LayerKind::Conv { out_channels, kernel, stride, padding, .. }, "conv1") => {
-                    backbone.conv1 = Some(conv(input_channels, *out_channels, *kernel, *stride, *padding, device))
+            let op = match &layer.kind {
+                LayerKind::Conv { out_channels, kernel, stride, padding, .. } => {
+                    backbone.conv1 = Some(conv(input_channels, *out_channels, *kernel, *stride, *padding, device));
+                    BackboneOp::Conv1
                 }
-                (LayerKind::BatchNorm { features }, "bn1") => backbone.bn1 = Some(batch_norm(*features, device)),
-                (LayerKind::MaxPool { kernel, stride, padding }, "maxpool") => {
+                LayerKind::BatchNorm { features } => {
+                    backbone.bn1 = Some(batch_norm(*features, device));
+                    BackboneOp::Bn1
+                }
+                LayerKind::Relu => BackboneOp::Relu,
+                LayerKind::MaxPool { kernel, stride, padding } => {
                     let (kernel, stride, padding) = (*kernel as usize, *stride as usize, *padding as usize);
                     backbone.maxpool = Some(
                         MaxPool2dConfig::new([kernel, kernel])
                             .with_strides([stride, stride])
                             .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
                             .init(),
-                    )
+                    );
+                    BackboneOp::MaxPool
                 }
-                (LayerKind::Stage { block, blocks, in_channels, width, stride }, name) => {
+                LayerKind::Stage { block, blocks, in_channels, width, stride } => {
                     let mut stage = Vec::with_capacity(*blocks as usize);
                     let mut channels = *in_channels;
                     for index in 0..*blocks {
@@ -61,53 +84,86 @@ impl Backbone {
                         stage.push(ResidualBlock::new(*block, channels, *width, block_stride, device));
                         channels = width * block.expansion();
                     }
-                    match name {
-                        "layer1" => backbone.layer1 = Some(stage),
-                        "layer2" => backbone.layer2 = Some(stage),
-                        "layer3" => backbone.layer3 = Some(stage),
-                        _ => backbone.layer4 = Some(stage),
-                    }
+                    // The arch specs number the stages layer1.. in order: the n-th stage is layer n.
+                    let number = backbone.ops.iter().filter(|op| matches!(op, BackboneOp::Stage(_))).count() as u8 + 1;
+                    *backbone.stage_mut(number) = Some(stage);
+                    BackboneOp::Stage(number)
                 }
-                (LayerKind::Linear { in_features, out_features }, "fc") => {
-                    backbone.fc = Some(LinearConfig::new(*in_features as usize, *out_features as usize).init(device))
+                LayerKind::AdaptiveAvgPool => BackboneOp::AvgPool,
+                LayerKind::Linear { in_features, out_features } => {
+                    backbone.fc = Some(LinearConfig::new(*in_features as usize, *out_features as usize).init(device));
+                    BackboneOp::Fc
                 }
-                _ => {}
-            }
+            };
+            backbone.ops.push(op);
         }
         backbone
     }
 
-    /// Runs the kept layers in the architecture's order. Returns `[N, C, H, W]`, or `[N, C, 1, 1]`
-    /// once pooled; a kept `fc` returns `[N, F, 1, 1]` so the head always receives rank 4.
+    fn stage_mut(&mut self, number: u8) -> &mut Option<Vec<ResidualBlock>> {
+        match number {
+            1 => &mut self.layer1,
+            2 => &mut self.layer2,
+            3 => &mut self.layer3,
+            _ => &mut self.layer4,
+        }
+    }
+
+    /// timm's `adapt_input_conv` for one channel: each first-layer filter's RGB weights summed,
+    /// so that a grey image gives what the colour network gave for that grey replicated.
+    pub fn adapt_to_grey(mut self) -> Self {
+        if let Some(mut conv1) = self.conv1.take() {
+            conv1.weight = conv1.weight.map(|weight| weight.sum_dim(1));
+            self.conv1 = Some(conv1);
+        }
+        self
+    }
+
+    /// Keep the first `kept` layers: what comes after the cut point loses its parameters.
+    pub fn cut(mut self, kept: usize) -> Self {
+        let kept = kept.min(self.ops.len());
+        for op in self.ops.split_off(kept) {
+            match op {
+                BackboneOp::Conv1 => self.conv1 = None,
+                BackboneOp::Bn1 => self.bn1 = None,
+                BackboneOp::MaxPool => self.maxpool = None,
+                BackboneOp::Stage(number) => *self.stage_mut(number) = None,
+                BackboneOp::Fc => self.fc = None,
+                BackboneOp::Relu | BackboneOp::AvgPool => {}
+            }
+        }
+        self.kept = kept;
+        self
+    }
+
+    /// Runs the kept layers in order. Returns `[N, C, H, W]`, or `[N, C, 1, 1]` once pooled; a
+    /// kept `fc` returns `[N, F, 1, 1]` so the head always receives rank 4.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let Some(architecture) = crate::arch::lookup(&self.architecture) else { return input };
         let stage = |blocks: &Option<Vec<ResidualBlock>>, x: Tensor<4>| match blocks {
             Some(blocks) => blocks.iter().fold(x, |x, block| block.forward(x)),
             None => x,
         };
         let mut x = input;
-        for layer in &architecture.layers[..self.kept] {
-            x = match layer.name {
-                "conv1" => self.conv1.as_ref().map_or(x.clone(), |conv1| conv1.forward(x)),
-                "bn1" => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
-                "relu" => relu(x),
-                "maxpool" => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
-                "layer1" => stage(&self.layer1, x),
-                "layer2" => stage(&self.layer2, x),
-                "layer3" => stage(&self.layer3, x),
-                "layer4" => stage(&self.layer4, x),
-                "avgpool" => x.mean_dim(3).mean_dim(2),
-                "fc" => match &self.fc {
+        for op in &self.ops {
+            x = match op {
+                BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| conv1.forward(x)),
+                BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
+                BackboneOp::Relu => relu(x),
+                BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
+                BackboneOp::Stage(1) => stage(&self.layer1, x),
+                BackboneOp::Stage(2) => stage(&self.layer2, x),
+                BackboneOp::Stage(3) => stage(&self.layer3, x),
+                BackboneOp::Stage(_) => stage(&self.layer4, x),
+                BackboneOp::AvgPool => x.mean_dim(3).mean_dim(2),
+                BackboneOp::Fc => match &self.fc {
                     Some(fc) => {
                         let [batch, features, _, _] = x.dims();
-                        let flat = x.reshape([batch, features]);
-                        let out = fc.forward(flat);
+                        let out = fc.forward(x.reshape([batch, features]));
                         let width = out.dims()[1];
                         out.reshape([batch, width, 1, 1])
                     }
                     None => x,
                 },
-                _ => x,
             };
         }
         x

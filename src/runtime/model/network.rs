@@ -24,14 +24,15 @@ impl Network {
         }
     }
 
+    /// A built (and cut) backbone with the recipe's new head on top.
+    pub fn with_backbone(recipe: &Recipe, backbone: Backbone, classes: usize, device: &Device) -> Self {
+        Network { backbone, head: Head::new(&recipe.head, classes, device) }
+    }
+
     /// timm's `adapt_input_conv` for one channel: each first-layer filter's RGB weights summed,
     /// so that a grey image gives what the colour network gave for that grey replicated.
     pub fn adapt_to_grey(mut self) -> Self {
-        if let Some(conv1) = self.backbone.conv1.take() {
-            let mut conv1 = conv1;
-            conv1.weight = conv1.weight.map(|weight| weight.sum_dim(1));
-            self.backbone.conv1 = Some(conv1);
-        }
+        self.backbone = self.backbone.adapt_to_grey();
         self
     }
 
