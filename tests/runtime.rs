@@ -87,7 +87,8 @@ fn run(dir: &Path, text: &str, out: &str) -> runner::RunOutcome {
         runs_root: dir.to_path_buf(),
         interrupt: None,
     };
-    runner::run(&recipe, &path, text, &options).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic))
+    let (runnable, _) = tlrun::check::Runnable::new(Some(recipe), Vec::new()).unwrap();
+    runner::run(&runnable, &path, text, &options).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic))
 }
 
 const END_TO_END: &str = r#"recipe "e2e"

@@ -8,11 +8,13 @@ mod groups;
 mod head;
 mod items;
 pub mod recipe;
+mod runnable;
 mod stages;
 mod traps;
 mod world;
 
 pub use checker::check;
+pub use runnable::Runnable;
 pub use world::{NoWorld, World, ZooCard, ZooLookup};
 
 use crate::diagnostics::Diagnostic;

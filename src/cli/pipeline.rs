@@ -135,7 +135,11 @@ fn hash_folder(hasher: &mut sha2::Sha256, root: &Path) {
     files.sort();
     for file in files {
         hash_bytes(hasher, file.strip_prefix(root).unwrap_or(&file).to_string_lossy().as_bytes());
-        hash_bytes(hasher, &std::fs::read(&file).unwrap_or_default());
+        // An unreadable file hashes as its error, so it never passes for an empty one.
+        match std::fs::read(&file) {
+            Ok(bytes) => hash_bytes(hasher, &bytes),
+            Err(error) => hash_bytes(hasher, format!("unreadable: {error}").as_bytes()),
+        }
     }
 }
 
@@ -204,5 +208,8 @@ pub fn write_record(recipe_path: &Path, record: &RunRecord) -> Result<(), crate:
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    crate::atomic_file::write_atomic(&path, serde_json::to_string_pretty(record).unwrap_or_default().as_bytes())
+    let text = serde_json::to_string_pretty(record).map_err(|error| {
+        crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display()))
+    })?;
+    crate::atomic_file::write_atomic(&path, text.as_bytes())
 }

@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use super::RecipeFile;
-use crate::check::recipe::Recipe;
+use crate::check::Runnable;
 use crate::render::{self, FileDiagnostics, HumanStyle};
 use crate::zoo::Zoo;
 
@@ -13,7 +13,7 @@ pub fn run(path: &Path, zoo: &Zoo) -> u8 {
 }
 
 /// Load and check one recipe; print its diagnostics to stderr; the recipe only when it has no errors.
-pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Recipe> {
+pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Runnable> {
     let file = match RecipeFile::load(path, zoo, false) {
         Ok(file) => file,
         Err(error) => {
@@ -30,5 +30,5 @@ pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Recipe> {
         let view = FileDiagnostics { path: &file.display, source: &file.source, diagnostics: &file.diagnostics };
         eprint!("{}", render::human(&view, style));
     }
-    if file.has_errors() { None } else { file.recipe }
+    Runnable::new(file.recipe, file.diagnostics).ok().map(|(runnable, _)| runnable)
 }

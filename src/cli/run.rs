@@ -70,7 +70,7 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
     let world = super::DiskWorld { base, zoo, strict: false };
     let stem = recipe_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
     let (saved, diagnostics) = crate::check::check_source(&saved_source, &stem, &world);
-    let Some(saved) = saved.filter(|_| diagnostics.iter().all(|d| !d.is_error())) else {
+    let Ok((saved, _)) = crate::check::Runnable::new(saved, diagnostics) else {
         eprintln!("error: the recipe saved in {} no longer checks", folder.display());
         return 1;
     };

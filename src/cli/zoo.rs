@@ -1,11 +1,9 @@
 use std::path::PathBuf;
 
-use burn::prelude::*;
 use clap::{Args, Subcommand};
 
 use crate::arch;
-use crate::runtime::model::Network;
-use crate::runtime::weights::{self, LoadScope, sha256_file};
+use crate::runtime::weights::{self, sha256_file};
 use crate::zoo::{CARD_FILE, Card, WEIGHTS_FILE, Zoo};
 
 #[derive(Subcommand)]
@@ -68,7 +66,13 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
         }
         ZooCommand::Show { name } => match zoo.card(name) {
             Ok(card) => {
-                print!("{}", card.to_toml());
+                match card.to_toml() {
+                    Ok(text) => print!("{text}"),
+                    Err(diagnostic) => {
+                        eprintln!("error: {}", diagnostic.message);
+                        return 1;
+                    }
+                }
                 verify_entry(zoo, name)
             }
             Err(error) => super::usage_error(error),
@@ -78,15 +82,6 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
             names.iter().map(|name| verify_entry(zoo, name)).max().unwrap_or(0)
         }
         ZooCommand::Import(args) => import(args, zoo),
-    }
-}
-
-/// A network with the architecture's layers up to the last stage and no head: what a zoo entry must fill.
-fn backbone_network(architecture: &'static arch::Architecture, input_channels: u32, device: &Device) -> Network {
-    let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
-    Network {
-        backbone: crate::runtime::model::Backbone::new(architecture, kept, input_channels, device),
-        head: crate::runtime::model::Head::new(&[], 0, device),
     }
 }
 
@@ -114,8 +109,7 @@ fn verify_entry(zoo: &Zoo, name: &str) -> u8 {
         println!("{name}: FAILED: unknown architecture `{}`", card.architecture);
         return 1;
     };
-    let mut network = backbone_network(architecture, card.channels, &Device::flex());
-    match weights::load(&mut network, &weights_path, LoadScope::Backbone) {
+    match weights::check_backbone_file(architecture, card.channels, &weights_path) {
         Ok(report) => {
             println!("{name}: ok ({} tensors fit {}, {} unused)", report.applied, architecture.name, report.unused.len());
             0
@@ -147,10 +141,11 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
     if let Some(size) = args.size {
         stats.input_size = size;
     }
-    // Load first: a file that does not fit never enters the zoo.
-    let device = Device::flex();
-    let mut network = backbone_network(architecture, stats.channels, &device);
-    let report = match weights::load(&mut network, &args.weights, LoadScope::Backbone) {
+    let folder = zoo.entry_dir(&args.name);
+    let weights_path = folder.join(WEIGHTS_FILE);
+    // Loaded first, then re-saved as canonical torchvision-named safetensors (a .pth becomes
+    // safetensors here): a file that does not fit never enters the zoo.
+    let report = match weights::import_backbone_file(architecture, stats.channels, &args.weights, &weights_path) {
         Ok(report) => report,
         Err(diagnostic) => {
             super::print_runtime_error(&diagnostic, &args.weights);
@@ -160,17 +155,10 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
     if !report.unused.is_empty() {
         eprintln!("note: {} key(s) not used by {}: {}", report.unused.len(), architecture.name, report.unused.iter().take(8).cloned().collect::<Vec<_>>().join(", "));
     }
-    let folder = zoo.entry_dir(&args.name);
-    if let Err(error) = std::fs::create_dir_all(&folder) {
-        return super::usage_error(format!("cannot create {}: {error}", folder.display()));
-    }
-    let weights_path = folder.join(WEIGHTS_FILE);
-    // Re-save in canonical torchvision-named safetensors (a .pth becomes safetensors here).
-    if let Err(diagnostic) = weights::save(&network, &weights_path) {
-        super::print_runtime_error(&diagnostic, &args.weights);
-        return 1;
-    }
-    let sha256 = sha256_file(&weights_path).unwrap_or_default();
+    let sha256 = match sha256_file(&weights_path) {
+        Ok(sha256) => sha256,
+        Err(error) => return super::usage_error(format!("cannot read back {}: {error}", weights_path.display())),
+    };
     let card = Card {
         name: args.name.clone(),
         architecture: architecture.name.to_string(),
@@ -184,7 +172,7 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
         license: args.license.clone(),
         sha256,
     };
-    if let Err(diagnostic) = crate::atomic_file::write_atomic(&folder.join(CARD_FILE), card.to_toml().as_bytes()) {
+    if let Err(diagnostic) = card.to_toml().and_then(|text| crate::atomic_file::write_atomic(&folder.join(CARD_FILE), text.as_bytes())) {
         super::print_runtime_error(&diagnostic, &args.weights);
         return 1;
     }

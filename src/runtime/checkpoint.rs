@@ -42,7 +42,7 @@ pub fn write(run_folder: &Path, position: &Position, snapshot: Snapshot<'_>) -> 
     // valid() syncs BatchNorm running statistics: a plain clone can hold them one update stale.
     network.valid().save_file(fresh.join(MODEL)).map_err(|e| io_error(&fresh.join(MODEL), format!("{e:?}")))?;
     optimizer.save(fresh.join(OPTIMIZER)).map_err(|e| io_error(&fresh.join(OPTIMIZER), format!("{e:?}")))?;
-    let position_json = serde_json::to_string_pretty(position).unwrap_or_default();
+    let position_json = serde_json::to_string_pretty(position).map_err(|e| io_error(&fresh.join(POSITION), e))?;
     std::fs::write(fresh.join(POSITION), position_json).map_err(|e| io_error(&fresh.join(POSITION), e))?;
     std::fs::write(fresh.join(RATES), crate::run_files::json_lines(rates)).map_err(|e| io_error(&fresh.join(RATES), e))?;
     let mut files = vec![MODEL, OPTIMIZER, POSITION, RATES];

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::data::{SplitMix64, epoch_order};
 use super::trainer::{NoHooks, Trainer};
 use super::{dataset, device, optimizer, runner};
-use crate::check::recipe::Recipe;
+use crate::check::Runnable;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::zoo::Zoo;
 
@@ -39,7 +39,7 @@ const DIVERGENCE: f64 = 4.0;
 
 /// Run the stages before `options.stage` as a run would (so the sweep sees the model that stage
 /// starts from), then sweep.
-pub fn sweep(recipe: &Recipe, recipe_path: &Path, zoo: &Zoo, options: &SweepOptions) -> Result<Sweep, Diagnostic> {
+pub fn sweep(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &SweepOptions) -> Result<Sweep, Diagnostic> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = device::parse_device(&options.device)?.autodiff();
     let pretrained = runner::pretrained_weights(recipe, &base, zoo)?;

@@ -32,6 +32,6 @@ pub fn publish(network: &Network, recipe: &Recipe, classes: &[String], zoo: &Zoo
         license: if synthetic { "CC0-1.0 (synthetic data drawn by tlrun)".into() } else { "as the training data's license".into() },
         sha256,
     };
-    super::run_folder::write_atomic(&folder.join(CARD_FILE), card.to_toml().as_bytes())?;
+    super::run_folder::write_atomic(&folder.join(CARD_FILE), card.to_toml()?.as_bytes())?;
     Ok(card)
 }

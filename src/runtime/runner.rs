@@ -19,6 +19,7 @@ use super::model::Backbone;
 use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer, TrainingData};
 use super::weights::{self, LoadScope};
 use crate::arch::LayerKind;
+use crate::check::Runnable;
 use crate::check::recipe::{Recipe, Weights};
 use crate::plan::Step;
 use crate::run_files::{self, Filters, StepRecord, Summary};
@@ -138,15 +139,15 @@ pub struct Origin {
 pub const ORIGIN: &str = "origin.json";
 const INITIAL_WEIGHTS: &str = "initial.safetensors";
 
-/// Start a fresh run.
-pub fn run(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
+/// Start a fresh run. Only a recipe that checked without errors gets here (`Runnable`).
+pub fn run(recipe: &Runnable, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
     let folder_path = options.out.clone().unwrap_or_else(|| RunFolder::default_path(&options.runs_root, &recipe.name));
     execute(recipe, recipe_path, source, options, folder_path, false)
 }
 
 /// Continue the run in `folder` from its newest checkpoint. The recipe must be the one it started
 /// with; `recipe_path` is where that recipe lives (data paths are relative to it).
-pub fn resume(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder: &Path) -> Result<RunOutcome, RunFailure> {
+pub fn resume(recipe: &Runnable, recipe_path: &Path, source: &str, options: &RunOptions, folder: &Path) -> Result<RunOutcome, RunFailure> {
     execute(recipe, recipe_path, source, options, folder.to_path_buf(), true)
 }
 

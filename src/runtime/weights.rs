@@ -121,6 +121,25 @@ pub enum LoadScope {
     Network,
 }
 
+/// Whether a weights file fits `architecture` up to its default cut (what a zoo entry must
+/// hold): the file is loaded into that backbone on the CPU and the report returned.
+pub fn check_backbone_file(architecture: &'static crate::arch::Architecture, input_channels: u32, path: &Path) -> Result<LoadReport, Diagnostic> {
+    let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
+    let backbone = super::model::Backbone::new(architecture, kept, input_channels, &burn::prelude::Device::flex());
+    load_backbone(backbone, path).map(|(_, report)| report)
+}
+
+/// `zoo import`: load `from` into `architecture`'s backbone up to its default cut, then save it
+/// to `to` as canonical torchvision-named safetensors. Nothing is written when it does not fit.
+pub fn import_backbone_file(architecture: &'static crate::arch::Architecture, input_channels: u32, from: &Path, to: &Path) -> Result<LoadReport, Diagnostic> {
+    let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
+    let device = burn::prelude::Device::flex();
+    let backbone = super::model::Backbone::new(architecture, kept, input_channels, &device);
+    let (backbone, report) = load_backbone(backbone, from)?;
+    save(&Network { backbone, head: super::model::Head::new(&[], 0, &device) }, to)?;
+    Ok(report)
+}
+
 /// Load torchvision-named weights into a backbone alone (before a head is attached); head keys
 /// in the file are reported unused.
 pub fn load_backbone(backbone: super::model::Backbone, path: &Path) -> Result<(super::model::Backbone, LoadReport), Diagnostic> {

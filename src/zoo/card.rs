@@ -27,9 +27,12 @@ pub struct Card {
 }
 
 impl Card {
-    /// Write the card as TOML, atomically.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    /// The card as TOML. A card that cannot be encoded (a float TOML cannot hold) is a
+    /// diagnostic, never an empty card on disk.
+    pub fn to_toml(&self) -> Result<String, crate::diagnostics::Diagnostic> {
+        toml::to_string_pretty(self).map_err(|error| {
+            crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnwritable, format!("cannot encode the card of `{}`: {error}", self.name))
+        })
     }
 }
 
