@@ -169,3 +169,52 @@ fn from_recipe_uses_the_upstream_training_statistics() {
     let plan = stdout(&tlrun(dir.path(), &["plan", "down.tl"]));
     assert!(plan.contains("sizes per epoch  1:48px"), "the default size is the upstream's last size: {plan}");
 }
+
+/// One unreadable file (Latin-1, a device, a folder named like a recipe) is a TL4013 finding about
+/// that file; every other file is still linted, in every format, and JSON stays valid.
+#[test]
+fn an_unreadable_file_is_a_finding_and_the_others_are_still_linted() {
+    let dir = workspace();
+    std::fs::write(dir.path().join("latin1.tl"), b"recipe \"caf\xe9\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("folder.tl")).unwrap();
+    for format in ["human", "json", "github"] {
+        let output = tlrun(dir.path(), &["lint", "--format", format, "."]);
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(1), "{format}: {text}");
+        assert!(text.contains("TL4013") && text.contains("latin1.tl") && text.contains("not UTF-8"), "{format}: {text}");
+        assert!(text.contains("TL1002"), "broken.tl is still linted ({format}): {text}");
+        if format == "json" {
+            let parsed: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            assert!(parsed.as_array().is_some_and(|files| !files.is_empty()), "{text}");
+        }
+    }
+    // `from recipe` on a device is refused at once, not read until memory runs out.
+    std::fs::write(dir.path().join("device.tl"), "recipe \"d\"\nbackbone resnet_small from recipe \"/dev/zero\"\ndata { train \"data/train\" }\nstage s { train head }\n").unwrap();
+    let output = tlrun(dir.path(), &["lint", "device.tl"]);
+    assert!(stdout(&output).contains("not a regular file"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted_and_a_symlink_loop_is_walked_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = "\u{FEFF}".to_string();
+    text.push_str(CLEAN);
+    std::fs::write(dir.path().join("bom.tl"), text).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let output = tlrun(dir.path(), &["lint", "."]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("1 recipe checked"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_number_too_large_is_reported_once_and_never_quoted_back_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("huge.tl"), "backbone resnet_small from none\ndata { train \"x\" }\nstage s { train all epochs 99999999999999999999 }\nstage t { train all epochs 4294967295 }\n").unwrap();
+    let output = tlrun(dir.path(), &["lint", "huge.tl"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(!text.contains("9223372036854775807"), "no number the user never wrote: {text}");
+    assert_eq!(text.matches("TL2007(").count(), 2, "one finding per number: {text}");
+    assert!(text.contains("at most 100000 epochs"), "the limit is named: {text}");
+}

@@ -34,8 +34,13 @@ pub fn parse_and_check(
     let (ast, mut diagnostics) = crate::syntax::parse(source);
     let (recipe, mut more) = check(&ast, file_stem, world);
     // An item that failed to parse is not "missing": its syntax error already says what is wrong.
-    let had_syntax_errors = !diagnostics.is_empty();
+    let had_syntax_errors = diagnostics.iter().any(|diagnostic| diagnostic.code == crate::diagnostics::Code::SyntaxError);
     more.retain(|diagnostic| !(had_syntax_errors && diagnostic.code == crate::diagnostics::Code::MissingStatement));
+    // A number too large for 64 bits is already reported where it is written; the checks that then
+    // see it would only quote a number the user never wrote.
+    let overflowed: Vec<crate::span::Span> =
+        diagnostics.iter().filter(|diagnostic| diagnostic.code == crate::diagnostics::Code::ValueOutOfRange).filter_map(|diagnostic| diagnostic.span).collect();
+    more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !overflowed.iter().any(|number| number.start <= span.start && span.end <= number.end)));
     diagnostics.append(&mut more);
     diagnostics.sort_by_key(|diagnostic| (diagnostic.span.map_or(0, |span| span.start), diagnostic.code));
     (ast, recipe, diagnostics)

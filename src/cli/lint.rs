@@ -42,10 +42,8 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
     }
     let mut recipes = Vec::new();
     for path in &files {
-        match RecipeFile::load(path, zoo, args.strict) {
-            Ok(recipe) => recipes.push(recipe),
-            Err(error) => return super::usage_error(format!("cannot read {}: {error}", path.display())),
-        }
+        // A file that cannot be read is a finding about that file; every other file is still linted.
+        recipes.push(RecipeFile::load(path, zoo, args.strict).unwrap_or_else(|reason| RecipeFile::unreadable(path, &reason)));
     }
     check_recipe_graph(&mut recipes, zoo);
     for recipe in &mut recipes {
@@ -83,10 +81,23 @@ fn show_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// Every *.tl under `root` (or `root` itself), sorted, skipping hidden folders and target/.
+/// Every *.tl under `root` (or `root` itself), sorted, skipping hidden folders and target/. Each
+/// folder is walked once per canonical path, so a symbolic-link loop ends.
 fn collect_recipes(root: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
-    if root.is_file() {
+    let mut visited = std::collections::BTreeSet::new();
+    collect_recipes_once(root, files, &mut visited)
+}
+
+fn collect_recipes_once(root: &Path, files: &mut Vec<PathBuf>, visited: &mut std::collections::BTreeSet<PathBuf>) -> Result<(), String> {
+    if !root.exists() {
+        return Err(format!("{} does not exist", root.display()));
+    }
+    if !root.is_dir() {
+        // A named file is linted whatever it is; reading it says what is wrong with it.
         files.push(root.to_path_buf());
+        return Ok(());
+    }
+    if !visited.insert(std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())) {
         return Ok(());
     }
     let entries = std::fs::read_dir(root).map_err(|error| format!("cannot read {}: {error}", root.display()))?;
@@ -96,7 +107,7 @@ fn collect_recipes(root: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> 
         let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         if path.is_dir() {
             if !name.starts_with('.') && name != "target" && name != "runs" {
-                collect_recipes(&path, files)?;
+                collect_recipes_once(&path, files, visited)?;
             }
         } else if name.ends_with(".tl") {
             files.push(path);
@@ -119,9 +130,9 @@ pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo) {
             }
             match RecipeFile::load(&path, zoo, false) {
                 Ok(upstream) => recipes.push(upstream),
-                Err(_) => recipes[index].diagnostics.push(
-                    Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` does not exist", reference.value))
-                        .at(reference.span, "no such recipe file")
+                Err(reason) => recipes[index].diagnostics.push(
+                    Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` cannot be read: {reason}", reference.value))
+                        .at(reference.span, "not a readable recipe file")
                         .with_help("paths are relative to this recipe's folder"),
                 ),
             }

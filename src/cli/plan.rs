@@ -16,8 +16,8 @@ pub fn run(path: &Path, zoo: &Zoo) -> u8 {
 pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Runnable> {
     let file = match RecipeFile::load(path, zoo, false) {
         Ok(file) => file,
-        Err(error) => {
-            super::usage_error(format!("cannot read {}: {error}", path.display()));
+        Err(reason) => {
+            super::usage_error(format!("cannot read {}: {reason}", path.display()));
             return None;
         }
     };

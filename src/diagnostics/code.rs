@@ -79,6 +79,7 @@ codes! {
     Interrupted = "TL4010", Error, "interrupted";
     RecipeChanged = "TL4011", Error, "recipe-changed";
     StepFailed = "TL4012", Error, "step-failed";
+    UnreadableRecipe = "TL4013", Error, "unreadable-recipe";
     StatsMismatch = "TL5001", Warning, "stats-mismatch";
     ResizeBelowPretraining = "TL5002", Warning, "resize-below-pretraining";
     FullRateUnfreeze = "TL5003", Warning, "full-rate-unfreeze";

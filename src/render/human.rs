@@ -18,16 +18,72 @@ pub fn render(file: &FileDiagnostics<'_>, style: HumanStyle) -> String {
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
     for diagnostic in file.diagnostics {
+        if !fits_graphical(file.source, diagnostic) {
+            out.push_str(&compact(file, diagnostic));
+            out.push('\n');
+            continue;
+        }
         let view = MietteView {
             diagnostic,
             source: NamedSource::new(file.path, file.source.to_string()).with_language("tl"),
         };
         if handler.render_report(&mut out, &view).is_err() {
-            out.push_str(&format!("{}: {}\n", diagnostic.code, diagnostic.message));
+            out.push_str(&compact(file, diagnostic));
         }
         out.push('\n');
     }
     out
+}
+
+/// Longest line or message the graphical report draws. miette pads with format width arguments,
+/// which panic past 65535 columns; far below that, a report is unreadable anyway.
+const MAX_DRAWN: usize = 2000;
+
+/// Whether miette can draw this diagnostic: every labelled line and the message are short enough.
+fn fits_graphical(source: &str, diagnostic: &Diagnostic) -> bool {
+    let line_length = |offset: usize| {
+        let offset = offset.min(source.len());
+        let start = source[..offset].rfind('\n').map_or(0, |newline| newline + 1);
+        let end = source[offset..].find('\n').map_or(source.len(), |newline| offset + newline);
+        end - start
+    };
+    let spans = diagnostic.span.into_iter().chain(diagnostic.related.iter().map(|label| label.span));
+    diagnostic.message.len() <= MAX_DRAWN
+        && diagnostic.help.as_ref().is_none_or(|help| help.len() <= MAX_DRAWN)
+        && spans.into_iter().all(|span| span.len() <= MAX_DRAWN && line_length(span.start) <= MAX_DRAWN && line_length(span.end) <= MAX_DRAWN)
+}
+
+/// One diagnostic as plain lines, for what the graphical report cannot draw: long texts are cut
+/// in the middle, and the place is given as `file:line:column`.
+fn compact(file: &FileDiagnostics<'_>, diagnostic: &Diagnostic) -> String {
+    let mut out = format!("{}({})\n\n", diagnostic.code, diagnostic.code.title());
+    let mark = if diagnostic.is_error() { "×" } else { "⚠" };
+    out.push_str(&format!("  {mark} {}\n", shorten(&diagnostic.message)));
+    if let Some(span) = diagnostic.span {
+        let (line, column) = span.line_col(file.source);
+        out.push_str(&format!("  at {}:{line}:{column}: {}\n", file.path, shorten(&diagnostic.label)));
+    }
+    for related in &diagnostic.related {
+        let (line, column) = related.span.line_col(file.source);
+        out.push_str(&format!("  and {}:{line}:{column}: {}\n", file.path, shorten(&related.message)));
+    }
+    if let Some(help) = &diagnostic.help {
+        out.push_str(&format!("  help: {}\n", shorten(help)));
+    }
+    out.push_str(&format!("        run `tlrun explain {}` for more\n", diagnostic.code));
+    out
+}
+
+/// `text`, or its start and end around `…(N characters)…` when it is longer than a report shows.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 60;
+    let count = text.chars().count();
+    if count <= 2 * KEEP + 40 {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(KEEP).collect();
+    let tail: String = text.chars().skip(count - KEEP).collect();
+    format!("{head}…({} characters)…{tail}", count - 2 * KEEP)
 }
 
 /// Adapts our plain-data diagnostic to miette's trait for rendering.

@@ -14,7 +14,8 @@ const ITEM_KEYWORDS: &[&str] = &["recipe", "seed", "backbone", "data", "cut", "h
 pub fn parse(source: &str) -> (Ast, Vec<Diagnostic>) {
     let mut ast = Ast::default();
     let mut diagnostics = Vec::new();
-    let mut offset = 0;
+    // A byte-order mark (editors on Windows write one) is not part of the recipe.
+    let mut offset = if source.starts_with('\u{FEFF}') { '\u{FEFF}'.len_utf8() } else { 0 };
     while offset < source.len() {
         let rest = &source[offset..];
         if RecipeGrammar::parse(Rule::only_trivia, rest).is_ok() {
