@@ -2,12 +2,14 @@
 //! from (`from recipe "…"`, or `from zoo "…"` that a sibling recipe publishes), and only when its
 //! outputs are missing or stale: its content hash (recipe text, data, input weights) changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::check::recipe::{DataSource, Recipe, Validation};
+use crate::plan::{RecipeGraph, RecipeNode};
+use crate::span::Span;
 use crate::runtime::runner;
 use crate::runtime::weights::sha256_file;
 use crate::syntax::ast::{ItemKind, WeightsSource};
@@ -35,7 +37,7 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 fn read_node(path: &Path) -> Option<Node> {
-    let source = std::fs::read_to_string(path).ok()?;
+    let source = super::recipe_file::read_recipe_text(path).ok()?;
     let (ast, _) = crate::syntax::parse(&source);
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut node = Node { path: canonical(path), publishes: None, needs_recipes: Vec::new(), needs_zoo: Vec::new() };
@@ -76,43 +78,28 @@ pub fn run_order(targets: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<PathBuf>)>, St
         nodes.insert(key, node);
     }
     let publisher = |entry: &str| nodes.values().find(|node| node.publishes.as_deref() == Some(entry)).map(|node| node.path.clone());
-    let dependencies = |node: &Node| -> Vec<PathBuf> {
-        node.needs_recipes.iter().cloned().chain(node.needs_zoo.iter().filter_map(|entry| publisher(entry))).collect()
-    };
-    let mut order = Vec::new();
-    let mut done = BTreeSet::new();
-    let mut visiting = BTreeSet::new();
-    fn visit(
-        path: &Path,
-        nodes: &BTreeMap<PathBuf, Node>,
-        dependencies: &dyn Fn(&Node) -> Vec<PathBuf>,
-        done: &mut BTreeSet<PathBuf>,
-        visiting: &mut BTreeSet<PathBuf>,
-        order: &mut Vec<PathBuf>,
-    ) -> Result<(), String> {
-        if done.contains(path) {
-            return Ok(());
-        }
-        if !visiting.insert(path.to_path_buf()) {
-            return Err(format!("recipes depend on each other in a loop through {}: run `tlrun lint` for the whole loop", path.display()));
-        }
-        if let Some(node) = nodes.get(path) {
-            for dependency in dependencies(node) {
-                visit(&dependency, nodes, dependencies, done, visiting, order)?;
-            }
-        }
-        visiting.remove(path);
-        done.insert(path.to_path_buf());
-        order.push(path.to_path_buf());
-        Ok(())
-    }
-    for target in targets {
-        visit(&canonical(target), &nodes, &dependencies, &mut done, &mut visiting, &mut order)?;
-    }
-    Ok(order.into_iter().map(|path| {
-        let needs = nodes.get(&path).map(|node| dependencies(node)).unwrap_or_default();
-        (path, needs)
-    }).collect())
+    // One recipe-to-recipe graph (plan::RecipeGraph) serves lint's loop check and this walk.
+    let recipe_nodes: Vec<RecipeNode> = nodes
+        .values()
+        .map(|node| RecipeNode {
+            path: node.path.display().to_string(),
+            dependencies: node
+                .needs_recipes
+                .iter()
+                .cloned()
+                .chain(node.needs_zoo.iter().filter_map(|entry| publisher(entry)))
+                .map(|dependency| (dependency.display().to_string(), Span::default()))
+                .collect(),
+        })
+        .collect();
+    let graph = RecipeGraph::new(recipe_nodes);
+    let wanted: Vec<String> = targets.iter().map(|target| canonical(target).display().to_string()).collect();
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let order = graph.order_for(&wanted)?;
+    Ok(order
+        .into_iter()
+        .map(|path| (PathBuf::from(path), graph.dependencies_of(path).into_iter().map(PathBuf::from).collect()))
+        .collect())
 }
 
 fn hash_bytes(hasher: &mut sha2::Sha256, bytes: &[u8]) {

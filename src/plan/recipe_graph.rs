@@ -85,6 +85,31 @@ impl RecipeGraph {
         let order = petgraph::algo::toposort(&self.graph, None).ok()?;
         Some(order.into_iter().rev().map(|node| self.nodes[self.graph[node]].path.as_str()).collect())
     }
+
+    /// `targets` and every recipe they depend on, dependencies first (what `tlrun run` walks). On a
+    /// loop, the loop in words (`a.tl → b.tl → a.tl`), as lint reports it.
+    pub fn order_for(&self, targets: &[&str]) -> Result<Vec<&str>, String> {
+        if let Some((_, diagnostic)) = self.cycle_diagnostics().into_iter().next() {
+            return Err(diagnostic.message);
+        }
+        let mut needed = std::collections::BTreeSet::new();
+        for target in targets {
+            let Some(start) = self.graph.node_indices().find(|node| self.nodes[self.graph[*node]].path == *target) else { continue };
+            let mut search = petgraph::visit::Dfs::new(&self.graph, start);
+            while let Some(node) = search.next(&self.graph) {
+                needed.insert(node);
+            }
+        }
+        let order = self.run_order().ok_or_else(|| "recipes depend on each other in a loop".to_string())?;
+        Ok(order.into_iter().filter(|path| needed.iter().any(|node| self.nodes[self.graph[*node]].path == *path)).collect())
+    }
+
+    /// The recipes `path` depends on directly.
+    pub fn dependencies_of(&self, path: &str) -> Vec<&str> {
+        self.nodes.iter().find(|node| node.path == path).map_or_else(Vec::new, |node| {
+            node.dependencies.iter().filter(|(dependency, _)| self.nodes.iter().any(|known| &known.path == dependency)).map(|(dependency, _)| dependency.as_str()).collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +137,14 @@ mod tests {
         let graph = RecipeGraph::new(vec![node("transfer.tl", &["pretrain.tl"]), node("pretrain.tl", &[])]);
         assert!(graph.cycle_diagnostics().is_empty());
         assert_eq!(graph.run_order().unwrap(), vec!["pretrain.tl", "transfer.tl"]);
+    }
+
+    #[test]
+    fn orders_only_what_the_targets_need() {
+        let graph = RecipeGraph::new(vec![node("transfer.tl", &["pretrain.tl"]), node("pretrain.tl", &[]), node("other.tl", &[])]);
+        assert_eq!(graph.order_for(&["transfer.tl"]).unwrap(), vec!["pretrain.tl", "transfer.tl"]);
+        assert_eq!(graph.dependencies_of("transfer.tl"), vec!["pretrain.tl"]);
+        let looped = RecipeGraph::new(vec![node("a.tl", &["b.tl"]), node("b.tl", &["a.tl"])]);
+        assert!(looped.order_for(&["a.tl"]).unwrap_err().ends_with("a.tl → b.tl → a.tl"));
     }
 }
