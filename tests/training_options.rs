@@ -298,3 +298,62 @@ fn adapted_grey_input_computes_what_the_colour_network_computed() {
         assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
     }
 }
+
+/// `schedule onecycle pct … div … final_div …` reaches the trainer: the recorded rates start at
+/// lr / div, peak where pct says, and end near lr / final_div.
+#[test]
+fn onecycle_parameters_shape_the_rates_a_stage_uses() {
+    let data = data_with(8); // 40 images at batch 8: 5 steps an epoch, 20 in 4 epochs
+    let stage = format!("{STAGES}stage s {{ train head epochs 4 lr 0.01 schedule onecycle pct 0.5 div 10 final_div 100 }}\n");
+    let recipe = recipe(&stage);
+    let device = Device::flex().autodiff();
+    let mut trainer = Trainer::new(&recipe, device, &data);
+    trainer.run_stage(initial_network(&recipe, data.classes.len()), 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("runs"));
+    let head: Vec<f64> = trainer.step_rates.iter().map(|step| step.rates["head"]).collect();
+    assert_eq!(head.len(), 20);
+    assert!((head[0] - 0.001).abs() < 1e-12, "starts at lr / div: {head:?}");
+    let peak = (0..head.len()).max_by(|a, b| head[*a].total_cmp(&head[*b])).unwrap();
+    assert_eq!(peak, 10, "peaks at pct 0.5 of 20 steps: {head:?}");
+    assert!(head[19] < 0.001 && head[19] > 0.0001, "anneals toward lr / final_div: {head:?}");
+}
+
+/// Non-square images train under every `resize_method`: crop draws random squares from strips,
+/// pad and squash make squares when resized.
+#[test]
+fn every_resize_method_trains_on_non_square_images() {
+    let mut data = tiny_data();
+    for image in data.train.images.iter_mut().chain(data.valid.images.iter_mut()) {
+        // 16x16 → 24x16: the image twice, side by side, cut to 24 columns.
+        let (width, height) = (image.width as usize, image.height as usize);
+        let mut pixels = Vec::with_capacity(24 * height * 3);
+        for row in 0..height {
+            for column in 0..24 {
+                let source = (row * width + column % width) * 3;
+                pixels.extend_from_slice(&image.pixels[source..source + 3]);
+            }
+        }
+        *image = tlrun::runtime::data::DecodedImage { width: 24, height: height as u32, pixels };
+    }
+    for method in ["crop", "squash", "pad"] {
+        let text = format!("recipe \"t\"\nseed 5\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 resize_method {method} }}\nstage s {{ train head epochs 1 }}\n");
+        let recipe = recipe(&text);
+        assert_eq!(format!("{:?}", recipe.data.resize_method).to_lowercase(), method);
+        let (recorder, _) = record_stage(&recipe, &data);
+        assert!(recorder.epochs[0].valid_loss.is_finite(), "{method}");
+    }
+}
+
+/// `ema D` runs in a stage: one update per optimizer step, and what is evaluated is the average,
+/// not the last weights.
+#[test]
+fn a_stage_with_ema_evaluates_the_average() {
+    let data = data_with(2); // 10 images at batch 8: 2 steps
+    let recipe = recipe(&format!("{STAGES}ema 0.9\nstage s {{ train all epochs 2 lr 1e-2 }}\n"));
+    assert_eq!(recipe.ema, Some(0.9));
+    let device = Device::flex().autodiff();
+    let mut trainer = Trainer::new(&recipe, device, &data);
+    let outcome = trainer.run_stage(initial_network(&recipe, data.classes.len()), 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("runs"));
+    assert_eq!(trainer.average.as_ref().map(|average| average.updates), Some(4));
+    let evaluated = snapshot(&trainer.evaluated(&outcome.network));
+    assert_ne!(evaluated, snapshot(&outcome.network), "the average, not the last weights");
+}
