@@ -79,7 +79,17 @@ fn run_options(recipe: &Recipe) -> String {
     }
     let ema = recipe.ema.map_or("off".to_string(), |decay| format!("{decay} (evaluated and exported)"));
     let tta = if recipe.tta_flip { "flip" } else { "off" };
-    format!("{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\n", recipe.data.batch)
+    let resize = format!("{:?}", recipe.data.resize_method).to_lowercase();
+    let channels = match (recipe.data.channels, recipe.input_channels()) {
+        (1, 1) if recipe.data.adapt_channels => "grey images, first convolution adapted to 1 channel".to_string(),
+        (1, 1) => "grey images, 1 channel".to_string(),
+        (1, _) => "grey images repeated in 3 channels".to_string(),
+        (_, network) => format!("{network} channel(s)"),
+    };
+    format!(
+        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}\n",
+        recipe.data.batch
+    )
 }
 
 /// One stage's steps, weight decay, accumulation, keep-best and early stopping.
