@@ -89,6 +89,16 @@ pub struct StepRecord {
     pub seconds: f64,
 }
 
+// Every file name of a run folder, here and nowhere else.
+pub const RECIPE: &str = "recipe.tl";
+pub const RESOLVED: &str = "resolved.json";
+pub const PLAN: &str = "plan.txt";
+/// Where the run's recipe came from (`tlrun resume` finds its data through it).
+pub const ORIGIN: &str = "origin.json";
+/// The weights before the first step: what a resumed run starts its weight-movement plot from.
+pub const INITIAL_WEIGHTS: &str = "initial.safetensors";
+/// The final (or last good) weights.
+pub const WEIGHTS: &str = "weights.safetensors";
 pub const STEPS: &str = "steps.jsonl";
 pub const METRICS: &str = "metrics.jsonl";
 pub const LR_STEPS: &str = "lr_steps.jsonl";

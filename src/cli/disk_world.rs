@@ -87,7 +87,7 @@ impl World for DiskWorld<'_> {
         let (recipe, _) = crate::check::check_source(&source, "upstream", &upstream_world);
         RECIPE_DEPTH.with(|d| d.set(depth));
         let recipe = recipe?;
-        let input_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
+        let input_size = recipe.last_size();
         let (mean, std) = recipe.input_normalisation();
         Some(crate::arch::Stats { mean, std, input_size, channels: recipe.input_channels() })
     }

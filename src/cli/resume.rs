@@ -31,7 +31,7 @@ pub fn original(folder: &Path) -> Result<(PathBuf, String), Diagnostic> {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .ok_or_else(|| unreadable("it has no origin.json".into()))?;
-    let source = std::fs::read_to_string(folder.join("recipe.tl")).map_err(|error| unreadable(format!("recipe.tl: {error}")))?;
+    let source = std::fs::read_to_string(folder.join(crate::run_files::RECIPE)).map_err(|error| unreadable(format!("{}: {error}", crate::run_files::RECIPE)))?;
     Ok((origin.recipe_path, source))
 }
 
@@ -88,5 +88,5 @@ pub fn refuse_if_changed(folder: &Path, saved: &Recipe, saved_source: &str, curr
         return Ok(()); // Comments or layout only: the same run.
     }
     Err(Diagnostic::new(Code::RecipeChanged, format!("the recipe changed since {} started: {}", folder.display(), changes.join(", ")))
-        .with_help(format!("restore it from {} to resume, or start a new run", folder.join("recipe.tl").display())))
+        .with_help(format!("restore it from {} to resume, or start a new run", folder.join(crate::run_files::RECIPE).display())))
 }

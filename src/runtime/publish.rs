@@ -17,7 +17,7 @@ pub fn publish(network: &Network, recipe: &Recipe, classes: &[String], zoo: &Zoo
     let sha256 = weights::sha256_file(&weights_path).map_err(|error| {
         Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", weights_path.display()))
     })?;
-    let trained_size = recipe.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(recipe.data.size);
+    let trained_size = recipe.last_size();
     let synthetic = matches!(recipe.data.train, DataSource::Synthetic { .. });
     let card = Card {
         name: entry.to_string(),

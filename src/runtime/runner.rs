@@ -136,8 +136,8 @@ pub struct Origin {
     pub recipe_path: PathBuf,
 }
 
-pub const ORIGIN: &str = "origin.json";
-const INITIAL_WEIGHTS: &str = "initial.safetensors";
+pub use crate::run_files::ORIGIN;
+use crate::run_files::INITIAL_WEIGHTS;
 
 /// Start a fresh run. Only a recipe that checked without errors gets here (`Runnable`).
 pub fn run(recipe: &Runnable, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
@@ -232,9 +232,9 @@ impl LazyFolder<'_> {
         if self.folder.is_none() {
             let folder = RunFolder::create(self.path.clone())?;
             if !self.resuming {
-                folder.write("recipe.tl", self.source.as_bytes())?;
-                folder.write("resolved.json", to_json(self.recipe, "resolved.json")?.as_bytes())?;
-                folder.write("plan.txt", crate::plan::render_stage_tables(self.recipe).as_bytes())?;
+                folder.write(run_files::RECIPE, self.source.as_bytes())?;
+                folder.write(run_files::RESOLVED, to_json(self.recipe, run_files::RESOLVED)?.as_bytes())?;
+                folder.write(run_files::PLAN, crate::plan::render_stage_tables(self.recipe).as_bytes())?;
                 let recipe_path = std::fs::canonicalize(self.recipe_path).unwrap_or_else(|_| self.recipe_path.to_path_buf());
                 folder.write(ORIGIN, to_json(&Origin { recipe_path }, ORIGIN)?.as_bytes())?;
             }
@@ -385,7 +385,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                         }
                         Err(stage_failure) => {
                             // Keep the last good weights, and report what ran, before giving the error.
-                            let _ = weights::save(&stage_failure.network, &run_folder.file("weights.safetensors"));
+                            let _ = weights::save(&stage_failure.network, &run_folder.file(run_files::WEIGHTS));
                             write_report(&run_folder.path, &mut Vec::new());
                             let diagnostic = match stage_failure.stop {
                                 Stop::Failed(diagnostic) => diagnostic,
@@ -489,7 +489,7 @@ fn write_results(
     folder.write(run_files::LR_STEPS, run_files::json_lines(&trainer.step_rates).as_bytes())?;
     folder.write(run_files::MOVEMENT, to_json(&movement, run_files::MOVEMENT)?.as_bytes())?;
     folder.write(run_files::EVALUATION, to_json(evaluation, run_files::EVALUATION)?.as_bytes())?;
-    weights::save(network, &folder.file("weights.safetensors"))?;
+    weights::save(network, &folder.file(run_files::WEIGHTS))?;
     if let (Some(before), Some(after)) = (before.get(FIRST_FILTERS), after.get(FIRST_FILTERS)) {
         let filters = Filters { shape: first_filters_shape(recipe), before: before.clone(), after: after.clone() };
         let encoded = serde_json::to_string(&filters)
