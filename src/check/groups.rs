@@ -92,6 +92,16 @@ pub fn check(
             owner.push((name.to_string(), member.span));
             layers.push(name.to_string());
         }
+        let weighted = layers.iter().any(|layer| {
+            layer == HEAD || architecture.layers.iter().any(|spec| spec.name == layer.as_str() && spec.has_parameters())
+        });
+        if !layers.is_empty() && !weighted {
+            diagnostics.push(
+                Diagnostic::new(Code::GroupWithoutWeights, format!("group `{}` holds no weights", definition.name.value))
+                    .at(definition.name.span, format!("{} ha{} no parameters", layers.join(", "), if layers.len() == 1 { "s" } else { "ve" }))
+                    .with_help("freezing or training it would change nothing: put these layers in a group with a layer that has weights"),
+            );
+        }
         groups.push(Group { name: definition.name.value.clone(), layers });
         group_spans.push(definition.name.span);
     }

@@ -56,6 +56,7 @@ codes! {
     UngroupedLayer = "TL1010", Error, "ungrouped-layer";
     ZooArchitectureMismatch = "TL1011", Error, "zoo-architecture-mismatch";
     UnknownDataset = "TL1012", Error, "unknown-dataset";
+    GroupWithoutWeights = "TL1013", Error, "group-without-weights";
     ZeroEpochs = "TL2001", Error, "zero-epochs";
     NonPositiveRate = "TL2002", Error, "non-positive-rate";
     BadResizeSteps = "TL2003", Error, "bad-resize-steps";

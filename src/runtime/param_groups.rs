@@ -36,3 +36,33 @@ pub fn group_params(group: &Group) -> ParamGroup {
 pub fn group_batchnorms(group: &Group) -> ParamGroup {
     any_of(group.layers.iter().map(|layer| batchnorm_pattern(layer)).collect())
 }
+
+/// The names of the recipe groups that select no parameter of `network`: a group that selects
+/// nothing would be trained or frozen without effect, so a run refuses it.
+pub fn groups_without_parameters<M: burn::module::Module>(network: &M, groups: &[Group]) -> Vec<String> {
+    struct Paths {
+        path: Vec<String>,
+        found: Vec<String>,
+    }
+    impl burn::module::ModuleVisitor for Paths {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _param: &burn::module::Param<burn::prelude::Tensor<D>>) {
+            self.found.push(self.path.join("."));
+        }
+    }
+    let mut paths = Paths { path: Vec::new(), found: Vec::new() };
+    network.visit(&mut paths);
+    groups
+        .iter()
+        .filter(|group| {
+            let selector = group_params(group);
+            !paths.found.iter().any(|path| selector.matches(&burn::module::ParamId::new(), Some(path)))
+        })
+        .map(|group| group.name.clone())
+        .collect()
+}

@@ -346,6 +346,10 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 } else {
                     weights::save(&attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
                 }
+                let empty = super::param_groups::groups_without_parameters(&attached, &recipe.groups);
+                if !empty.is_empty() {
+                    return Err(fail(internal(&format!("group(s) {} select no parameter of the network", empty.join(", ")))));
+                }
                 before = snapshot(&attached);
                 network = Some(attached);
             }
