@@ -218,3 +218,19 @@ fn a_number_too_large_is_reported_once_and_never_quoted_back_wrong() {
     assert_eq!(text.matches("TL2007(").count(), 2, "one finding per number: {text}");
     assert!(text.contains("at most 100000 epochs"), "the limit is named: {text}");
 }
+
+/// Look-alike and invisible characters are named by code point with the ASCII meant, a name cut
+/// short by one is not reported again as unknown, and timm's spellings are understood.
+#[test]
+fn lookalike_characters_are_named_and_timm_spellings_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("look.tl"), "recipe \u{201C}x\u{201D}\nbackbone resn\u{0435}t18 from none\ndata { train \"x\" }\nstage s { train\u{200B} all }\n").unwrap();
+    let text = stdout(&tlrun(dir.path(), &["lint", "look.tl"]));
+    assert!(text.contains("U+201C LEFT DOUBLE QUOTATION MARK) looks like `\"`"), "{text}");
+    assert!(text.contains("U+0435 CYRILLIC SMALL LETTER IE) looks like `e`"), "{text}");
+    assert!(text.contains("U+200B ZERO WIDTH SPACE"), "{text}");
+    assert!(!text.contains("unknown architecture `resn`"), "no follow-on error: {text}");
+    std::fs::write(dir.path().join("timm.tl"), "backbone resnet-18 from none\ndata { train \"x\" }\nstage s { train all }\n").unwrap();
+    let text = stdout(&tlrun(dir.path(), &["lint", "timm.tl"]));
+    assert!(text.contains("did you mean `resnet18`?"), "{text}");
+}

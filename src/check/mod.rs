@@ -41,6 +41,14 @@ pub fn parse_and_check(
     let overflowed: Vec<crate::span::Span> =
         diagnostics.iter().filter(|diagnostic| diagnostic.code == crate::diagnostics::Code::ValueOutOfRange).filter_map(|diagnostic| diagnostic.span).collect();
     more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !overflowed.iter().any(|number| number.start <= span.start && span.end <= number.end)));
+    // A name that a syntax error cut short (`resn` before a Cyrillic `е`) is not unknown: the
+    // syntax error right after it says what is wrong.
+    let syntax_starts: Vec<usize> = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.code == crate::diagnostics::Code::SyntaxError)
+        .filter_map(|diagnostic| diagnostic.span.map(|span| span.start))
+        .collect();
+    more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !syntax_starts.contains(&span.end)));
     diagnostics.append(&mut more);
     diagnostics.sort_by_key(|diagnostic| (diagnostic.span.map_or(0, |span| span.start), diagnostic.code));
     (ast, recipe, diagnostics)

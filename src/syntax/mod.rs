@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod edit;
 mod grammar;
+mod lookalike;
 mod lower;
 mod parser;
 mod syntax_error;

@@ -24,6 +24,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::integer => "a whole number",
         Rule::number => "a number",
         Rule::name | Rule::raw_ident | Rule::group_member | Rule::group_list | Rule::multiplier => "a name",
+        Rule::arch_name => "an architecture name",
         Rule::group_def => "a group (`name: layer layer …`)",
         Rule::weights_source => "`from`",
         Rule::zoo_source => "`zoo`",
@@ -142,6 +143,11 @@ pub fn syntax_error(error: &Error<Rule>, source: &str, offset: usize) -> (Diagno
     };
     let keywords = expected.iter().filter(|word| word.starts_with('`')).map(|word| word.trim_matches('`'));
     let mut diagnostic = Diagnostic::new(Code::SyntaxError, message).at(span, "not expected here");
+    // A character that looks like the ASCII meant, or cannot be seen: say which, by code point.
+    let character_end = source[position..].chars().next().map_or(position, |c| position + c.len_utf8());
+    if let Some(named) = super::lookalike::describe_first(&source[position..character_end.max(position)]) {
+        return (diagnostic.with_help(named), position);
+    }
     // `train head epoch 1`: the typo `epoch` was read as a group name, so the error lands on `1`.
     let previous = previous_word(source, position);
     if let Some(best) = did_you_mean(found, keywords.clone()) {
