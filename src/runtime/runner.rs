@@ -85,25 +85,50 @@ pub fn materialize<M: Module>(network: &M) {
 /// The network a run starts from: seeded random weights, then the pretrained backbone when there
 /// is one. Under `channels 1 adapt` the colour weights go into a 3-channel first convolution whose
 /// filters are then summed to take one channel.
+/// The same steps, in the same order, as a run's graph (`lr-find` starts from this).
 pub fn starting_network(
     recipe: &Recipe,
     classes: usize,
     device: &Device,
     pretrained: Option<&Path>,
 ) -> Result<(Network, Option<weights::LoadReport>), Diagnostic> {
+    let backbone = build_backbone(recipe, device).cut(recipe.kept_layers);
+    let (backbone, report) = load_pretrained(recipe, backbone, pretrained)?;
+    Ok((attach_head(recipe, backbone, classes, device), report))
+}
+
+/// The `BuildBackbone` step: the whole architecture with seeded random weights, its first
+/// convolution taking three channels when colour weights will be adapted to grey.
+fn build_backbone(recipe: &Recipe, device: &Device) -> Backbone {
     device.seed(recipe.seed);
-    let colour_weights = recipe.data.adapt_channels && pretrained.is_some();
-    let channels = if colour_weights { 3 } else { recipe.input_channels() };
-    let mut network = Network::with_input_channels(recipe, classes, channels, device);
-    materialize(&network);
-    let report = match pretrained {
-        Some(path) => Some(weights::load(&mut network, path, LoadScope::Backbone)?),
-        None => None,
+    let channels = if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() };
+    let architecture = recipe.backbone.architecture;
+    let backbone = Backbone::new(architecture, architecture.layers.len(), channels, device);
+    materialize(&backbone);
+    backbone
+}
+
+/// The `LoadWeights` step: the pretrained file (if any) into the cut backbone, then `channels 1
+/// adapt` sums the first filters.
+fn load_pretrained(recipe: &Recipe, backbone: Backbone, pretrained: Option<&Path>) -> Result<(Backbone, Option<weights::LoadReport>), Diagnostic> {
+    let (mut backbone, report) = match pretrained {
+        Some(path) => {
+            let (loaded, report) = weights::load_backbone(backbone, path)?;
+            (loaded, Some(report))
+        }
+        None => (backbone, None),
     };
-    if colour_weights {
-        network = network.adapt_to_grey();
+    if recipe.data.adapt_channels {
+        backbone = backbone.adapt_to_grey();
     }
-    Ok((network, report))
+    Ok((backbone, report))
+}
+
+/// The `AttachHead` step: the recipe's new head, drawn right after the backbone.
+fn attach_head(recipe: &Recipe, backbone: Backbone, classes: usize, device: &Device) -> Network {
+    let network = Network::with_backbone(recipe, backbone, classes, device);
+    materialize(&network);
+    network
 }
 
 /// Path of the pretrained weights a recipe starts from, if any.
@@ -306,28 +331,17 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 }
                 data.set(loaded.data).map_err(|_| internal("the data was loaded twice"))?;
             }
-            Step::BuildBackbone { .. } => {
-                device.seed(recipe.seed);
-                // Colour weights meeting `channels 1 adapt` go into three channels first.
-                let channels = if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() };
-                let full = Backbone::new(recipe.backbone.architecture, recipe.backbone.architecture.layers.len(), channels, &device);
-                materialize(&full);
-                backbone = Some(full);
-            }
+            Step::BuildBackbone { .. } => backbone = Some(build_backbone(recipe, &device)),
             Step::LoadWeights { .. } => {
-                let mut loaded = backbone.take().ok_or_else(|| internal("weights before the backbone"))?;
-                if resuming {
-                    // The run's own initial weights replace these after the head is attached.
-                    executed = false;
-                } else if let Some(path) = pretrained_weights(recipe, &base, &options.zoo)? {
-                    let (with_weights, report) = weights::load_backbone(loaded, &path)?;
-                    loaded = with_weights;
+                let cut = backbone.take().ok_or_else(|| internal("weights before the backbone"))?;
+                // Resuming: the run's own initial weights replace these once the head is attached.
+                let path = if resuming { None } else { pretrained_weights(recipe, &base, &options.zoo)? };
+                executed = !resuming;
+                let (loaded, report) = load_pretrained(recipe, cut, path.as_deref())?;
+                if let (Some(report), Some(path)) = (report, &path) {
                     if !report.unused.is_empty() {
                         notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
                     }
-                }
-                if recipe.data.adapt_channels {
-                    loaded = loaded.adapt_to_grey();
                 }
                 backbone = Some(loaded);
             }
@@ -338,7 +352,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
             Step::AttachHead { .. } => {
                 let classes = data.get().ok_or_else(|| internal("a head before the data"))?.classes.len();
                 let body = backbone.take().ok_or_else(|| internal("a head before the backbone"))?;
-                let mut attached = Network::with_backbone(recipe, body, classes, &device);
+                let mut attached = attach_head(recipe, body, classes, &device);
                 let run_folder = folder.get()?;
                 if resuming {
                     attached = weights_of(recipe, classes, &device, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
