@@ -311,14 +311,15 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let mut evaluation: Option<Evaluation> = None;
     let mut exported = None;
 
+    // Where the pretrained weights are, resolved once (for `from recipe` that reads the other recipe).
+    let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
     for node in graph.order() {
         let step = &graph.graph[node];
         let step_started = now();
         let mut executed = true;
         match step {
             Step::Upstream { path } => {
-                let resolved = pretrained_weights(recipe, &base, &options.zoo)?;
-                if let Some(file) = resolved.filter(|file| !file.is_file()) {
+                if let Some(file) = pretrained.as_ref().filter(|file| !file.is_file()) {
                     return Err(Diagnostic::new(Code::MissingRecipeInput, format!("{path} has not exported {} yet", file.display()))
                         .with_help(format!("run {path} first (`tlrun run` on the folder runs it first)"))
                         .into());
@@ -335,7 +336,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
             Step::LoadWeights { .. } => {
                 let cut = backbone.take().ok_or_else(|| internal("weights before the backbone"))?;
                 // Resuming: the run's own initial weights replace these once the head is attached.
-                let path = if resuming { None } else { pretrained_weights(recipe, &base, &options.zoo)? };
+                let path = if resuming { None } else { pretrained.clone() };
                 executed = !resuming;
                 let (loaded, report) = load_pretrained(recipe, cut, path.as_deref())?;
                 if let (Some(report), Some(path)) = (report, &path) {

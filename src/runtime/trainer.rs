@@ -351,14 +351,7 @@ impl<'a> Trainer<'a> {
                         images_seen,
                         best: best.clone(),
                     };
-                    let snapshot = Snapshot {
-                        network: &network,
-                        optimizer: &stage_optimizer.optimizer,
-                        rates: &self.step_rates,
-                        best: best_network.as_ref(),
-                        average: self.average.as_ref(),
-                    };
-                    if let Err(stop) = hooks.after_step(&position, snapshot) {
+                    if let Err(stop) = hooks.after_step(&position, self.snapshot(&network, &stage_optimizer, best_network.as_ref())) {
                         progress.finish_and_clear();
                         return Err(StageFailure { network, stop });
                     }
@@ -411,14 +404,7 @@ impl<'a> Trainer<'a> {
                 images_seen: 0,
                 best: best.clone(),
             };
-            let snapshot = Snapshot {
-                network: &network,
-                optimizer: &stage_optimizer.optimizer,
-                rates: &self.step_rates,
-                best: best_network.as_ref(),
-                average: self.average.as_ref(),
-            };
-            if let Err(stop) = hooks.after_epoch(&metrics, &next, snapshot) {
+            if let Err(stop) = hooks.after_epoch(&metrics, &next, self.snapshot(&network, &stage_optimizer, best_network.as_ref())) {
                 return Err(StageFailure { network, stop });
             }
             if verdict.stop {
@@ -440,6 +426,11 @@ impl<'a> Trainer<'a> {
             restored_epoch = Some(epoch);
         }
         Ok(StageOutcome { network, restored_epoch, stopped_after })
+    }
+
+    /// What a checkpoint holds besides the position.
+    fn snapshot<'s>(&'s self, network: &'s Network, optimizer: &'s StageOptimizer, best: Option<&'s Network>) -> Snapshot<'s> {
+        Snapshot { network, optimizer: &optimizer.optimizer, rates: &self.step_rates, best, average: self.average.as_ref() }
     }
 
     /// Resize every image to `size` now (the `Resize` step), so later epochs at this size read the cache.
