@@ -42,3 +42,33 @@ fn a_run_executes_exactly_the_graph_it_draws_in_topological_order() {
     assert_eq!(executed, drawn, "the run's order is the order graph prints");
     assert!(dir.path().join("out/walk.safetensors").is_file() && dir.path().join("zoo/walk/card.toml").is_file());
 }
+
+/// A checkpoint maps onto the graph's stage nodes: the stages it closed are completed nodes, the
+/// next one continues from inside it when the checkpoint was written there.
+#[test]
+fn a_resume_point_is_a_position_in_the_graph() {
+    use tlrun::runtime::resume_point::ResumePoint;
+    use tlrun::runtime::trainer::Position;
+    let recipe = recipe(
+        "recipe \"r\"\nbackbone resnet_small from none\ndata { train \"unused\" batch 8 size 16 }\n\
+         stage head { train head epochs 2 lr 1e-3 }\nstage all { train all epochs 3 lr 1e-4 }\n",
+    );
+    let graph = tlrun::plan::build_graph(&recipe);
+    let stage_node = |wanted: usize| {
+        graph.graph.node_indices().find(|node| matches!(graph.graph[*node], tlrun::plan::Step::Stage { index, .. } if index == wanted)).unwrap()
+    };
+    let at = |stage_index: usize, epoch: u32| {
+        let position = Position { stage_index, epoch, next_batch: 0, step_in_stage: 0, global_step: 0, global_epoch: 1, rng_state: 0, loss_sum: 0.0, images_seen: 0, best: Default::default() };
+        ResumePoint::at("checkpoint".into(), position, &graph)
+    };
+    let inside_first = at(0, 2).unwrap();
+    assert_eq!((inside_first.completed.clone(), inside_first.next_stage, inside_first.within), (vec![], Some(stage_node(0)), true));
+    let first_closed = at(0, 3).unwrap();
+    assert_eq!((first_closed.completed.clone(), first_closed.next_stage, first_closed.within), (vec![stage_node(0)], Some(stage_node(1)), false));
+    let inside_second = at(1, 1).unwrap();
+    assert_eq!((inside_second.completed.clone(), inside_second.next_stage, inside_second.within), (vec![stage_node(0)], Some(stage_node(1)), true));
+    let all_closed = at(1, 4).unwrap();
+    assert_eq!((all_closed.completed.clone(), all_closed.next_stage), (vec![stage_node(0), stage_node(1)], None));
+    let foreign = at(5, 1).unwrap_err();
+    assert!(foreign.message.contains("stage 6 of a recipe with 2 stage(s)"), "{}", foreign.message);
+}

@@ -14,6 +14,7 @@ mod traps;
 mod world;
 
 pub use checker::check;
+pub use groups::HEAD;
 pub use runnable::Runnable;
 pub use world::{NoWorld, World, ZooCard, ZooLookup};
 

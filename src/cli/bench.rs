@@ -26,7 +26,13 @@ pub fn run(args: &BenchArgs) -> u8 {
         cases.push(("resnet18", 64));
     }
     for (architecture, size) in cases {
-        let result = measure(architecture, size, 64, 2, args.steps);
+        let result = match measure(architecture, size, 64, 2, args.steps) {
+            Ok(result) => result,
+            Err(diagnostic) => {
+                eprintln!("error[{}]: {}", diagnostic.code.as_str(), diagnostic.message);
+                return 1;
+            }
+        };
         println!(
             "{:<14} {:>5} {:>6} {:>12.1} {:>12.1}",
             result.network, result.size, result.batch, result.train_images_per_second, result.infer_images_per_second

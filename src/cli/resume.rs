@@ -40,29 +40,50 @@ fn short(value: &Value) -> String {
     if text.len() > 60 { format!("{}…", &text[..text.char_indices().nth(57).map_or(text.len(), |(i, _)| i)]) } else { text }
 }
 
-/// What differs between two checked recipes, in the recipe's own terms.
-pub fn describe_changes(old: &Recipe, new: &Recipe) -> Vec<String> {
-    let old_value = serde_json::to_value(old).unwrap_or(Value::Null);
-    let new_value = serde_json::to_value(new).unwrap_or(Value::Null);
-    let mut changes = Vec::new();
-    let keys = ["name", "seed", "backbone", "data", "kept_layers", "head", "groups", "export", "publish", "checkpoint_every"];
-    for key in keys {
-        if old_value.get(key) != new_value.get(key) {
-            let word = if key == "kept_layers" { "cut" } else { key };
-            changes.push(format!("{word} ({} → {})", short(&old_value[key]), short(&new_value[key])));
+/// A checked recipe as JSON, every field of `Recipe` included: the resume guard compares these,
+/// so a field added to the recipe is compared without anyone listing it.
+fn as_json<T: serde::Serialize>(value: &T) -> Result<Value, Diagnostic> {
+    serde_json::to_value(value).map_err(|error| Diagnostic::new(Code::RecipeChanged, format!("cannot compare the recipes: {error}")))
+}
+
+/// The keys of two JSON objects, those of `old` first, each once.
+fn keys_of<'v>(old: &'v Value, new: &'v Value) -> Vec<&'v str> {
+    let mut keys: Vec<&str> = Vec::new();
+    for value in [old, new] {
+        for key in value.as_object().into_iter().flat_map(|object| object.keys()) {
+            if !keys.contains(&key.as_str()) {
+                keys.push(key);
+            }
         }
     }
-    let stage_names = |recipe: &Recipe| recipe.stages.iter().map(|stage| stage.name.clone()).collect::<Vec<_>>();
-    if stage_names(old) != stage_names(new) {
-        changes.push(format!("stages ({} → {})", stage_names(old).join(", "), stage_names(new).join(", ")));
-    } else {
+    keys
+}
+
+/// What differs between two checked recipes, in the recipe's own terms: every field, stages
+/// compared by name and then field by field.
+pub fn describe_changes(old: &Recipe, new: &Recipe) -> Result<Vec<String>, Diagnostic> {
+    let (old_value, new_value) = (as_json(old)?, as_json(new)?);
+    let mut changes = Vec::new();
+    for key in keys_of(&old_value, &new_value) {
+        let (before, after) = (&old_value[key], &new_value[key]);
+        if before == after {
+            continue;
+        }
+        if key != "stages" {
+            let word = if key == "kept_layers" { "cut" } else { key };
+            changes.push(format!("{word} ({} → {})", short(before), short(after)));
+            continue;
+        }
+        let stage_names = |recipe: &Recipe| recipe.stages.iter().map(|stage| stage.name.clone()).collect::<Vec<_>>();
+        if stage_names(old) != stage_names(new) {
+            changes.push(format!("stages ({} → {})", stage_names(old).join(", "), stage_names(new).join(", ")));
+            continue;
+        }
         for (old_stage, new_stage) in old.stages.iter().zip(&new.stages) {
-            let (a, b) = (serde_json::to_value(old_stage).unwrap_or(Value::Null), serde_json::to_value(new_stage).unwrap_or(Value::Null));
-            let fields: Vec<String> = a
-                .as_object()
+            let (a, b) = (as_json(old_stage)?, as_json(new_stage)?);
+            let fields: Vec<String> = keys_of(&a, &b)
                 .into_iter()
-                .flat_map(|object| object.keys())
-                .filter(|field| a.get(*field) != b.get(*field))
+                .filter(|field| a[*field] != b[*field])
                 .map(|field| format!("{field} {} → {}", short(&a[field]), short(&b[field])))
                 .collect();
             if !fields.is_empty() {
@@ -70,7 +91,7 @@ pub fn describe_changes(old: &Recipe, new: &Recipe) -> Vec<String> {
             }
         }
     }
-    changes
+    Ok(changes)
 }
 
 /// TL4011 when the recipe at `current_path` is not the one the run started with.
@@ -83,10 +104,36 @@ pub fn refuse_if_changed(folder: &Path, saved: &Recipe, saved_source: &str, curr
         return Err(Diagnostic::new(Code::RecipeChanged, format!("{} changed since {} started and no longer checks", current_path.display(), folder.display()))
             .with_help("restore it from the run folder's recipe.tl to resume"));
     };
-    let changes = describe_changes(saved, &current);
+    let changes = describe_changes(saved, &current)?;
     if changes.is_empty() {
         return Ok(()); // Comments or layout only: the same run.
     }
     Err(Diagnostic::new(Code::RecipeChanged, format!("the recipe changed since {} started: {}", folder.display(), changes.join(", ")))
         .with_help(format!("restore it from {} to resume, or start a new run", folder.join(crate::run_files::RECIPE).display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_changes;
+    use crate::check::{NoWorld, check_source};
+
+    const RECIPE: &str = "recipe \"guard\"\nbackbone resnet_small from none\ndata { train \"unused\" batch 8 size 16 }\nstage head { train all epochs 1 lr 1e-3 }\n";
+
+    fn checked(source: &str) -> crate::check::recipe::Recipe {
+        check_source(source, "guard", &NoWorld).0.expect("the test recipe checks")
+    }
+
+    /// Fields nobody listed by hand are compared: `ema`, `loss` and `data` options alike.
+    #[test]
+    fn every_field_of_the_recipe_is_compared() {
+        let old = checked(RECIPE);
+        for (edit, field) in [("ema 0.999\n", "ema"), ("loss cross_entropy smoothing 0.1\n", "loss")] {
+            let new = checked(&format!("{RECIPE}{edit}"));
+            let changes = describe_changes(&old, &new).expect("recipes serialise");
+            assert!(changes.iter().any(|change| change.starts_with(field)), "{edit:?} gave {changes:?}");
+        }
+        let new = checked(&RECIPE.replace("lr 1e-3", "lr 3e-3"));
+        assert_eq!(describe_changes(&old, &new).expect("recipes serialise"), vec!["stage `head` (base_lr 0.001 → 0.003)".to_string()]);
+        assert!(describe_changes(&old, &checked(&format!("# a comment\n{RECIPE}"))).expect("recipes serialise").is_empty());
+    }
 }

@@ -29,7 +29,7 @@ fn bench_recipe(architecture: &str, size: u32, batch: usize) -> crate::check::re
 }
 
 /// Time `steps` training steps and `steps` inference batches after `warmup` of each.
-pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps: usize) -> Throughput {
+pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps: usize) -> Result<Throughput, crate::diagnostics::Diagnostic> {
     let recipe = bench_recipe(architecture, size, batch);
     let classes = 10;
     let device = Device::flex().autodiff();
@@ -39,9 +39,9 @@ pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps
         train: Split { images: Vec::new(), labels: Vec::new() },
         valid: Split { images: Vec::new(), labels: Vec::new() },
     };
-    let trainer = Trainer::new(&recipe, device.clone(), &data);
+    let mut trainer = Trainer::new(&recipe, device.clone(), &data);
     let stage = &recipe.stages[0];
-    let mut network = trainer.configure(Network::new(&recipe, classes, &device), stage);
+    let mut network = trainer.configure(Network::new(&recipe, classes, &device), stage)?;
     let mut optimizer = super::optimizer::build(&stage.optimizer).optimizer;
     let side = size as usize;
     let batch_images = || Tensor::<4>::random([batch, 3, side, side], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
@@ -75,13 +75,13 @@ pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps
         }
     }
     let images = (steps * batch) as f64;
-    Throughput {
+    Ok(Throughput {
         network: architecture.to_string(),
         size,
         batch,
         train_images_per_second: images / train_seconds.max(1e-9),
         infer_images_per_second: images / infer_seconds.max(1e-9),
-    }
+    })
 }
 
 /// Peak resident memory of this process in MiB (Linux; `None` elsewhere).

@@ -58,7 +58,7 @@ pub fn sweep(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &SweepOp
         };
     }
     let stage = &recipe.stages[options.stage];
-    let mut network = trainer.configure(network, stage);
+    let mut network = trainer.configure(network, stage)?;
     let mut stage_optimizer = optimizer::build(&stage.optimizer);
     // fastai's lr_find keeps the optimizer's own momentum; no one-cycle.
     stage_optimizer.momentum.set(stage.optimizer.beta1);

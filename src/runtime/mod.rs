@@ -19,3 +19,4 @@ pub mod runner;
 pub mod publish;
 pub mod benchmark;
 pub mod checkpoint;
+pub mod resume_point;

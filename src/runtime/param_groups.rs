@@ -1,68 +1,87 @@
-//! Recipe groups as burn `ParamGroup`s: which parameter paths (and BatchNorm flags) each one owns.
+//! Recipe groups as burn `ParamGroup`s, selected by the network's structure: every recipe layer
+//! is a typed part of the network (a `BackboneOp` field of the backbone, or the head), and a group
+//! owns the parameter ids found under its parts. No parameter path is matched as text.
 
-use burn::module::ParamGroup;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::prelude::*;
 
-use crate::check::recipe::Group;
+use super::model::Network;
+use crate::check::HEAD;
+use crate::check::recipe::Recipe;
 
-/// Path prefixes of a recipe layer: `head` → the new head, any other name → that backbone layer.
-fn layer_prefix(layer: &str) -> String {
-    if layer == "head" { r"^head\.".to_string() } else { format!(r"^backbone\.{}\.", regex_escape(layer)) }
+/// The ids of everything a module holds: tensors and control flags (BatchNorm's train flag).
+pub fn parameter_ids<M: Module>(module: &M) -> Vec<ParamId> {
+    struct Ids(Vec<ParamId>);
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.id);
+        }
+        fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<D, Int>>) {
+            self.0.push(param.id);
+        }
+        fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<D, Bool>>) {
+            self.0.push(param.id);
+        }
+        fn visit_flag(&mut self, flag: &Param<burn::module::Flag>) {
+            self.0.push(flag.id);
+        }
+    }
+    let mut ids = Ids(Vec::new());
+    module.visit(&mut ids);
+    ids.0
 }
 
-/// BatchNorm parameters, running statistics and train flags inside a recipe layer.
-fn batchnorm_pattern(layer: &str) -> String {
-    match layer {
-        "head" => r"^head\.norms\.".to_string(),
-        name if name.starts_with("bn") => format!(r"^backbone\.{}\.", regex_escape(name)),
-        name => format!(r"^backbone\.{}\.\d+\.(bn\d|downsample\.bn)\.", regex_escape(name)),
+/// What one recipe layer holds: all its parameters, and those of its BatchNorm layers.
+#[derive(Default)]
+pub struct LayerParameters {
+    pub all: Vec<ParamId>,
+    pub batchnorms: Vec<ParamId>,
+}
+
+impl LayerParameters {
+    fn extend(&mut self, other: LayerParameters) {
+        self.all.extend(other.all);
+        self.batchnorms.extend(other.batchnorms);
     }
 }
 
-fn regex_escape(text: &str) -> String {
-    text.chars().flat_map(|c| if c.is_ascii_alphanumeric() || c == '_' { vec![c] } else { vec!['\\', c] }).collect()
+/// The recipe's groups, in recipe order, as selections of one network's parameters. A network
+/// loaded from a record takes the record's ids, so groups are selected again for each stage.
+pub struct ParameterGroups {
+    pub all: Vec<ParamGroup>,
+    pub batchnorms: Vec<ParamGroup>,
 }
 
-fn any_of(patterns: Vec<String>) -> ParamGroup {
-    // The patterns are built from layer names checked against the architecture; they always compile.
-    ParamGroup::from_any_regexes(patterns).unwrap_or_else(|_| ParamGroup::from_paths(Vec::<String>::new()))
-}
-
-/// Everything a group owns.
-pub fn group_params(group: &Group) -> ParamGroup {
-    any_of(group.layers.iter().map(|layer| layer_prefix(layer)).collect())
-}
-
-/// Only the BatchNorm layers a group owns.
-pub fn group_batchnorms(group: &Group) -> ParamGroup {
-    any_of(group.layers.iter().map(|layer| batchnorm_pattern(layer)).collect())
-}
-
-/// The names of the recipe groups that select no parameter of `network`: a group that selects
-/// nothing would be trained or frozen without effect, so a run refuses it.
-pub fn groups_without_parameters<M: burn::module::Module>(network: &M, groups: &[Group]) -> Vec<String> {
-    struct Paths {
-        path: Vec<String>,
-        found: Vec<String>,
+impl ParameterGroups {
+    /// Every group of `recipe` over `network`; `Err` names the groups that select no parameter
+    /// (trained or frozen without effect, so a run refuses them).
+    pub fn select(network: &Network, recipe: &Recipe) -> Result<ParameterGroups, Vec<String>> {
+        let mut groups = ParameterGroups { all: Vec::new(), batchnorms: Vec::new() };
+        let mut empty = Vec::new();
+        for group in &recipe.groups {
+            let mut owned = LayerParameters::default();
+            for layer in &group.layers {
+                owned.extend(layer_parameters(network, recipe, layer));
+            }
+            if owned.all.is_empty() {
+                empty.push(group.name.clone());
+            }
+            groups.all.push(ParamGroup::from_ids(owned.all));
+            groups.batchnorms.push(ParamGroup::from_ids(owned.batchnorms));
+        }
+        if empty.is_empty() { Ok(groups) } else { Err(empty) }
     }
-    impl burn::module::ModuleVisitor for Paths {
-        fn enter_module(&mut self, name: &str, _container: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, _param: &burn::module::Param<burn::prelude::Tensor<D>>) {
-            self.found.push(self.path.join("."));
-        }
+}
+
+/// The parameters of one recipe layer: the head, or the backbone layer at that place of the
+/// architecture (the checker accepted only these names).
+fn layer_parameters(network: &Network, recipe: &Recipe, layer: &str) -> LayerParameters {
+    if layer == HEAD {
+        return LayerParameters { all: parameter_ids(&network.head), batchnorms: parameter_ids(&network.head.norms) };
     }
-    let mut paths = Paths { path: Vec::new(), found: Vec::new() };
-    network.visit(&mut paths);
-    groups
-        .iter()
-        .filter(|group| {
-            let selector = group_params(group);
-            !paths.found.iter().any(|path| selector.matches(&burn::module::ParamId::new(), Some(path)))
-        })
-        .map(|group| group.name.clone())
-        .collect()
+    let op = recipe.backbone.architecture.layer_index(layer).and_then(|index| network.backbone.ops.get(index));
+    match op {
+        Some(op) => network.backbone.layer_parameters(*op),
+        None => LayerParameters::default(),
+    }
 }

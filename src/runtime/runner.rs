@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 
 use super::checkpoint;
+use super::resume_point::{ResumePoint, Start};
 use super::ema::WeightAverage;
 use super::model::Backbone;
 use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer, TrainingData};
@@ -167,13 +168,14 @@ use crate::run_files::INITIAL_WEIGHTS;
 /// Start a fresh run. Only a recipe that checked without errors gets here (`Runnable`).
 pub fn run(recipe: &Runnable, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
     let folder_path = options.out.clone().unwrap_or_else(|| RunFolder::default_path(&options.runs_root, &recipe.name));
-    execute(recipe, recipe_path, source, options, folder_path, false)
+    execute(recipe, recipe_path, source, options, folder_path, Start::Fresh)
 }
 
 /// Continue the run in `folder` from its newest checkpoint. The recipe must be the one it started
 /// with; `recipe_path` is where that recipe lives (data paths are relative to it).
 pub fn resume(recipe: &Runnable, recipe_path: &Path, source: &str, options: &RunOptions, folder: &Path) -> Result<RunOutcome, RunFailure> {
-    execute(recipe, recipe_path, source, options, folder.to_path_buf(), true)
+    let point = ResumePoint::find(folder, &crate::plan::build_graph(recipe))?;
+    execute(recipe, recipe_path, source, options, folder.to_path_buf(), Start::Resume(point))
 }
 
 /// Writes checkpoints and metrics between steps, and stops cleanly on Ctrl-C.
@@ -249,14 +251,15 @@ struct LazyFolder<'a> {
     recipe: &'a Recipe,
     recipe_path: &'a Path,
     source: &'a str,
-    resuming: bool,
+    /// A fresh run writes the recipe files; a resumed one finds them there.
+    fresh: bool,
 }
 
 impl LazyFolder<'_> {
     fn get(&mut self) -> Result<&RunFolder, Diagnostic> {
         if self.folder.is_none() {
             let folder = RunFolder::create(self.path.clone())?;
-            if !self.resuming {
+            if self.fresh {
                 folder.write(run_files::RECIPE, self.source.as_bytes())?;
                 folder.write(run_files::RESOLVED, to_json(self.recipe, run_files::RESOLVED)?.as_bytes())?;
                 folder.write(run_files::PLAN, crate::plan::render_stage_tables(self.recipe).as_bytes())?;
@@ -285,18 +288,20 @@ fn now() -> f64 {
 
 /// The interpreter: walks the recipe's step graph (`plan::build_graph`, the graph `tlrun graph`
 /// draws) in topological order and runs one handler per kind of step. Each executed node is
-/// appended to steps.jsonl with its graph id. Resuming re-runs the cheap steps (data, network) and
-/// continues the stages from the newest checkpoint: stages it closed are skipped.
-fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder_path: PathBuf, resuming: bool) -> Result<RunOutcome, RunFailure> {
+/// appended to steps.jsonl with its graph id. A resumed run starts at its `ResumePoint`: it
+/// re-runs the cheap steps (data, network), takes the run's initial weights instead of the
+/// pretrained ones, restores the checkpoint once the head is attached, skips the stage nodes the
+/// checkpoint completed and continues the next one from inside when the checkpoint was there.
+fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder_path: PathBuf, start: Start) -> Result<RunOutcome, RunFailure> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = parse_device(&options.device)?.autodiff();
     let graph = crate::plan::build_graph(recipe);
-    let mut folder = LazyFolder { path: folder_path, folder: None, recipe, recipe_path, source, resuming };
+    let mut folder = LazyFolder { path: folder_path, folder: None, recipe, recipe_path, source, fresh: !start.is_resume() };
     // Errors once the run folder exists point at it (the last good weights are there).
     let created = folder.path.clone();
     let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(created.clone()) };
     let mut notes = Vec::new();
-    let mut steps: Vec<StepRecord> = if resuming { run_files::read_json_lines(&folder.path.join(run_files::STEPS)) } else { Vec::new() };
+    let mut steps: Vec<StepRecord> = if start.is_resume() { run_files::read_json_lines(&folder.path.join(run_files::STEPS)) } else { Vec::new() };
     let started = std::time::Instant::now();
 
     // What the steps build up, in the order the graph allows.
@@ -306,8 +311,8 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let mut network: Option<Network> = None;
     let mut before = std::collections::BTreeMap::new();
     let mut hooks_metrics: Vec<EpochMetrics> = Vec::new();
-    // Resuming: the stage the checkpoint is in (and where inside it), found before the first stage runs.
-    let mut resume: Option<(usize, Option<StageResume>)> = None;
+    // Resuming: the checkpoint's place inside the stage that continues from it, once restored.
+    let mut within_stage: Option<StageResume> = None;
     let mut evaluation: Option<Evaluation> = None;
     let mut exported = None;
 
@@ -336,8 +341,8 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
             Step::LoadWeights { .. } => {
                 let cut = backbone.take().ok_or_else(|| internal("weights before the backbone"))?;
                 // Resuming: the run's own initial weights replace these once the head is attached.
-                let path = if resuming { None } else { pretrained.clone() };
-                executed = !resuming;
+                let path = if start.is_resume() { None } else { pretrained.clone() };
+                executed = !start.is_resume();
                 let (loaded, report) = load_pretrained(recipe, cut, path.as_deref())?;
                 if let (Some(report), Some(path)) = (report, &path) {
                     if !report.unused.is_empty() {
@@ -355,17 +360,24 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 let body = backbone.take().ok_or_else(|| internal("a head before the backbone"))?;
                 let mut attached = attach_head(recipe, body, classes, &device);
                 let run_folder = folder.get()?;
-                if resuming {
-                    attached = weights_of(recipe, classes, &device, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
-                    hooks_metrics = run_files::read_json_lines(&run_folder.file(run_files::METRICS));
-                } else {
-                    weights::save(&attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
+                match &start {
+                    Start::Resume(_) => {
+                        attached = weights_of(recipe, classes, &device, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
+                        hooks_metrics = run_files::read_json_lines(&run_folder.file(run_files::METRICS));
+                    }
+                    Start::Fresh => weights::save(&attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?,
                 }
-                let empty = super::param_groups::groups_without_parameters(&attached, &recipe.groups);
-                if !empty.is_empty() {
+                if let Err(empty) = super::param_groups::ParameterGroups::select(&attached, recipe) {
                     return Err(fail(internal(&format!("group(s) {} select no parameter of the network", empty.join(", ")))));
                 }
                 before = snapshot(&attached);
+                if let Start::Resume(point) = &start {
+                    let loaded = data.get().ok_or_else(|| internal("a head before the data"))?;
+                    let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
+                    let (restored, inside) = restore_checkpoint(recipe, point, attached, active).map_err(fail)?;
+                    attached = restored;
+                    within_stage = inside;
+                }
                 network = Some(attached);
             }
             Step::Resize { size } => {
@@ -377,21 +389,16 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
                 let current = network.take().ok_or_else(|| internal("a stage before the network"))?;
                 let run_folder = folder.get()?;
-                if resuming && resume.is_none() {
-                    let (restored, first) = restore_checkpoint(recipe, &run_folder.path, current.clone(), active).map_err(fail)?;
-                    network = Some(restored.0);
-                    resume = Some((first, restored.1));
-                } else {
-                    network = Some(current);
-                }
-                let first_stage = resume.as_ref().map_or(0, |(first, _)| *first);
-                let current = network.take().ok_or_else(|| internal("a stage before the network"))?;
-                if *index < first_stage {
+                let resume_point = match &start {
+                    Start::Resume(point) => Some(point),
+                    Start::Fresh => None,
+                };
+                if resume_point.is_some_and(|point| point.completed.contains(&node)) {
                     // Closed by the checkpoint: its work is in the restored network.
                     network = Some(current);
                     executed = false;
                 } else {
-                    let resume_here = if *index == first_stage { resume.as_mut().and_then(|(_, point)| point.take()) } else { None };
+                    let resume_here = if resume_point.is_some_and(|point| point.next_stage == Some(node)) { within_stage.take() } else { None };
                     let mut hooks = RunHooks { recipe, folder: run_folder, metrics: std::mem::take(&mut hooks_metrics), interrupt: options.interrupt.as_deref() };
                     let outcome = active.run_stage(current, *index, resume_here, &mut hooks);
                     match outcome {
@@ -457,22 +464,12 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     Ok(RunOutcome { folder: run_folder.path.clone(), classes, metrics: hooks_metrics, evaluation, exported, notes })
 }
 
-/// The network, trainer state and stage a checkpoint holds: the first stage still to run and,
-/// when the checkpoint is inside it, where.
-fn restore_checkpoint(
-    recipe: &Recipe,
-    run_folder: &Path,
-    initial: Network,
-    trainer: &mut Trainer<'_>,
-) -> Result<((Network, Option<StageResume>), usize), Diagnostic> {
-    let Some(checkpoint_folder) = checkpoint::latest(run_folder) else {
-        return Err(Diagnostic::new(Code::RunFolderUnreadable, format!("{} has no checkpoint to resume from", run_folder.display()))
-            .with_help("checkpoints are written at the end of every epoch (and every N steps with `checkpoint every N steps`)"));
-    };
-    let position_stage = checkpoint::position(&checkpoint_folder)?.stage_index;
-    let stage = &recipe.stages[position_stage.min(recipe.stages.len() - 1)];
+/// The network and trainer state the checkpoint at `point` holds, and, when it stopped inside a
+/// stage, where (with that stage's optimizer state).
+fn restore_checkpoint(recipe: &Recipe, point: &ResumePoint, initial: Network, trainer: &mut Trainer<'_>) -> Result<(Network, Option<StageResume>), Diagnostic> {
+    let stage = &recipe.stages[point.position.stage_index];
     let mut stage_optimizer = super::optimizer::build(&stage.optimizer);
-    let loaded = checkpoint::load(&checkpoint_folder, initial, stage_optimizer.optimizer)?;
+    let loaded = checkpoint::load(&point.checkpoint, initial, stage_optimizer.optimizer)?;
     stage_optimizer.optimizer = loaded.optimizer;
     trainer.restore_rates(loaded.rates);
     if let (Some((average, updates)), Some(decay)) = (loaded.average, recipe.ema) {
@@ -480,14 +477,13 @@ fn restore_checkpoint(
     }
     let position = loaded.position;
     eprintln!("resuming at stage `{}`, epoch {}, batch {}", stage.name, position.epoch, position.next_batch + 1);
-    if position.epoch > stage.epochs {
-        // The checkpoint closed its stage: carry on with the next one.
+    if point.within {
+        Ok((loaded.network, Some(StageResume { position, optimizer: stage_optimizer, best: loaded.best })))
+    } else {
+        // The checkpoint closed its stage: the next one starts afresh.
         trainer.global_step = position.global_step;
         trainer.global_epoch = position.global_epoch - 1;
-        Ok(((loaded.network, None), position.stage_index + 1))
-    } else {
-        let stage_index = position.stage_index;
-        Ok(((loaded.network, Some(StageResume { position, optimizer: stage_optimizer, best: loaded.best })), stage_index))
+        Ok((loaded.network, None))
     }
 }
 

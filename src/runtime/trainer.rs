@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
-use burn::module::ParamGroup;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -18,7 +17,7 @@ use super::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, epoch_order,
 use super::ema::WeightAverage;
 use super::model::Network;
 use super::optimizer::StageOptimizer;
-use super::param_groups::{group_batchnorms, group_params};
+use super::param_groups::ParameterGroups;
 use super::{loss, optimizer, schedule};
 use crate::check::recipe::{BatchNormMode, Recipe, Stage};
 use crate::diagnostics::{Code, Diagnostic};
@@ -111,8 +110,8 @@ pub struct Trainer<'a> {
     pub device: Device,
     pub data: &'a TrainingData,
     sized: HashMap<u32, (SizedSet, SizedSet)>,
-    groups: Vec<ParamGroup>,
-    batchnorm_groups: Vec<ParamGroup>,
+    /// The recipe's groups over the network of the stage being configured.
+    groups: ParameterGroups,
     loss: CrossEntropyLoss,
     pub global_epoch: u32,
     pub global_step: usize,
@@ -129,8 +128,7 @@ impl<'a> Trainer<'a> {
             device,
             data,
             sized: HashMap::new(),
-            groups: recipe.groups.iter().map(group_params).collect(),
-            batchnorm_groups: recipe.groups.iter().map(group_batchnorms).collect(),
+            groups: ParameterGroups { all: Vec::new(), batchnorms: Vec::new() },
             global_epoch: 0,
             global_step: 0,
             step_rates: Vec::new(),
@@ -152,15 +150,29 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Freeze what the stage freezes. `batchnorm train` keeps BatchNorm layers of frozen groups
-    /// training (fastai's train_bn): their statistics and affine parameters move.
-    pub fn configure(&self, network: Network, stage: &Stage) -> Network {
+    /// Select the recipe's groups in `network` and freeze what the stage freezes. `batchnorm
+    /// train` keeps BatchNorm layers of frozen groups training (fastai's train_bn): their
+    /// statistics and affine parameters move. A group that selects no parameter is an error.
+    pub fn configure(&mut self, network: Network, stage: &Stage) -> Result<Network, Diagnostic> {
+        self.select_groups(&network, stage)?;
+        Ok(self.freeze(network, stage))
+    }
+
+    fn select_groups(&mut self, network: &Network, stage: &Stage) -> Result<(), Diagnostic> {
+        self.groups = ParameterGroups::select(network, self.recipe).map_err(|empty| {
+            Diagnostic::new(Code::StepFailed, format!("stage `{}`: group(s) {} select no parameter of the network", stage.name, empty.join(", ")))
+                .with_help("a group must hold a layer with weights (lint reports this as TL1013)")
+        })?;
+        Ok(())
+    }
+
+    fn freeze(&self, network: Network, stage: &Stage) -> Network {
         let mut network = network.unfreeze();
-        for (index, group) in self.groups.iter().enumerate() {
+        for (index, group) in self.groups.all.iter().enumerate() {
             if !stage.trained[index] {
                 network = network.freeze_group(group.clone());
                 if stage.batchnorm == BatchNormMode::Train {
-                    network = network.unfreeze_group(self.batchnorm_groups[index].clone());
+                    network = network.unfreeze_group(self.groups.batchnorms[index].clone());
                 }
             }
         }
@@ -170,7 +182,7 @@ impl<'a> Trainer<'a> {
     /// Each group's rate for this step: base × multiplier × schedule factor.
     pub fn learning_rates(&self, stage: &Stage, factor: f64) -> ModuleLearningRate {
         let mut scheduler = ModuleLrScheduler::new(stage.base_lr * factor);
-        for (index, group) in self.groups.iter().enumerate() {
+        for (index, group) in self.groups.all.iter().enumerate() {
             scheduler = scheduler.with_group(group.clone(), stage.group_lr(index) * factor);
         }
         scheduler.step()
@@ -235,7 +247,10 @@ impl<'a> Trainer<'a> {
         hooks: &mut dyn StageHooks,
     ) -> Result<StageOutcome, StageFailure> {
         let stage = &self.recipe.stages[stage_index];
-        let mut network = self.configure(network, stage);
+        if let Err(diagnostic) = self.select_groups(&network, stage) {
+            return Err(StageFailure { network, stop: Stop::Failed(diagnostic) });
+        }
+        let mut network = self.freeze(network, stage);
         let train_count = self.data.train.labels.len();
         // Every image once per epoch: the partial last batch trains too (see data_counts).
         let batches = crate::data_counts::batch_ranges(train_count, self.recipe.data.batch);

@@ -70,9 +70,9 @@ pub fn one_step(recipe: &Recipe, data: &TrainingData, initial: &Network) -> (BTr
     let device = Device::flex().autodiff();
     let network = copy_of(initial, recipe);
     let before = snapshot(&network);
-    let trainer = Trainer::new(recipe, device.clone(), data);
+    let mut trainer = Trainer::new(recipe, device.clone(), data);
     let stage = &recipe.stages[0];
-    let network = trainer.configure(network, stage);
+    let network = trainer.configure(network, stage).unwrap_or_else(|error| panic!("{}", error.message));
     let set = SizedSet::build(&data.train.images, &data.train.labels, 16, &recipe.data.mean, &recipe.data.std);
     let images = Tensor::<4>::from_data(TensorData::new(set.images[..8 * 3 * 16 * 16].to_vec(), [8, 3, 16, 16]), &device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);

@@ -5,6 +5,7 @@ use burn::tensor::activation::relu;
 
 use super::residual_block::{ResidualBlock, batch_norm, conv};
 use crate::arch::{Architecture, LayerKind};
+use crate::runtime::param_groups::{LayerParameters, parameter_ids};
 
 /// One layer of the forward pass, decided once from the architecture's typed specs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,43 @@ impl Backbone {
         self
     }
 
+    /// The parameters of the layer that runs as `op`, found through the typed fields that hold it.
+    pub fn layer_parameters(&self, op: BackboneOp) -> LayerParameters {
+        let batchnorm = |bn: &Option<BatchNorm>| {
+            let ids = parameter_ids(bn);
+            LayerParameters { all: ids.clone(), batchnorms: ids }
+        };
+        match op {
+            BackboneOp::Conv1 => LayerParameters { all: parameter_ids(&self.conv1), batchnorms: Vec::new() },
+            BackboneOp::Bn1 => batchnorm(&self.bn1),
+            BackboneOp::Fc => LayerParameters { all: parameter_ids(&self.fc), batchnorms: Vec::new() },
+            BackboneOp::Stage(number) => {
+                let blocks = self.stage(number).as_deref().unwrap_or_default();
+                let batchnorms = blocks
+                    .iter()
+                    .flat_map(|block| {
+                        let mut ids = parameter_ids(&block.bn1);
+                        ids.extend(parameter_ids(&block.bn2));
+                        ids.extend(parameter_ids(&block.bn3));
+                        ids.extend(block.downsample.as_ref().map(|downsample| parameter_ids(&downsample.bn)).unwrap_or_default());
+                        ids
+                    })
+                    .collect();
+                LayerParameters { all: parameter_ids(self.stage(number)), batchnorms }
+            }
+            BackboneOp::Relu | BackboneOp::MaxPool | BackboneOp::AvgPool => LayerParameters::default(),
+        }
+    }
+
+    fn stage(&self, number: u8) -> &Option<Vec<ResidualBlock>> {
+        match number {
+            1 => &self.layer1,
+            2 => &self.layer2,
+            3 => &self.layer3,
+            _ => &self.layer4,
+        }
+    }
+
     /// Keep the first `kept` layers: what comes after the cut point loses its parameters.
     pub fn cut(mut self, kept: usize) -> Self {
         let kept = kept.min(self.ops.len());
@@ -150,10 +188,7 @@ impl Backbone {
                 BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
                 BackboneOp::Relu => relu(x),
                 BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
-                BackboneOp::Stage(1) => stage(&self.layer1, x),
-                BackboneOp::Stage(2) => stage(&self.layer2, x),
-                BackboneOp::Stage(3) => stage(&self.layer3, x),
-                BackboneOp::Stage(_) => stage(&self.layer4, x),
+                BackboneOp::Stage(number) => stage(self.stage(*number), x),
                 BackboneOp::AvgPool => x.mean_dim(3).mean_dim(2),
                 BackboneOp::Fc => match &self.fc {
                     Some(fc) => {

@@ -6,6 +6,6 @@ pub mod head;
 mod network;
 mod residual_block;
 
-pub use backbone::Backbone;
+pub use backbone::{Backbone, BackboneOp};
 pub use head::Head;
 pub use network::Network;
