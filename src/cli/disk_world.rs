@@ -81,7 +81,7 @@ impl World for DiskWorld<'_> {
             return None;
         }
         let path = self.resolve(path);
-        let source = super::recipe_file::read_recipe_text(&path).ok()?;
+        let source = crate::recipe_text::read_recipe_text(&path).ok()?;
         let upstream_world = DiskWorld { base: path.parent().map(Path::to_path_buf).unwrap_or_default(), zoo: self.zoo, strict: false };
         RECIPE_DEPTH.with(|d| d.set(depth + 1));
         let (recipe, _) = crate::check::check_source(&source, "upstream", &upstream_world);

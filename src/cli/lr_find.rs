@@ -98,9 +98,9 @@ pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
 
 /// Change the stage's `lr` in the recipe file, show the diff, and lint the result before saving.
 fn write_rate(path: &Path, stage: &str, rate: f64, zoo: &Zoo) -> u8 {
-    let source = match std::fs::read_to_string(path) {
+    let source = match crate::recipe_text::read_recipe_text(path) {
         Ok(source) => source,
-        Err(error) => return super::usage_error(format!("cannot read {}: {error}", path.display())),
+        Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
     };
     let edited = match edit::set_stage_lr(&source, stage, rate) {
         Ok(edited) => edited,

@@ -12,7 +12,6 @@ use crate::plan::{RecipeGraph, RecipeNode};
 use crate::span::Span;
 use crate::runtime::runner;
 use crate::runtime::weights::sha256_file;
-use crate::syntax::ast::{ItemKind, WeightsSource};
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
 /// What the last successful run of a recipe produced, kept in `.tlrun/<recipe>.json` beside it.
@@ -37,22 +36,16 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 fn read_node(path: &Path) -> Option<Node> {
-    let source = super::recipe_file::read_recipe_text(path).ok()?;
+    let source = crate::recipe_text::read_recipe_text(path).ok()?;
     let (ast, _) = crate::syntax::parse(&source);
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut node = Node { path: canonical(path), publishes: None, needs_recipes: Vec::new(), needs_zoo: Vec::new() };
-    for item in &ast.items {
-        match &item.kind {
-            ItemKind::Publish(name) => node.publishes = Some(name.value.clone()),
-            ItemKind::Backbone(backbone) => match backbone.weights.as_ref().map(|weights| &weights.value) {
-                Some(WeightsSource::Recipe(reference)) => node.needs_recipes.push(canonical(&base.join(&reference.value))),
-                Some(WeightsSource::Zoo(entry)) => node.needs_zoo.push(entry.value.clone()),
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-    Some(node)
+    let links = crate::plan::recipe_links(&ast);
+    Some(Node {
+        path: canonical(path),
+        publishes: links.publishes,
+        needs_recipes: links.recipes.iter().map(|reference| canonical(&base.join(&reference.value))).collect(),
+        needs_zoo: links.zoo.into_iter().map(|entry| entry.value).collect(),
+    })
 }
 
 /// Targets and everything they depend on, dependencies first, each with the recipes it needs.

@@ -3,7 +3,6 @@ use std::path::{Path, PathBuf};
 use crate::check::recipe::Recipe;
 use crate::diagnostics::Diagnostic;
 use crate::span::Spanned;
-use crate::syntax::ast::{ItemKind, WeightsSource};
 
 use super::DiskWorld;
 
@@ -18,30 +17,7 @@ pub struct RecipeFile {
     pub references: Vec<(PathBuf, Spanned<String>)>,
 }
 
-/// The most bytes a recipe file may hold; larger files are refused before they are read.
-pub const MAX_RECIPE_BYTES: u64 = 10 * 1024 * 1024;
-
-/// A recipe's text: only a regular file, at most `MAX_RECIPE_BYTES`, valid UTF-8. The error says
-/// which of these failed, in words (`/dev/zero` is not read until memory runs out).
-pub fn read_recipe_text(path: &Path) -> Result<String, String> {
-    let metadata = std::fs::metadata(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => "it does not exist".to_string(),
-        _ => error.to_string(),
-    })?;
-    if metadata.is_dir() {
-        return Err("it is a folder, not a recipe file".to_string());
-    }
-    if !metadata.is_file() {
-        return Err("it is not a regular file (a device, pipe or socket)".to_string());
-    }
-    if metadata.len() > MAX_RECIPE_BYTES {
-        return Err(format!("it holds {} bytes, more than the {MAX_RECIPE_BYTES}-byte limit for a recipe", metadata.len()));
-    }
-    let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
-    String::from_utf8(bytes).map_err(|error| {
-        format!("it is not UTF-8 text (byte {} is not valid UTF-8: save the file as UTF-8)", error.utf8_error().valid_up_to())
-    })
-}
+use crate::recipe_text::read_recipe_text;
 
 impl RecipeFile {
     pub fn load(path: &Path, zoo: &crate::zoo::Zoo, strict: bool) -> Result<RecipeFile, String> {
@@ -50,16 +26,10 @@ impl RecipeFile {
         let world = DiskWorld { base: base.clone(), zoo, strict };
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
         let (ast, recipe, diagnostics) = crate::check::parse_and_check(&source, &stem, &world);
-        let references = ast
-            .items
-            .iter()
-            .filter_map(|item| match &item.kind {
-                ItemKind::Backbone(backbone) => match backbone.weights.as_ref().map(|weights| &weights.value) {
-                    Some(WeightsSource::Recipe(reference)) => Some((world.resolve(&reference.value), reference.clone())),
-                    _ => None,
-                },
-                _ => None,
-            })
+        let references = crate::plan::recipe_links(&ast)
+            .recipes
+            .into_iter()
+            .map(|reference| (world.resolve(&reference.value), reference))
             .collect();
         Ok(RecipeFile { path: path.to_path_buf(), display: path.display().to_string(), source, recipe, diagnostics, references })
     }

@@ -96,7 +96,7 @@ pub fn describe_changes(old: &Recipe, new: &Recipe) -> Result<Vec<String>, Diagn
 
 /// TL4011 when the recipe at `current_path` is not the one the run started with.
 pub fn refuse_if_changed(folder: &Path, saved: &Recipe, saved_source: &str, current_path: &Path, zoo: &crate::zoo::Zoo) -> Result<(), Diagnostic> {
-    let Ok(current_source) = std::fs::read_to_string(current_path) else { return Ok(()) };
+    let Ok(current_source) = crate::recipe_text::read_recipe_text(current_path) else { return Ok(()) };
     if current_source == saved_source {
         return Ok(());
     }

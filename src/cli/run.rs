@@ -134,9 +134,9 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
     let mut rerun: Vec<PathBuf> = Vec::new();
     for (path, needs) in &order {
         let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
-        let source = match std::fs::read_to_string(path) {
+        let source = match crate::recipe_text::read_recipe_text(path) {
             Ok(source) => source,
-            Err(error) => return super::usage_error(format!("cannot read {}: {error}", path.display())),
+            Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
         };
         let hash = pipeline::source_hash(&recipe, path, &source, zoo);
         let upstream = needs.iter().find(|need| rerun.contains(need));

@@ -140,12 +140,10 @@ pub fn pretrained_weights(recipe: &Recipe, base: &Path, zoo: &Zoo) -> Result<Opt
         Weights::Zoo(name) => Some(zoo.entry_dir(name).join(WEIGHTS_FILE)),
         Weights::Recipe(path) => {
             let upstream_path = base.join(path);
-            let source = std::fs::read_to_string(&upstream_path).map_err(|error| {
-                Diagnostic::new(Code::MissingRecipeInput, format!("cannot read recipe {}: {error}", upstream_path.display()))
+            let source = crate::recipe_text::read_recipe_text(&upstream_path).map_err(|reason| {
+                Diagnostic::new(Code::MissingRecipeInput, format!("cannot read recipe {}: {reason}", upstream_path.display()))
             })?;
-            let stem = upstream_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-            let (upstream, _) = crate::check::check_source(&source, &stem, &crate::check::NoWorld);
-            let export = upstream.and_then(|upstream| upstream.export).ok_or_else(|| {
+            let export = crate::plan::recipe_links(&crate::syntax::parse(&source).0).export.ok_or_else(|| {
                 Diagnostic::new(Code::MissingRecipeInput, format!("recipe {} exports nothing", upstream_path.display()))
                     .with_help("add `export \"path.safetensors\"` to that recipe")
             })?;
