@@ -1,0 +1,258 @@
+//! The training loop, one stage at a time, with the recipe's freezing, per-group learning rates,
+//! schedule and image sizes. Split the way burn-train splits it:
+//! - `stage`: a stage's epochs, `keep best` and early stopping around them;
+//! - `epoch`: one epoch's optimizer steps, then its evaluation and metrics;
+//! - `step`: one optimizer step (accumulated batches, a failed step kept from losing the run);
+//! - `events`: the hooks the runner answers (checkpoints, metrics, Ctrl-C);
+//! - `evaluation`: the valid split in inference mode.
+//! This file holds the trainer's state and what every part shares (groups, rates, batches).
+
+mod epoch;
+mod evaluation;
+mod events;
+mod stage;
+mod step;
+
+pub use events::{NoHooks, Snapshot, StageFailure, StageHooks, Stop};
+pub use step::step_failure;
+
+use std::collections::HashMap;
+
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+pub use crate::run_files::{EpochMetrics, Evaluation, StepRates};
+use serde::{Deserialize, Serialize};
+
+use super::best_epoch::BestEpoch;
+use super::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
+use super::ema::WeightAverage;
+use super::model::Network;
+use super::optimizer::StageOptimizer;
+use super::param_groups::ParameterGroups;
+use super::loss;
+use crate::check::recipe::{BatchNormMode, Recipe, Stage};
+use crate::diagnostics::{Code, Diagnostic};
+
+/// Decoded images and labels of one split, at their native size.
+pub struct Split {
+    pub images: Vec<DecodedImage>,
+    pub labels: Vec<usize>,
+}
+
+pub struct TrainingData {
+    pub classes: Vec<String>,
+    pub train: Split,
+    pub valid: Split,
+}
+
+/// Where training is: enough to resume exactly (with the network and optimizer state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub stage_index: usize,
+    /// 1-based epoch within the stage; past the stage's epochs means the stage is done.
+    pub epoch: u32,
+    /// The next batch of the epoch; 0 means the epoch has not started.
+    pub next_batch: usize,
+    pub step_in_stage: usize,
+    pub global_step: usize,
+    /// The global number of the epoch at `epoch`.
+    pub global_epoch: u32,
+    /// Augmentation generator state, mid-epoch.
+    pub rng_state: u64,
+    /// The epoch's running training loss so far, mid-epoch.
+    pub loss_sum: f64,
+    pub images_seen: usize,
+    /// The stage's best epoch so far (`keep best`, early stopping).
+    #[serde(default)]
+    pub best: BestEpoch,
+}
+
+/// A stage continued from a checkpoint inside it.
+pub struct StageResume {
+    pub position: Position,
+    /// The optimizer with the checkpoint's state loaded (its momentum handle drives it).
+    pub optimizer: StageOptimizer,
+    /// The best epoch's weights, when the stage keeps its best.
+    pub best: Option<Network>,
+}
+
+/// How a stage ended.
+pub struct StageOutcome {
+    pub network: Network,
+    /// `keep best`: the epoch whose weights the stage ended with.
+    pub restored_epoch: Option<u32>,
+    /// Early stopping: the last epoch that ran.
+    pub stopped_after: Option<u32>,
+}
+
+pub struct Trainer<'a> {
+    pub recipe: &'a Recipe,
+    /// The training device (autodiff).
+    pub device: Device,
+    pub data: &'a TrainingData,
+    sized: HashMap<u32, (SizedSet, SizedSet)>,
+    /// The recipe's groups over the network of the stage being configured.
+    groups: ParameterGroups,
+    loss: CrossEntropyLoss,
+    pub global_epoch: u32,
+    pub global_step: usize,
+    pub step_rates: Vec<StepRates>,
+    /// `ema`: the moving average of the weights, started at the first step of the run.
+    pub average: Option<WeightAverage>,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(recipe: &'a Recipe, device: Device, data: &'a TrainingData) -> Self {
+        Trainer {
+            recipe,
+            loss: loss::training_loss(&recipe.loss, &data.train.labels, data.classes.len(), &device),
+            device,
+            data,
+            sized: HashMap::new(),
+            groups: ParameterGroups { all: Vec::new(), batchnorms: Vec::new() },
+            global_epoch: 0,
+            global_step: 0,
+            step_rates: Vec::new(),
+            average: None,
+        }
+    }
+
+    /// Train and valid images at `size`, resized once and cached for later epochs.
+    fn sized_sets(&mut self, size: u32) -> &(SizedSet, SizedSet) {
+        let data = self.data;
+        let recipe = self.recipe;
+        self.sized.entry(size).or_insert_with(|| {
+            let (mean, std) = recipe.input_normalisation();
+            let build = |split: &Split, training: bool| {
+                let fit = Fit::of(recipe.data.resize_method, training);
+                SizedSet::build_fitted(&split.images, &split.labels, size, &mean, &std, fit, recipe.input_channels())
+            };
+            (build(&data.train, true), build(&data.valid, false))
+        })
+    }
+
+    /// Select the recipe's groups in `network` and freeze what the stage freezes. `batchnorm
+    /// train` keeps BatchNorm layers of frozen groups training (fastai's train_bn): their
+    /// statistics and affine parameters move. A group that selects no parameter is an error.
+    pub fn configure(&mut self, network: Network, stage: &Stage) -> Result<Network, Diagnostic> {
+        self.select_groups(&network, stage)?;
+        Ok(self.freeze(network, stage))
+    }
+
+    pub(super) fn select_groups(&mut self, network: &Network, stage: &Stage) -> Result<(), Diagnostic> {
+        self.groups = ParameterGroups::select(network, self.recipe).map_err(|empty| {
+            Diagnostic::new(Code::StepFailed, format!("stage `{}`: group(s) {} select no parameter of the network", stage.name, empty.join(", ")))
+                .with_help("a group must hold a layer with weights (lint reports this as TL1013)")
+        })?;
+        Ok(())
+    }
+
+    pub(super) fn freeze(&self, network: Network, stage: &Stage) -> Network {
+        let mut network = network.unfreeze();
+        for (index, group) in self.groups.all.iter().enumerate() {
+            if !stage.trained[index] {
+                network = network.freeze_group(group.clone());
+                if stage.batchnorm == BatchNormMode::Train {
+                    network = network.unfreeze_group(self.groups.batchnorms[index].clone());
+                }
+            }
+        }
+        network
+    }
+
+    /// Each group's rate for this step: base × multiplier × schedule factor.
+    pub fn learning_rates(&self, stage: &Stage, factor: f64) -> ModuleLearningRate {
+        let mut scheduler = ModuleLrScheduler::new(stage.base_lr * factor);
+        for (index, group) in self.groups.all.iter().enumerate() {
+            scheduler = scheduler.with_group(group.clone(), stage.group_lr(index) * factor);
+        }
+        scheduler.step()
+    }
+
+    /// Forward and backward on one batch, the loss scaled by `weight` (a batch's share of an
+    /// accumulated step). Returns the gradients and the unscaled loss; a non-finite loss is an error.
+    pub fn gradients(&self, network: &Network, images: Tensor<4>, labels: Tensor<1, Int>, weight: f64) -> Result<(GradientsParams, f64), f64> {
+        let logits = network.forward(images);
+        let loss = self.loss.forward(logits, labels);
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        if !value.is_finite() {
+            return Err(value);
+        }
+        let loss = if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
+        Ok((GradientsParams::from_grads(loss.backward(), network), value))
+    }
+
+    /// One optimizer step on one batch. Returns the loss; a non-finite loss leaves the network as it was.
+    pub fn step(
+        &self,
+        network: Network,
+        optimizer: &mut ModuleOptimizer,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        rates: ModuleLearningRate,
+    ) -> Result<(Network, f64), (Network, f64)> {
+        match self.gradients(&network, images, labels, 1.0) {
+            Ok((gradients, value)) => Ok((optimizer.step(rates, network, gradients), value)),
+            Err(value) => Err((network, value)),
+        }
+    }
+
+    /// A training batch at `size` from the epoch's order, augmented.
+    pub fn training_batch(&mut self, size: u32, indices: &[usize], rng: &mut SplitMix64) -> (Tensor<4>, Tensor<1, Int>) {
+        let augment = Augment { flip: self.recipe.data.flip, crop_padding: self.recipe.data.crop_padding };
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
+        let (train_set, _) = self.sized_sets(size);
+        fill_batch(train_set, indices, &augment, rng, &mut images, &mut labels);
+        let count = indices.len();
+        (
+            Tensor::<4>::from_data(TensorData::new(images, [count, self.recipe.input_channels() as usize, size as usize, size as usize]), &self.device),
+            Tensor::<1, Int>::from_data(TensorData::new(labels, [count]), &self.device),
+        )
+    }
+
+    /// The network evaluations and exports see: the moving average under `ema`, else the network.
+    pub fn evaluated(&self, network: &Network) -> Network {
+        match &self.average {
+            Some(average) => average.network().clone(),
+            None => network.valid(),
+        }
+    }
+
+    /// What a checkpoint holds besides the position.
+    pub(super) fn snapshot<'s>(&'s self, network: &'s Network, optimizer: &'s StageOptimizer, best: Option<&'s Network>) -> Snapshot<'s> {
+        Snapshot { network, optimizer: &optimizer.optimizer, rates: &self.step_rates, best, average: self.average.as_ref() }
+    }
+
+    /// Resize every image to `size` now (the `Resize` step), so later epochs at this size read the cache.
+    pub fn prepare_size(&mut self, size: u32) {
+        let _ = self.sized_sets(size);
+    }
+
+    /// Restore the per-step rates recorded before a checkpoint.
+    pub fn restore_rates(&mut self, rates: Vec<StepRates>) {
+        self.step_rates = rates;
+    }
+
+    pub(super) fn record_rates(&mut self, stage: &Stage, factor: f64) {
+        let rates = self
+            .recipe
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(index, group)| (group.name.clone(), if stage.trained[index] { stage.group_lr(index) * factor } else { 0.0 }))
+            .collect();
+        self.step_rates.push(StepRates { step: self.global_step, stage: stage.name.clone(), rates });
+    }
+}
+
+pub(super) fn progress_bar(length: usize, prefix: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(length as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(prefix.to_string());
+    bar
+}
