@@ -141,7 +141,9 @@ pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, zoo: &Zoo)
         }
     }
     if let Ok(Some(weights)) = runner::pretrained_weights(recipe, &base, zoo) {
-        hash_bytes(&mut hasher, sha256_file(&weights).unwrap_or_default().as_bytes());
+        // A weights file that cannot be read hashes as such: the run that follows names the file.
+        let fingerprint = sha256_file(&weights).unwrap_or_else(|error| format!("unreadable: {error}"));
+        hash_bytes(&mut hasher, fingerprint.as_bytes());
     }
     hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -186,7 +188,9 @@ pub fn read_record(recipe_path: &Path) -> Option<RunRecord> {
 pub fn write_record(recipe_path: &Path, record: &RunRecord) -> Result<(), crate::diagnostics::Diagnostic> {
     let path = record_path(recipe_path);
     if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
+        std::fs::create_dir_all(parent).map_err(|error| {
+            crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnwritable, format!("cannot create {}: {error}", parent.display()))
+        })?;
     }
     let text = serde_json::to_string_pretty(record).map_err(|error| {
         crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display()))

@@ -409,13 +409,17 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                         }
                         Err(stage_failure) => {
                             // Keep the last good weights, and report what ran, before giving the error.
-                            let _ = weights::save(&stage_failure.network, &run_folder.file(run_files::WEIGHTS));
+                            let saved = weights::save(&stage_failure.network, &run_folder.file(run_files::WEIGHTS));
                             write_report(&run_folder.path, &mut Vec::new());
-                            let diagnostic = match stage_failure.stop {
+                            let mut diagnostic = match stage_failure.stop {
                                 Stop::Failed(diagnostic) => diagnostic,
                                 Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted: a checkpoint was written after the last step")
                                     .with_help(format!("resume with `tlrun resume {}`", run_folder.path.display())),
                             };
+                            // A failed save is said, never swallowed: the user must not look for weights that are not there.
+                            if let Err(unsaved) = saved {
+                                diagnostic.message = format!("{}; the last good weights could not be saved either: {}", diagnostic.message, unsaved.message);
+                            }
                             return Err(fail(diagnostic));
                         }
                     }
