@@ -14,6 +14,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod limits;
 pub mod plan;
+pub mod probe;
 pub mod recipe_text;
 pub mod report;
 pub mod run_files;

@@ -1,0 +1,14 @@
+//! Transferability before training: LogME evidence and a linear probe over pooled features at each
+//! candidate cut, and the Fréchet distance between target and pretraining features. Pure math on
+//! numbers the runtime hands over: no IO, no burn.
+
+pub mod eigen;
+pub mod features;
+pub mod frechet;
+pub mod linear_probe;
+pub mod logme;
+
+pub use features::{Features, stratified_split};
+pub use frechet::{FeatureStats, frechet_distance};
+pub use linear_probe::LinearProbe;
+pub use logme::{LogMe, logme};
