@@ -18,6 +18,7 @@ struct FakeWorld {
 impl World for FakeWorld {
     fn zoo_entry(&self, name: &str) -> ZooLookup {
         let card = |architecture: &str| ZooCard {
+            source: None,
             name: name.to_string(),
             architecture: architecture.to_string(),
             stats: Stats::imagenet(224),

@@ -36,6 +36,7 @@ pub fn check(
         train_images: None,
         resize_method: ResizeMethod::Crop,
         adapt_channels: false,
+        source: None,
     };
     let Some((item, statements)) = block else {
         diagnostics.push(missing(anchor, "the recipe has no `data` block", "add `data { train \"path/to/train\" }`"));
@@ -45,6 +46,7 @@ pub fn check(
     let mut seen: Vec<(&'static str, Span)> = Vec::new();
     let mut train_span = None;
     let mut valid_source: Option<&DataSourceDecl> = None;
+    let mut source_span = None;
     for statement in statements {
         let keyword = keyword_of(&statement.kind);
         if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
@@ -61,6 +63,10 @@ pub fn check(
                 // A synthetic valid set defaults to another seed than train, so its images are new.
                 data.valid = Validation::Source { source: check_source(source, seed.wrapping_add(VALID_SEED_OFFSET), diagnostics) };
                 valid_source = Some(source);
+            }
+            DataKind::Source(source) => {
+                data.source = Some(check_source(source, seed, diagnostics));
+                source_span = Some(source.span());
             }
             DataKind::ValidSplit { fraction, seed: split_seed } => {
                 if !(fraction.value > 0.0 && fraction.value < 1.0) {
@@ -140,6 +146,15 @@ pub fn check(
         }
     }
 
+    if let (Some(DataSource::Folder { path }), Some(span)) = (&data.source, source_span) {
+        if world.strict() && world.class_folders(path).is_none() {
+            diagnostics.push(
+                Diagnostic::new(Code::DataFolderMissing, format!("source folder `{path}` does not exist"))
+                    .at(span, "not found")
+                    .with_help("paths are relative to the recipe file; `source` names the images the backbone was trained on"),
+            );
+        }
+    }
     let Some(train_span) = train_span else {
         diagnostics.push(
             Diagnostic::new(Code::MissingStatement, "the `data` block names no train folder")
@@ -277,6 +292,7 @@ fn check_source(source: &DataSourceDecl, default_seed: u64, diagnostics: &mut Ve
 fn keyword_of(kind: &DataKind) -> &'static str {
     match kind {
         DataKind::Train(_) => "train",
+        DataKind::Source(_) => "source",
         DataKind::Valid(_) | DataKind::ValidSplit { .. } => "valid",
         DataKind::Batch(_) => "batch",
         DataKind::Normalize(_) => "normalize",

@@ -52,6 +52,9 @@ pub struct Backbone {
     pub weights: Weights,
     /// What the weights were trained with: the zoo card, the recipe's override, or the architecture's.
     pub stats: Stats,
+    /// What the zoo card says the weights were trained on, as data a run can load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_data: Option<DataSource>,
 }
 
 fn architecture_name<S: serde::Serializer>(architecture: &&'static Architecture, s: S) -> Result<S::Ok, S::Error> {
@@ -71,6 +74,11 @@ impl Recipe {
     }
 
     /// The side the network last trains at: the last stage's last size (or the data `size`).
+    /// The images forgetting is measured on: the recipe's `source`, else the zoo card's.
+    pub fn forgetting_source(&self) -> Option<&DataSource> {
+        self.data.source.as_ref().or(self.backbone.source_data.as_ref())
+    }
+
     pub fn last_size(&self) -> u32 {
         self.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(self.data.size)
     }
@@ -123,6 +131,9 @@ pub struct Data {
     /// `channels 1 adapt`: the network takes one channel; a colour backbone's first filters are
     /// summed over their RGB inputs (timm's `adapt_input_conv`).
     pub adapt_channels: bool,
+    /// `source`: the images the backbone was trained on, measured after every stage (forgetting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<DataSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -154,6 +165,26 @@ pub enum DataSource {
 }
 
 impl DataSource {
+    /// How a zoo card writes a data source: an absolute folder, or `synthetic:TASK:PER_CLASS:SEED`.
+    pub fn card_text(&self, base: &str) -> String {
+        match self {
+            DataSource::Folder { path } => format!("{base}{}{path}", if base.is_empty() || base.ends_with('/') { "" } else { "/" }),
+            DataSource::Synthetic { task, per_class, seed } => format!("synthetic:{task}:{per_class}:{seed}"),
+        }
+    }
+
+    /// The source a card's `source_data` names; `None` for an empty or malformed one.
+    pub fn from_card_text(text: &str) -> Option<DataSource> {
+        if let Some(rest) = text.strip_prefix("synthetic:") {
+            let mut parts = rest.rsplitn(3, ':');
+            let seed = parts.next()?.parse().ok()?;
+            let per_class = parts.next()?.parse().ok()?;
+            let task = parts.next()?.to_string();
+            return Some(DataSource::Synthetic { task, per_class, seed });
+        }
+        (!text.is_empty()).then(|| DataSource::Folder { path: text.to_string() })
+    }
+
     pub fn describe(&self) -> String {
         match self {
             DataSource::Folder { path } => path.clone(),

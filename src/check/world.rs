@@ -11,6 +11,8 @@ pub struct ZooCard {
     pub stats: Stats,
     /// What the weights were trained on, in words ("synthetic shapes, 32px RGB").
     pub trained_on: String,
+    /// The training images as data a run can load (the card's `source_data`), for forgetting.
+    pub source: Option<crate::check::recipe::DataSource>,
 }
 
 pub enum ZooLookup {

@@ -52,6 +52,7 @@ impl World for DiskWorld<'_> {
                 architecture: card.architecture.clone(),
                 stats: card.stats(),
                 trained_on: card.trained_on.clone(),
+                source: crate::check::recipe::DataSource::from_card_text(&card.source_data),
             }),
             Err(_) => ZooLookup::Missing { available: self.zoo.entry_names() },
         }

@@ -9,6 +9,7 @@ mod lint;
 mod lr_find;
 mod pipeline;
 mod plan;
+mod probe;
 mod recipe_file;
 mod report;
 mod resume;
@@ -79,6 +80,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// The learning-rate range test on one stage: fastai's valley and steep suggestions and a plot.
     LrFind(lr_find::LrFindArgs),
+    /// Where to cut: LogME and a linear probe at every candidate cut, domain shift, a recommendation.
+    Probe(probe::ProbeArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Plan { recipe } => plan::run(&recipe, &zoo),
         Command::Run(args) => run::run(&args, &zoo),
         Command::LrFind(args) => lr_find::run(&args, &zoo),
+        Command::Probe(args) => probe::run(&args, &zoo),
         Command::Data(command) => data::run(&command),
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),

@@ -45,6 +45,10 @@ pub struct ImportArgs {
     pub provenance: String,
     #[arg(long, default_value = "")]
     pub license: String,
+    /// The images the weights were trained on, where a run can load them (a class folder), so
+    /// that recipes starting from this entry measure what fine-tuning forgets.
+    #[arg(long)]
+    pub source_data: Option<PathBuf>,
 }
 
 pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
@@ -171,6 +175,9 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
         provenance: if args.provenance.is_empty() { format!("imported from {}", args.weights.display()) } else { args.provenance.clone() },
         license: args.license.clone(),
         sha256,
+        source_data: args.source_data.as_ref().map(|folder| std::fs::canonicalize(folder).unwrap_or_else(|_| folder.clone()).display().to_string()).unwrap_or_default(),
+        features_sha256: String::new(),
+        feature_layer: String::new(),
     };
     if let Err(diagnostic) = card.to_toml().and_then(|text| crate::atomic_file::write_atomic(&folder.join(CARD_FILE), text.as_bytes())) {
         super::print_runtime_error(&diagnostic, &args.weights);

@@ -2,12 +2,14 @@
 //! candidate cut, and the Fréchet distance between target and pretraining features. Pure math on
 //! numbers the runtime hands over: no IO, no burn.
 
+pub mod advice;
 pub mod eigen;
 pub mod features;
 pub mod frechet;
 pub mod linear_probe;
 pub mod logme;
 
+pub use advice::{Advice, ScoredCut, Shift, advise};
 pub use features::{Features, stratified_split};
 pub use frechet::{FeatureStats, frechet_distance};
 pub use linear_probe::LinearProbe;

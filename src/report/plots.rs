@@ -419,3 +419,50 @@ pub fn lr_find_png(rates: &[f64], losses: &[f64], suggestions: &[(&str, f64)]) -
         chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())
     })
 }
+
+/// `tlrun probe`: LogME (top) and linear-probe accuracy (bottom) against the depth of the cut —
+/// the general-to-specific curve. `cuts` are (name, LogME, probe accuracy) from shallow to deep;
+/// `marked` names the recommended cut.
+pub fn probe_png(cuts: &[(String, f64, f64)], marked: Option<&str>) -> Result<Png, String> {
+    render(WIDTH, HEIGHT + HEIGHT / 2, |root| {
+        let (top, bottom) = root.split_vertically((HEIGHT + HEIGHT / 2) / 2);
+        let names: Vec<String> = cuts.iter().map(|(name, _, _)| name.clone()).collect();
+        let count = cuts.len().max(1) as f64;
+        for (area, title, value, label) in [
+            (&top, "LogME evidence per image (higher: features fit the labels better)", 1usize, "LogME"),
+            (&bottom, "linear probe accuracy on held-out images", 2usize, "accuracy"),
+        ] {
+            let points: Vec<(f64, f64)> = cuts
+                .iter()
+                .enumerate()
+                .map(|(index, cut)| (index as f64, if value == 1 { cut.1 } else { cut.2 * 100.0 }))
+                .filter(|(_, y)| y.is_finite())
+                .collect();
+            let (low, high) = range_of(points.iter().map(|(_, y)| *y));
+            let margin = ((high - low) * 0.1).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 16))
+                .margin(12)
+                .x_label_area_size(32)
+                .y_label_area_size(56)
+                .build_cartesian_2d(-0.5..(count - 0.5), (low - margin)..(high + margin))
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("cut after")
+                .y_desc(label)
+                .x_labels(cuts.len().max(1))
+                .x_label_formatter(&|x| names.get(x.round().max(0.0) as usize).cloned().unwrap_or_default())
+                .draw()
+                .map_err(|e| e.to_string())?;
+            chart.draw_series(LineSeries::new(points.clone(), colour(value - 1).stroke_width(2))).map_err(|e| e.to_string())?;
+            chart.draw_series(points.iter().map(|point| Circle::new(*point, 4, colour(value - 1).filled()))).map_err(|e| e.to_string())?;
+            if let Some(index) = marked.and_then(|name| names.iter().position(|known| known == name)) {
+                if let Some(point) = points.iter().find(|(x, _)| *x as usize == index) {
+                    chart.draw_series(std::iter::once(Circle::new(*point, 8, colour(3).stroke_width(2)))).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -19,4 +19,5 @@ pub mod runner;
 pub mod publish;
 pub mod benchmark;
 pub mod checkpoint;
+pub mod probe;
 pub mod resume_point;

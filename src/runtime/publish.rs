@@ -1,12 +1,25 @@
 //! `publish "name"`: the trained network goes into the zoo with a card of how it was trained.
 
+use std::path::Path;
+
+use burn::prelude::*;
+
 use super::model::Network;
+use super::trainer::TrainingData;
 use super::weights;
 use crate::check::recipe::{DataSource, Recipe};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::zoo::{CARD_FILE, Card, WEIGHTS_FILE, Zoo};
+use crate::probe::FeatureStats;
+use crate::zoo::{CARD_FILE, Card, FEATURES_FILE, WEIGHTS_FILE, Zoo};
 
-pub fn publish(network: &Network, recipe: &Recipe, classes: &[String], zoo: &Zoo, entry: &str) -> Result<Card, Diagnostic> {
+/// Images of the training split whose feature statistics a card keeps.
+const FEATURE_SAMPLE: usize = 2000;
+
+/// Publish `network` (trained by `recipe` on `data`; data paths relative to `base`) as zoo entry
+/// `entry`: its weights, the statistics of its deepest pooled features on the training images
+/// (features.safetensors), and a card saying how it was made and where its images are.
+pub fn publish(network: &Network, recipe: &Recipe, data: &TrainingData, base: &Path, device: &Device, zoo: &Zoo, entry: &str) -> Result<Card, Diagnostic> {
+    let classes = &data.classes;
     let folder = zoo.entry_dir(entry);
     std::fs::create_dir_all(&folder).map_err(|error| {
         Diagnostic::new(Code::RunFolderUnwritable, format!("cannot create zoo entry {}: {error}", folder.display()))
@@ -18,6 +31,14 @@ pub fn publish(network: &Network, recipe: &Recipe, classes: &[String], zoo: &Zoo
         Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", weights_path.display()))
     })?;
     let trained_size = recipe.last_size();
+    let (feature_layer, features_sha256) = write_feature_stats(network, recipe, data, trained_size, device, &folder.join(FEATURES_FILE))?;
+    let source_data = match &recipe.data.train {
+        DataSource::Folder { path } => {
+            let folder = std::fs::canonicalize(base.join(path)).unwrap_or_else(|_| base.join(path));
+            folder.display().to_string()
+        }
+        synthetic => synthetic.card_text(""),
+    };
     let synthetic = matches!(recipe.data.train, DataSource::Synthetic { .. });
     let card = Card {
         name: entry.to_string(),
@@ -31,7 +52,30 @@ pub fn publish(network: &Network, recipe: &Recipe, classes: &[String], zoo: &Zoo
         provenance: format!("trained by tlrun {} from recipe `{}` (seed {})", env!("CARGO_PKG_VERSION"), recipe.name, recipe.seed),
         license: if synthetic { "CC0-1.0 (synthetic data drawn by tlrun)".into() } else { "as the training data's license".into() },
         sha256,
+        source_data,
+        features_sha256,
+        feature_layer,
     };
     super::run_folder::write_atomic(&folder.join(CARD_FILE), card.to_toml()?.as_bytes())?;
     Ok(card)
+}
+
+/// The training images' pooled features at the network's deepest kept stage: mean and
+/// covariance into `path`. Returns the layer and the file's sha256.
+fn write_feature_stats(network: &Network, recipe: &Recipe, data: &TrainingData, size: u32, device: &Device, path: &Path) -> Result<(String, String), Diagnostic> {
+    let inference = network.valid();
+    let plain = device.clone().without_autodiff();
+    let Some(tap) = super::probe::candidates(recipe).into_iter().filter(|index| *index < inference.backbone.kept).last() else {
+        return Ok((String::new(), String::new()));
+    };
+    let sample = super::probe::stratified_sample(&data.train.labels, FEATURE_SAMPLE, recipe.seed);
+    let images: Vec<_> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
+    let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
+    let tapped = super::probe::pooled_features(recipe, &inference.backbone, &images, &labels, size, &[tap], false, &plain);
+    let Some((layer, features)) = tapped.into_iter().next() else { return Ok((String::new(), String::new())) };
+    let bytes = crate::zoo::feature_stats::encode(&layer, &FeatureStats::of(&features))
+        .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display())))?;
+    super::run_folder::write_atomic(path, &bytes)?;
+    let sha256 = weights::sha256_file(path).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", path.display())))?;
+    Ok((layer, sha256))
 }

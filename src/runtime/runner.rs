@@ -100,7 +100,7 @@ pub fn starting_network(
 
 /// The `BuildBackbone` step: the whole architecture with seeded random weights, its first
 /// convolution taking three channels when colour weights will be adapted to grey.
-fn build_backbone(recipe: &Recipe, device: &Device) -> Backbone {
+pub(crate) fn build_backbone(recipe: &Recipe, device: &Device) -> Backbone {
     device.seed(recipe.seed);
     let channels = if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() };
     let architecture = recipe.backbone.architecture;
@@ -111,7 +111,7 @@ fn build_backbone(recipe: &Recipe, device: &Device) -> Backbone {
 
 /// The `LoadWeights` step: the pretrained file (if any) into the cut backbone, then `channels 1
 /// adapt` sums the first filters.
-fn load_pretrained(recipe: &Recipe, backbone: Backbone, pretrained: Option<&Path>) -> Result<(Backbone, Option<weights::LoadReport>), Diagnostic> {
+pub(crate) fn load_pretrained(recipe: &Recipe, backbone: Backbone, pretrained: Option<&Path>) -> Result<(Backbone, Option<weights::LoadReport>), Diagnostic> {
     let (mut backbone, report) = match pretrained {
         Some(path) => {
             let (loaded, report) = weights::load_backbone(backbone, path)?;
@@ -446,8 +446,8 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
             }
             Step::Publish { entry } => {
                 let trained = network.as_ref().ok_or_else(|| internal("publishing before the network"))?;
-                let classes = &data.get().ok_or_else(|| internal("publishing before the data"))?.classes;
-                let card = super::publish::publish(trained, recipe, classes, &options.zoo, entry).map_err(fail)?;
+                let loaded = data.get().ok_or_else(|| internal("publishing before the data"))?;
+                let card = super::publish::publish(trained, recipe, loaded, &base, &device, &options.zoo, entry).map_err(fail)?;
                 notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
             }
         }

@@ -79,6 +79,8 @@ pub struct DataStatement {
 pub enum DataKind {
     Train(DataSourceDecl),
     Valid(DataSourceDecl),
+    /// `source FOLDER`: the pretraining images, measured after every stage (forgetting).
+    Source(DataSourceDecl),
     ValidSplit { fraction: Spanned<f64>, seed: Option<Spanned<i64>> },
     Batch(Spanned<i64>),
     Normalize(Normalization),

@@ -1,4 +1,4 @@
-//! Edits of recipe text that tools make for the user (`lr-find --write`): the smallest change to
+//! Edits of recipe text that tools make for the user (`lr-find --write`, `probe --write`): the smallest change to
 //! the source, so comments and layout survive, and the result is checked like any recipe.
 
 use super::ast::{ItemKind, StageKind};
@@ -45,6 +45,37 @@ pub fn set_stage_lr(source: &str, stage: &str, rate: f64) -> Result<String, Stri
     Ok(edited)
 }
 
+/// `source` with its cut set to `cut after LAYER`: the `cut` statement replaced, or one added on
+/// the line after `backbone` when there is none (`tlrun probe --write`).
+pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
+    let (ast, diagnostics) = super::parse(source);
+    if !diagnostics.is_empty() {
+        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
+    }
+    let written = format!("cut after {layer}");
+    let existing = ast.items.iter().find(|item| matches!(item.kind, ItemKind::Cut(_))).map(|item| item.span);
+    let (at, end, text) = match existing {
+        Some(span) => (span.start, span.end, written),
+        None => {
+            let backbone_end = ast
+                .items
+                .iter()
+                .find_map(|item| match &item.kind {
+                    ItemKind::Backbone(backbone) => Some(backbone.weights.as_ref().map_or(backbone.architecture.span.end, |weights| weights.span.end)),
+                    _ => None,
+                })
+                .ok_or_else(|| "the recipe has no `backbone`".to_string())?;
+            let line_end = source[backbone_end..].find('\n').map_or(source.len(), |offset| backbone_end + offset);
+            (line_end, line_end, format!("\n{written}"))
+        }
+    };
+    let mut edited = String::with_capacity(source.len() + text.len());
+    edited.push_str(&source[..at]);
+    edited.push_str(&text);
+    edited.push_str(&source[end..]);
+    Ok(edited)
+}
+
 /// The lines that differ between two versions of a one-line edit, as `- old` / `+ new`.
 pub fn line_diff(before: &str, after: &str) -> String {
     let mut out = String::new();
@@ -80,5 +111,13 @@ mod tests {
     fn refuses_unknown_stages_and_broken_recipes() {
         assert!(set_stage_lr("stage s { }\n", "t", 0.1).unwrap_err().contains("no stage `t`"));
         assert!(set_stage_lr("stage s { epochs }\n", "s", 0.1).is_err());
+    }
+
+    #[test]
+    fn sets_or_adds_the_cut() {
+        let with_cut = "recipe \"r\"\nbackbone resnet18 from none\ncut before layer4   # keep three stages\n";
+        assert_eq!(set_cut(with_cut, "layer2").unwrap(), "recipe \"r\"\nbackbone resnet18 from none\ncut after layer2   # keep three stages\n");
+        let without = "recipe \"r\"\nbackbone resnet18 from none  # pretrained\nhead { linear classes }\n";
+        assert_eq!(set_cut(without, "layer3").unwrap(), "recipe \"r\"\nbackbone resnet18 from none  # pretrained\ncut after layer3\nhead { linear classes }\n");
     }
 }

@@ -213,6 +213,7 @@ impl Lowerer {
         let kind = match rule {
             Rule::train_folder => DataKind::Train(self.data_source(inner.next().expect(GRAMMAR))),
             Rule::valid_folder => DataKind::Valid(self.data_source(inner.next().expect(GRAMMAR))),
+            Rule::source_folder => DataKind::Source(self.data_source(inner.next().expect(GRAMMAR))),
             Rule::valid_split => {
                 let fraction = self.number(inner.next().expect(GRAMMAR));
                 let seed = inner.next().map(|seed| self.integer(seed));

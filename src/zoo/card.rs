@@ -24,6 +24,16 @@ pub struct Card {
     /// sha256 of weights.safetensors, lowercase hex.
     #[serde(default)]
     pub sha256: String,
+    /// The images the weights were trained on (a folder, or `builtin:NAME`), so that a recipe
+    /// starting from this entry can measure what fine-tuning forgets of them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_data: String,
+    /// sha256 of features.safetensors: the training images' feature statistics at the layer
+    /// `feature_layer` (for the Fréchet distance of later recipes' images).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub features_sha256: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub feature_layer: String,
 }
 
 impl Card {

@@ -1,8 +1,10 @@
 //! The model zoo on disk: a folder of entries, each `<name>/card.toml` plus `<name>/weights.safetensors`.
 
 mod card;
+pub mod feature_stats;
 
 pub use card::{Card, CardError};
+pub use feature_stats::{FEATURES_FILE, read as read_feature_stats};
 
 use std::path::{Path, PathBuf};
 

@@ -174,33 +174,69 @@ impl Backbone {
         self
     }
 
+    /// The forward pass over the kept layers, keeping the output after each layer in `taps`
+    /// (indices of kept layers) and, with `blocks`, after every residual block but a stage's last,
+    /// each globally average-pooled to `[N, C]`. A tap is named by the layer (`layer3`) or the
+    /// block (`layer3.0`); `names` are the kept layers' names.
+    pub fn pooled_taps(&self, input: Tensor<4>, names: &[&str], taps: &[usize], blocks: bool) -> Vec<(String, Tensor<2>)> {
+        let pooled = |x: &Tensor<4>| {
+            let [batch, channels, _, _] = x.dims();
+            x.clone().mean_dim(3).mean_dim(2).reshape([batch, channels])
+        };
+        let mut found = Vec::new();
+        let mut x = input;
+        for (index, op) in self.ops.iter().enumerate() {
+            if matches!(op, BackboneOp::AvgPool | BackboneOp::Fc) {
+                break;
+            }
+            x = match op {
+                BackboneOp::Stage(number) => {
+                    let stage = self.stage(*number).as_deref().unwrap_or_default();
+                    let mut y = x;
+                    for (block_index, block) in stage.iter().enumerate() {
+                        y = block.forward(y);
+                        if blocks && block_index + 1 < stage.len() && taps.contains(&index) {
+                            found.push((format!("{}.{block_index}", names.get(index).copied().unwrap_or("stage")), pooled(&y)));
+                        }
+                    }
+                    y
+                }
+                _ => self.forward_op(*op, x),
+            };
+            if taps.contains(&index) {
+                found.push((names.get(index).copied().unwrap_or("layer").to_string(), pooled(&x)));
+            }
+        }
+        found
+    }
+
     /// Runs the kept layers in order. Returns `[N, C, H, W]`, or `[N, C, 1, 1]` once pooled; a
     /// kept `fc` returns `[N, F, 1, 1]` so the head always receives rank 4.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let stage = |blocks: &Option<Vec<ResidualBlock>>, x: Tensor<4>| match blocks {
-            Some(blocks) => blocks.iter().fold(x, |x, block| block.forward(x)),
-            None => x,
-        };
-        let mut x = input;
-        for op in &self.ops {
-            x = match op {
-                BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| conv1.forward(x)),
-                BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
-                BackboneOp::Relu => relu(x),
-                BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
-                BackboneOp::Stage(number) => stage(self.stage(*number), x),
-                BackboneOp::AvgPool => x.mean_dim(3).mean_dim(2),
-                BackboneOp::Fc => match &self.fc {
-                    Some(fc) => {
-                        let [batch, features, _, _] = x.dims();
-                        let out = fc.forward(x.reshape([batch, features]));
-                        let width = out.dims()[1];
-                        out.reshape([batch, width, 1, 1])
-                    }
-                    None => x,
-                },
-            };
+        self.ops.iter().fold(input, |x, op| self.forward_op(*op, x))
+    }
+
+    /// One kept layer of the forward pass.
+    fn forward_op(&self, op: BackboneOp, x: Tensor<4>) -> Tensor<4> {
+        match op {
+            BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| conv1.forward(x)),
+            BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
+            BackboneOp::Relu => relu(x),
+            BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
+            BackboneOp::Stage(number) => match self.stage(number) {
+                Some(blocks) => blocks.iter().fold(x, |x, block| block.forward(x)),
+                None => x,
+            },
+            BackboneOp::AvgPool => x.mean_dim(3).mean_dim(2),
+            BackboneOp::Fc => match &self.fc {
+                Some(fc) => {
+                    let [batch, features, _, _] = x.dims();
+                    let out = fc.forward(x.reshape([batch, features]));
+                    let width = out.dims()[1];
+                    out.reshape([batch, width, 1, 1])
+                }
+                None => x,
+            },
         }
-        x
     }
 }

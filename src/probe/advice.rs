@@ -1,0 +1,90 @@
+//! What `tlrun probe` recommends: the cut with the highest LogME, and what the trade advises when
+//! the target images are far from the pretraining ones (cut earlier, unfreeze more, do not resize
+//! below the pretraining size). A heuristic reading of the scores, stated as such in the docs.
+
+/// One scored cut, shallow to deep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredCut {
+    pub after: String,
+    /// Whether a recipe can say `cut after` it.
+    pub cut_point: bool,
+    pub logme: f64,
+    pub probe_accuracy: f64,
+}
+
+/// How far the target images are from the pretraining images.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Shift {
+    /// Largest per-channel difference of pixel means (pixels in [0, 1]).
+    pub channel_mean_gap: f64,
+    /// Largest per-channel ratio of pixel standard deviations, ≥ 1 (the larger over the smaller).
+    pub channel_std_ratio: f64,
+    /// Fréchet distance of the deepest features over the trace of the pretraining covariance,
+    /// when the zoo card keeps its statistics: about 0 for the same images, above 1 when the means
+    /// are further apart than the features spread.
+    pub relative_frechet: Option<f64>,
+}
+
+impl Shift {
+    /// Pixel statistics far from the backbone's: a mean 0.15 away, or a spread 1.5x wider or narrower.
+    pub fn pixels_far(&self) -> bool {
+        self.channel_mean_gap > 0.15 || self.channel_std_ratio > 1.5
+    }
+
+    pub fn features_far(&self) -> bool {
+        self.relative_frechet.is_some_and(|relative| relative > 1.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advice {
+    pub cut_after: String,
+    /// Recipe lines and comments, ready to paste.
+    pub lines: Vec<String>,
+}
+
+/// The recommended cut among the cut points (highest LogME; the deeper one on a tie), with the
+/// freezing advice that goes with it. `None` when nothing was scored.
+pub fn advise(cuts: &[ScoredCut], recipe_cut: &str, shift: Shift) -> Option<Advice> {
+    let points: Vec<&ScoredCut> = cuts.iter().filter(|cut| cut.cut_point && cut.logme.is_finite()).collect();
+    let best = points.iter().copied().reduce(|best, cut| if cut.logme >= best.logme { cut } else { best })?;
+    let deepest = points.last()?;
+    let mut lines = vec![format!("cut after {}", best.after)];
+    if best.after == recipe_cut {
+        lines.push("# the recipe already cuts here".to_string());
+    }
+    if best.after != deepest.after {
+        lines.push(format!(
+            "# the features after {} fit these labels better than the deeper ones: what comes after is specialised to the pretraining task (Yosinski et al. 2014)",
+            best.after
+        ));
+    }
+    let far = shift.pixels_far() || shift.features_far();
+    if far {
+        lines.push("# the images are far from the pretraining images: train the head first, then unfreeze everything (`train all` with `spread`), not only the last groups".to_string());
+        lines.push("# keep the pretraining input size or larger: features learned at one scale do not transfer down".to_string());
+    } else {
+        lines.push("# the images resemble the pretraining images: train the head with the backbone frozen, then fine-tune all with `spread` (fastai's fine_tune)".to_string());
+    }
+    Some(Advice { cut_after: best.after.clone(), lines })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(after: &str, logme: f64) -> ScoredCut {
+        ScoredCut { after: after.to_string(), cut_point: !after.contains('.'), logme, probe_accuracy: 0.5 }
+    }
+
+    #[test]
+    fn recommends_the_highest_evidence_among_cut_points() {
+        let cuts = [cut("maxpool", -1.0), cut("layer1", -0.8), cut("layer2.0", 0.9), cut("layer2", -0.5), cut("layer3", -0.6)];
+        let advice = advise(&cuts, "layer3", Shift::default()).unwrap();
+        assert_eq!(advice.cut_after, "layer2", "blocks are shown but not recommended");
+        assert!(advice.lines[1].contains("specialised"));
+        let far = advise(&cuts, "layer3", Shift { channel_mean_gap: 0.3, ..Shift::default() }).unwrap();
+        assert!(far.lines.iter().any(|line| line.contains("unfreeze everything")));
+        assert!(advise(&[], "layer3", Shift::default()).is_none());
+    }
+}

@@ -1,0 +1,269 @@
+//! `tlrun probe`: where to cut, before any training. One forward pass in inference mode over a
+//! stratified sample of the recipe's training images through the pretrained backbone (as deep as
+//! its weights go), keeping globally average-pooled features at every candidate cut; then, per
+//! cut, LogME and a linear probe on those features (crate::probe does the math). The same pass
+//! measures how far the images are from the backbone's training data: per-channel statistics
+//! against the card's, and the Fréchet distance to the card's feature statistics.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+
+use super::data::{Augment, Fit, SizedSet, SplitMix64, fill_batch};
+use super::dataset;
+use super::device::parse_device;
+use super::model::Backbone;
+use super::runner::{build_backbone, load_pretrained, pretrained_weights};
+use crate::arch::LayerKind;
+use crate::check::Runnable;
+use crate::check::recipe::Recipe;
+use crate::diagnostics::Diagnostic;
+use crate::probe::{FeatureStats, Features, LinearProbe, frechet_distance, logme, stratified_split};
+use crate::zoo::Zoo;
+
+pub struct ProbeOptions {
+    /// At most this many training images (stratified).
+    pub samples: usize,
+    /// Also score every residual block, not only the cut points a recipe can name.
+    pub fine: bool,
+    pub device: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CutScore {
+    /// The layer (`layer3`) or block (`layer3.0`) after which the features are taken.
+    pub after: String,
+    /// Whether a recipe can say `cut after` it (blocks cannot).
+    pub cut_point: bool,
+    pub width: usize,
+    pub logme: f64,
+    pub probe_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// Per-channel mean and standard deviation of pixel values in [0, 1].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChannelStats {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeReport {
+    pub images: usize,
+    pub classes: usize,
+    pub size: u32,
+    pub cuts: Vec<CutScore>,
+    /// The sample's pixel statistics, and those the backbone was trained with.
+    pub target_channels: ChannelStats,
+    pub backbone_channels: ChannelStats,
+    /// The Fréchet distance of the deepest features to the pretraining images' (when the zoo card
+    /// stores their statistics).
+    pub frechet: Option<FeatureDistance>,
+    /// The recipe's own cut.
+    pub recipe_cut: String,
+    pub notes: Vec<String>,
+    pub forward_seconds: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeatureDistance {
+    pub layer: String,
+    pub distance: f64,
+    /// The distance over the trace of the pretraining features' covariance.
+    pub relative: f64,
+}
+
+impl ProbeReport {
+    /// How far the images are from the pretraining images, in the terms advice uses.
+    pub fn shift(&self) -> crate::probe::Shift {
+        let pairs = self.target_channels.mean.iter().zip(&self.backbone_channels.mean);
+        let channel_mean_gap = pairs.map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let channel_std_ratio = self
+            .target_channels
+            .std
+            .iter()
+            .zip(&self.backbone_channels.std)
+            .map(|(a, b)| if *a > 0.0 && *b > 0.0 { (a / b).max(b / a) } else { f64::INFINITY })
+            .fold(1.0, f64::max);
+        crate::probe::Shift { channel_mean_gap, channel_std_ratio, relative_frechet: self.frechet.as_ref().map(|distance| distance.relative) }
+    }
+}
+
+/// Names of the candidate cuts of `recipe`'s architecture: the end of the stem and every stage.
+pub(crate) fn candidates(recipe: &Recipe) -> Vec<usize> {
+    let layers = &recipe.backbone.architecture.layers;
+    let first_stage = layers.iter().position(|layer| matches!(layer.kind, LayerKind::Stage { .. }));
+    let mut found: Vec<usize> = first_stage.and_then(|index| index.checked_sub(1)).into_iter().collect();
+    found.extend(layers.iter().enumerate().filter(|(_, layer)| matches!(layer.kind, LayerKind::Stage { .. })).map(|(index, _)| index));
+    found
+}
+
+/// Up to `count` indices of `labels`, each class in proportion, drawn with `seed`.
+pub fn stratified_sample(labels: &[usize], count: usize, seed: u64) -> Vec<usize> {
+    let classes = labels.iter().max().map_or(0, |max| max + 1);
+    let mut rng = SplitMix64::for_stream(seed, 0x9e0b);
+    let mut chosen = Vec::new();
+    for class in 0..classes {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|index| labels[*index] == class).collect();
+        rng.shuffle(&mut members);
+        let share = (members.len() * count).div_ceil(labels.len().max(1)).min(members.len());
+        chosen.extend(members.into_iter().take(share));
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// The pretrained backbone as deep as its weights go: every stage when the file holds them all,
+/// else the deepest depth (down to the recipe's own cut) that loads.
+fn deepest_backbone(recipe: &Recipe, pretrained: Option<&Path>, device: &Device, notes: &mut Vec<String>) -> Result<Backbone, Diagnostic> {
+    let deepest = candidates(recipe).last().map_or(recipe.kept_layers, |last| last + 1);
+    let mut last_error = None;
+    for kept in (recipe.kept_layers.min(deepest)..=deepest).rev() {
+        let backbone = build_backbone(recipe, device).cut(kept);
+        match load_pretrained(recipe, backbone, pretrained) {
+            Ok((backbone, _)) => {
+                if kept < deepest {
+                    notes.push(format!("the weights stop at layer `{}`: deeper cuts cannot be probed", recipe.backbone.architecture.layers[kept - 1].name));
+                }
+                return Ok(backbone);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| Diagnostic::new(crate::diagnostics::Code::WeightsMismatch, "no depth of the backbone loads its weights")))
+}
+
+fn channel_stats(images: &[&super::data::DecodedImage]) -> ChannelStats {
+    let mut sum = [0.0f64; 3];
+    let mut squares = [0.0f64; 3];
+    let mut count = 0usize;
+    for image in images {
+        for pixel in image.pixels.chunks_exact(3) {
+            for channel in 0..3 {
+                let value = f64::from(pixel[channel]) / 255.0;
+                sum[channel] += value;
+                squares[channel] += value * value;
+            }
+            count += 1;
+        }
+    }
+    let count = count.max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|total| total / count).collect();
+    let std = squares.iter().zip(&mean).map(|(total, mean)| (total / count - mean * mean).max(0.0).sqrt()).collect();
+    ChannelStats { mean, std }
+}
+
+/// Pooled features of `indices` of the training split at `size`, at every tap, in tap order.
+pub(crate) fn pooled_features(
+    recipe: &Recipe,
+    backbone: &Backbone,
+    images: &[super::data::DecodedImage],
+    labels: &[usize],
+    size: u32,
+    taps: &[usize],
+    blocks: bool,
+    device: &Device,
+) -> Vec<(String, Features)> {
+    let (mean, std) = recipe.input_normalisation();
+    let channels = recipe.input_channels();
+    let set = SizedSet::build_fitted(images, labels, size, &mean, &std, Fit::of(recipe.data.resize_method, false), channels);
+    let names: Vec<&str> = recipe.backbone.architecture.layers.iter().map(|layer| layer.name).collect();
+    let no_augment = Augment { flip: false, crop_padding: 0 };
+    let mut rng = SplitMix64::new(0);
+    let order: Vec<usize> = (0..labels.len()).collect();
+    let mut collected: Vec<(String, Vec<f64>, usize)> = Vec::new();
+    let (mut pixels, mut batch_labels) = (Vec::new(), Vec::new());
+    for chunk in order.chunks(64) {
+        fill_batch(&set, chunk, &no_augment, &mut rng, &mut pixels, &mut batch_labels);
+        let input = Tensor::<4>::from_data(TensorData::new(std::mem::take(&mut pixels), [chunk.len(), channels as usize, size as usize, size as usize]), device);
+        batch_labels.clear();
+        for (position, (name, tensor)) in backbone.pooled_taps(input, &names, taps, blocks).into_iter().enumerate() {
+            let width = tensor.dims()[1];
+            let values = tensor.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+            if collected.len() <= position {
+                collected.push((name, Vec::new(), width));
+            }
+            collected[position].1.extend(values.into_iter().map(f64::from));
+        }
+    }
+    collected.into_iter().map(|(name, values, width)| (name, Features::new(values.len() / width.max(1), width, values))).collect()
+}
+
+pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOptions) -> Result<ProbeReport, Diagnostic> {
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let device = parse_device(&options.device)?;
+    let mut notes = Vec::new();
+    if !recipe.backbone.is_pretrained() {
+        notes.push("the backbone starts from random weights (`from none`): the scores describe random features".to_string());
+    }
+    let loaded = dataset::load(recipe, &base)?;
+    let data = loaded.data;
+    let sample = stratified_sample(&data.train.labels, options.samples, recipe.seed);
+    let images: Vec<super::data::DecodedImage> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
+    let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
+    let pretrained = pretrained_weights(recipe, &base, zoo)?;
+    let backbone = deepest_backbone(recipe, pretrained.as_deref(), &device, &mut notes)?;
+    let taps: Vec<usize> = candidates(recipe).into_iter().filter(|index| *index < backbone.kept).collect();
+    let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
+    let started = Instant::now();
+    let tapped = pooled_features(recipe, &backbone, &images, &labels, size, &taps, options.fine, &device);
+    let forward_seconds = started.elapsed().as_secs_f64();
+
+    let (fit, held_out) = stratified_split(&labels, 4);
+    let pick = |indices: &[usize]| indices.iter().map(|index| labels[*index]).collect::<Vec<_>>();
+    let classes = data.classes.len();
+    let mut cuts = Vec::new();
+    for (after, features) in &tapped {
+        let started = Instant::now();
+        let evidence = logme(features, &labels, classes).evidence;
+        let probe = LinearProbe::fit(&features.select(&fit), &pick(&fit), classes);
+        let accuracy = probe.accuracy(&features.select(&held_out), &pick(&held_out));
+        cuts.push(CutScore {
+            after: after.clone(),
+            cut_point: !after.contains('.'),
+            width: features.width,
+            logme: evidence,
+            probe_accuracy: accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let frechet = match (card_feature_stats(recipe, zoo), tapped.last()) {
+        (Some((layer, stats)), Some((name, features))) if &layer == name => {
+            let trace: f64 = (0..stats.width()).map(|index| stats.covariance[index * stats.width() + index]).sum();
+            frechet_distance(&stats, &FeatureStats::of(features))
+                .map(|distance| FeatureDistance { layer, distance, relative: distance / trace.max(1e-12) })
+        }
+        (Some((layer, _)), _) => {
+            notes.push(format!("the zoo card's feature statistics are for `{layer}`, which this probe did not reach"));
+            None
+        }
+        _ => None,
+    };
+    let stats = &recipe.backbone.stats;
+    let sample_refs: Vec<&super::data::DecodedImage> = images.iter().collect();
+    let recipe_cut = recipe.backbone.architecture.layers.get(recipe.kept_layers.wrapping_sub(1)).map_or("nothing", |layer| layer.name).to_string();
+    Ok(ProbeReport {
+        images: labels.len(),
+        classes,
+        size,
+        cuts,
+        target_channels: channel_stats(&sample_refs),
+        backbone_channels: ChannelStats { mean: stats.mean.clone(), std: stats.std.clone() },
+        frechet,
+        recipe_cut,
+        notes,
+        forward_seconds,
+    })
+}
+
+/// The pretraining images' feature statistics, when the backbone comes from a zoo entry that
+/// stores them (written by `publish`).
+fn card_feature_stats(recipe: &Recipe, zoo: &Zoo) -> Option<(String, FeatureStats)> {
+    match &recipe.backbone.weights {
+        crate::check::recipe::Weights::Zoo(name) => crate::zoo::read_feature_stats(&zoo.entry_dir(name)),
+        _ => None,
+    }
+}
