@@ -89,6 +89,21 @@ pub struct StepRecord {
     pub seconds: f64,
 }
 
+/// One line of forgetting.jsonl: the source task's accuracy (a linear probe fitted on the
+/// pretrained features before any training, then frozen) beside the target's valid accuracy,
+/// before the first stage (`stage` is `pretrained`) and after every stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForgettingPoint {
+    pub stage: String,
+    pub source_accuracy: f64,
+    /// The target's valid accuracy at the end of that stage (none before training).
+    pub target_accuracy: Option<f64>,
+    /// Source images the probe is scored on (held out from its fitting).
+    pub source_images: usize,
+    /// The layer whose pooled features the probe reads.
+    pub layer: String,
+}
+
 // Every file name of a run folder, here and nowhere else.
 pub const RECIPE: &str = "recipe.tl";
 pub const RESOLVED: &str = "resolved.json";
@@ -105,5 +120,6 @@ pub const LR_STEPS: &str = "lr_steps.jsonl";
 pub const EVALUATION: &str = "evaluation.json";
 pub const MOVEMENT: &str = "movement.json";
 pub const FILTERS: &str = "filters.json";
+pub const FORGETTING: &str = "forgetting.jsonl";
 pub const SUMMARY: &str = "summary.json";
 pub const REPORT: &str = "report.html";

@@ -175,7 +175,16 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             });
             continue;
         };
-        // Upstream recipes ran since the plan was made: the inputs' hashes are the new ones now.
+        // Upstream recipes ran since the plan was made: check again (a zoo card they published
+        // may say more now, e.g. its source data), and hash the new inputs.
+        let recipe = if rerun.len() > 1 && !args.dry_run {
+            match super::plan::load_checked(path, zoo) {
+                Some(recipe) => recipe,
+                None => return 1,
+            }
+        } else {
+            recipe
+        };
         let hash = if rerun.len() > 1 { pipeline::source_hash(&recipe, path, &source, zoo) } else { planned_hash };
         if args.dry_run {
             println!("would run {display}: {reason}");

@@ -25,6 +25,11 @@ pub enum Step {
     Resize { size: u32 },
     /// Stage `index` of the recipe.
     Stage { index: usize, name: String, epochs: u32 },
+    /// Fit a linear probe on the pretrained features of the source images (the images the
+    /// backbone was trained on) and score it: the start of the forgetting curve.
+    SourceBaseline { source: String },
+    /// The source images through the network after stage `index`, read by that frozen probe.
+    MeasureForgetting { index: usize, name: String },
     /// The final evaluation on the valid images.
     Evaluate { size: u32, tta: bool },
     Export { path: String },
@@ -47,6 +52,8 @@ impl Step {
             Step::AttachHead { layers } => format!("head: {}", layers.join(" → ")),
             Step::Resize { size } => format!("images at {size}px"),
             Step::Stage { name, epochs, .. } => format!("stage {name} ({epochs} epoch{})", if *epochs == 1 { "" } else { "s" }),
+            Step::SourceBaseline { source } => format!("source baseline: probe on {source}"),
+            Step::MeasureForgetting { name, .. } => format!("forgetting after {name}"),
             Step::Evaluate { size, tta } => format!("evaluate on valid at {size}px{}", if *tta { " with flip TTA" } else { "" }),
             Step::Export { path } => format!("export {path}"),
             Step::Publish { entry } => format!("publish to zoo as {entry}"),
@@ -99,9 +106,22 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
         }
     };
     let mut previous = head;
+    if let Some(source) = recipe.forgetting_source() {
+        let baseline = graph.add_node(Step::SourceBaseline { source: source.describe() });
+        graph.add_edge(head, baseline, ());
+        previous = baseline;
+    }
     for (index, stage) in recipe.stages.iter().enumerate() {
         let node = graph.add_node(Step::Stage { index, name: stage.name.clone(), epochs: stage.epochs });
         graph.add_edge(previous, node, ());
+        if recipe.forgetting_source().is_some() {
+            // Measured before the next stage moves the weights again.
+            let measure = graph.add_node(Step::MeasureForgetting { index, name: stage.name.clone() });
+            graph.add_edge(node, measure, ());
+            previous = measure;
+        } else {
+            previous = node;
+        }
         let mut stage_sizes = stage.sizes.clone();
         stage_sizes.dedup();
         for size in stage_sizes {
@@ -110,7 +130,6 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
                 graph.add_edge(resized, node, ());
             }
         }
-        previous = node;
     }
     let last_size = recipe.last_size();
     let evaluate = graph.add_node(Step::Evaluate { size: last_size, tta: recipe.tta_flip });

@@ -63,6 +63,14 @@ pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
     if !run.movement.is_empty() {
         plot("movement.png", "Weight movement per layer", plots::movement_png(&run.movement), "Relative L2 change of each weight tensor over the whole run: where fine-tuning moved the network.")?;
     }
+    if !run.forgetting.is_empty() {
+        plot(
+            "forgetting.png",
+            "Forgetting: source task beside target task",
+            plots::forgetting_png(&run.forgetting),
+            "Source accuracy is a linear probe fitted on the pretrained features of the source images before training, then frozen: its drop after a stage is what that stage made the backbone forget.",
+        )?;
+    }
 
     let rows: String = run
         .metrics

@@ -466,3 +466,41 @@ pub fn probe_png(cuts: &[(String, f64, f64)], marked: Option<&str>) -> Result<Pn
         Ok(())
     })
 }
+
+/// The forgetting curve: source accuracy (the frozen probe) and target valid accuracy, one point
+/// per stage, starting from the pretrained weights.
+pub fn forgetting_png(points: &[crate::run_files::ForgettingPoint]) -> Result<Png, String> {
+    render(WIDTH, HEIGHT, |root| {
+        let names: Vec<String> = points.iter().map(|point| point.stage.clone()).collect();
+        let count = points.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption("what each stage cost the source task", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..(count - 0.5), 0.0..100.0)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("after stage")
+            .y_desc("accuracy (%)")
+            .x_labels(points.len().max(1))
+            .x_label_formatter(&|x| names.get(x.round().max(0.0) as usize).cloned().unwrap_or_default())
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let series: [(&str, Vec<(f64, f64)>); 2] = [
+            ("source task (frozen probe)", points.iter().enumerate().map(|(index, point)| (index as f64, point.source_accuracy * 100.0)).filter(|(_, y)| y.is_finite()).collect()),
+            ("target task (valid)", points.iter().enumerate().filter_map(|(index, point)| point.target_accuracy.map(|accuracy| (index as f64, accuracy * 100.0))).collect()),
+        ];
+        for (index, (label, series_points)) in series.into_iter().enumerate() {
+            let style = colour(index).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(series_points.clone(), style))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour(index).stroke_width(2)));
+            chart.draw_series(series_points.iter().map(|point| Circle::new(*point, 4, colour(index).filled()))).map_err(|e| e.to_string())?;
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())
+    })
+}

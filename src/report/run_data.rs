@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::run_files::{self, EpochMetrics, Evaluation, Filters, StepRates, Summary};
+use crate::run_files::{self, EpochMetrics, Evaluation, Filters, ForgettingPoint, StepRates, Summary};
 
 /// Everything a run folder holds that reports use. Interrupted runs have metrics but no summary.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct RunData {
     pub movement: BTreeMap<String, f64>,
     pub filters: Option<Filters>,
     pub summary: Option<Summary>,
+    /// Source accuracy beside target accuracy, stage by stage (runs with a `source`).
+    pub forgetting: Vec<ForgettingPoint>,
 }
 
 fn unreadable(folder: &Path, what: &str) -> Diagnostic {
@@ -51,6 +53,7 @@ impl RunData {
             evaluation: json(folder, run_files::EVALUATION),
             movement: json(folder, run_files::MOVEMENT).unwrap_or_default(),
             filters: json(folder, run_files::FILTERS),
+            forgetting: run_files::read_json_lines(&folder.join(run_files::FORGETTING)),
             summary,
             metrics,
         })

@@ -60,6 +60,12 @@ fn read_source(
     }
 }
 
+/// Images of one source on their own (the forgetting measure's source task), at `size` when drawn.
+pub fn load_source(source: &DataSource, base: &Path, size: u32, corrupt: CorruptPolicy) -> Result<(Vec<String>, Split), Diagnostic> {
+    let images = read_source(source, base, None, size, corrupt)?;
+    Ok((images.classes, images.split))
+}
+
 pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
     let data = &recipe.data;
     let size = render_size(recipe);

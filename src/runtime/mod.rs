@@ -20,4 +20,5 @@ pub mod publish;
 pub mod benchmark;
 pub mod checkpoint;
 pub mod probe;
+pub mod forgetting;
 pub mod resume_point;

@@ -29,7 +29,7 @@ pub struct ResumePoint {
     /// The checkpoint folder the network, optimizer and rates come from.
     pub checkpoint: PathBuf,
     pub position: Position,
-    /// Stage nodes the checkpoint closed: they are not run again.
+    /// Stage nodes the checkpoint closed, and their forgetting measures: they are not run again.
     pub completed: Vec<NodeIndex>,
     /// The stage node that continues from the checkpoint (from inside it when `within`), or
     /// `None` when every stage closed and the run goes on with its evaluation.
@@ -68,11 +68,20 @@ impl ResumePoint {
         };
         // A checkpoint past its stage's last epoch closed that stage.
         let closed = position.epoch > epochs;
-        let completed = stages
+        let completed: Vec<NodeIndex> = stages
             .iter()
             .filter(|(_, index, _)| *index < position.stage_index || (closed && *index == position.stage_index))
             .map(|(node, _, _)| *node)
             .collect();
+        // A stage's forgetting measure belongs to it: done when the stage is (its point is on disk).
+        let mut completed: Vec<NodeIndex> = completed;
+        for node in graph.order() {
+            if let Step::MeasureForgetting { index, .. } = &graph.graph[node] {
+                if *index < position.stage_index || (closed && *index == position.stage_index) {
+                    completed.push(node);
+                }
+            }
+        }
         let next_index = if closed { position.stage_index + 1 } else { position.stage_index };
         let next_stage = stages.iter().find(|(_, index, _)| *index == next_index).map(|(node, _, _)| *node);
         Ok(ResumePoint { checkpoint, position, completed, next_stage, within: !closed })

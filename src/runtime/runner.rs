@@ -312,6 +312,11 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     // Resuming: the checkpoint's place inside the stage that continues from it, once restored.
     let mut within_stage: Option<StageResume> = None;
     let mut evaluation: Option<Evaluation> = None;
+    // Forgetting: the frozen probe on the source images, and the curve so far.
+    let mut forgetting: Option<super::forgetting::ForgettingProbe> = None;
+    let mut forgetting_points: Vec<run_files::ForgettingPoint> = Vec::new();
+    // Resuming with a forgetting source: the run's initial network, which the probe is fitted on.
+    let mut initial_network: Option<Network> = None;
     let mut exported = None;
 
     // Where the pretrained weights are, resolved once (for `from recipe` that reads the other recipe).
@@ -370,6 +375,10 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 }
                 before = snapshot(&attached);
                 if let Start::Resume(point) = &start {
+                    if recipe.forgetting_source().is_some() {
+                        initial_network = Some(attached.clone());
+                        forgetting_points = run_files::read_json_lines(&run_folder.file(run_files::FORGETTING));
+                    }
                     let loaded = data.get().ok_or_else(|| internal("a head before the data"))?;
                     let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
                     let (restored, inside) = restore_checkpoint(recipe, point, attached, active).map_err(fail)?;
@@ -424,6 +433,31 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                         }
                     }
                 }
+            }
+            Step::SourceBaseline { .. } => {
+                let current = network.as_ref().ok_or_else(|| internal("a source baseline before the network"))?;
+                let pretrained_network = initial_network.take().unwrap_or_else(|| current.clone());
+                let (probe, point) = super::forgetting::ForgettingProbe::fit(recipe, &pretrained_network, &base, &device).map_err(fail)?;
+                eprintln!("forgetting: source accuracy {:.1}% before training (linear probe on `{}`)", point.source_accuracy * 100.0, point.layer);
+                forgetting_points.retain(|known| known.stage != point.stage);
+                forgetting_points.insert(0, point);
+                forgetting = Some(probe);
+                write_forgetting(folder.get()?, &forgetting_points).map_err(fail)?;
+            }
+            Step::MeasureForgetting { index, name } => {
+                if let Start::Resume(point) = &start {
+                    if point.completed.contains(&node) {
+                        continue;
+                    }
+                }
+                let current = network.as_ref().ok_or_else(|| internal("measuring forgetting before the network"))?;
+                let probe = forgetting.as_ref().ok_or_else(|| internal("measuring forgetting before the baseline"))?;
+                let target = hooks_metrics.iter().rev().find(|metrics| metrics.stage_index == *index).map(|metrics| metrics.valid_accuracy);
+                let point = probe.measure(recipe, current, name, target, &device);
+                eprintln!("forgetting: source accuracy {:.1}% after stage `{name}`", point.source_accuracy * 100.0);
+                forgetting_points.retain(|known| known.stage != point.stage);
+                forgetting_points.push(point);
+                write_forgetting(folder.get()?, &forgetting_points).map_err(fail)?;
             }
             Step::Evaluate { size, tta } => {
                 let loaded = data.get().ok_or_else(|| internal("evaluating before the data"))?;
@@ -537,6 +571,10 @@ fn write_report(folder: &Path, notes: &mut Vec<String>) {
     if let Err(diagnostic) = written {
         notes.push(format!("no report: {}", diagnostic.message));
     }
+}
+
+fn write_forgetting(folder: &RunFolder, points: &[run_files::ForgettingPoint]) -> Result<(), Diagnostic> {
+    folder.write(run_files::FORGETTING, run_files::json_lines(points).as_bytes())
 }
 
 fn write_metrics(folder: &RunFolder, metrics: &[EpochMetrics]) -> Result<(), Diagnostic> {
