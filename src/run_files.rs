@@ -104,6 +104,72 @@ pub struct ForgettingPoint {
     pub layer: String,
 }
 
+/// shift.json, and `tlrun probe`'s domain section: how far the recipe's training images are from
+/// the images the backbone was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainShift {
+    /// Per-channel pixel mean and standard deviation (pixels in [0, 1]) of the sampled images.
+    pub pixel_mean: Vec<f64>,
+    pub pixel_std: Vec<f64>,
+    /// The statistics the backbone's weights were trained with (the zoo card's, or the recipe's).
+    pub backbone_mean: Vec<f64>,
+    pub backbone_std: Vec<f64>,
+    pub images: usize,
+    /// The Fréchet distance to the pretraining images' features, when the zoo card keeps them.
+    pub frechet: Option<FeatureDistance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDistance {
+    pub layer: String,
+    pub distance: f64,
+    /// The distance over the trace of the pretraining features' covariance.
+    pub relative: f64,
+}
+
+impl DomainShift {
+    /// The shift in the terms advice uses.
+    pub fn shift(&self) -> crate::probe::Shift {
+        let channel_mean_gap = self.pixel_mean.iter().zip(&self.backbone_mean).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let channel_std_ratio = self
+            .pixel_std
+            .iter()
+            .zip(&self.backbone_std)
+            .map(|(a, b)| if *a > 0.0 && *b > 0.0 { (a / b).max(b / a) } else { f64::INFINITY })
+            .fold(1.0, f64::max);
+        crate::probe::Shift { channel_mean_gap, channel_std_ratio, relative_frechet: self.frechet.as_ref().map(|distance| distance.relative) }
+    }
+
+    /// What the trade advises when the images are far, one line each (empty when they are near).
+    pub fn advice(&self) -> Vec<String> {
+        let shift = self.shift();
+        let mut lines = Vec::new();
+        if shift.pixels_far() {
+            lines.push(format!(
+                "the images' pixel statistics (mean {}, std {}) are far from the backbone's (mean {}, std {})",
+                list(&self.pixel_mean),
+                list(&self.pixel_std),
+                list(&self.backbone_mean),
+                list(&self.backbone_std)
+            ));
+        }
+        if let Some(distance) = self.frechet.as_ref().filter(|_| shift.features_far()) {
+            lines.push(format!(
+                "the images' features at `{}` are far from the pretraining images' (Fréchet distance {:.3}, {:.2}x their variance)",
+                distance.layer, distance.distance, distance.relative
+            ));
+        }
+        if !lines.is_empty() {
+            lines.push("a large domain shift: consider cutting earlier (`tlrun probe`), unfreezing more of the backbone, and not resizing below the pretraining size".to_string());
+        }
+        lines
+    }
+}
+
+fn list(values: &[f64]) -> String {
+    values.iter().map(|value| format!("{value:.3}")).collect::<Vec<_>>().join(" ")
+}
+
 // Every file name of a run folder, here and nowhere else.
 pub const RECIPE: &str = "recipe.tl";
 pub const RESOLVED: &str = "resolved.json";
@@ -121,5 +187,6 @@ pub const EVALUATION: &str = "evaluation.json";
 pub const MOVEMENT: &str = "movement.json";
 pub const FILTERS: &str = "filters.json";
 pub const FORGETTING: &str = "forgetting.jsonl";
+pub const SHIFT: &str = "shift.json";
 pub const SUMMARY: &str = "summary.json";
 pub const REPORT: &str = "report.html";

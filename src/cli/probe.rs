@@ -55,7 +55,7 @@ pub fn run(args: &ProbeArgs, zoo: &Zoo) -> u8 {
         .iter()
         .map(|cut| ScoredCut { after: cut.after.clone(), cut_point: cut.cut_point, logme: cut.logme, probe_accuracy: cut.probe_accuracy })
         .collect();
-    let advice = advise(&scored, &report.recipe_cut, report.shift());
+    let advice = advise(&scored, &report.recipe_cut, report.domain.shift());
     if args.format == "json" {
         let value = serde_json::json!({
             "report": report,
@@ -109,19 +109,20 @@ fn print_table(report: &ProbeReport, recommended: Option<&str>) {
         let marks = if marks.is_empty() { String::new() } else { format!("  ← {}", marks.join(", ")) };
         println!("{:<12} {:>6} {:>9.4} {:>11} {:>8.2}{marks}", cut.after, cut.width, cut.logme, percent(cut.probe_accuracy), cut.seconds);
     }
-    let shift = report.shift();
+    let domain = &report.domain;
+    let shift = domain.shift();
     let list = |values: &[f64]| values.iter().map(|value| format!("{value:.3}")).collect::<Vec<_>>().join(" ");
     println!("\ndomain shift:");
     println!(
         "  pixel mean  {} against the backbone's {}{}",
-        list(&report.target_channels.mean),
-        list(&report.backbone_channels.mean),
+        list(&domain.pixel_mean),
+        list(&domain.backbone_mean),
         if shift.pixels_far() { "  (far)" } else { "" }
     );
-    println!("  pixel std   {} against the backbone's {}", list(&report.target_channels.std), list(&report.backbone_channels.std));
-    match &report.frechet {
+    println!("  pixel std   {} against the backbone's {}", list(&domain.pixel_std), list(&domain.backbone_std));
+    match &domain.frechet {
         Some(distance) => println!(
-            "  Fréchet distance at {}: {:.3} ({:.2} of the pretraining features' variance){}",
+            "  Fréchet distance at {}: {:.3} ({:.2}x the pretraining features' variance){}",
             distance.layer,
             distance.distance,
             distance.relative,

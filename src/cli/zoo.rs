@@ -77,6 +77,7 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
                         return 1;
                     }
                 }
+                show_domain(zoo, name, &card);
                 verify_entry(zoo, name)
             }
             Err(error) => super::usage_error(error),
@@ -87,6 +88,27 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
         }
         ZooCommand::Import(args) => import(args, zoo),
     }
+}
+
+/// What a later recipe can measure against: the source images and their feature statistics.
+fn show_domain(zoo: &Zoo, name: &str, card: &crate::zoo::Card) {
+    println!("\n# domain");
+    match crate::check::recipe::DataSource::from_card_text(&card.source_data) {
+        Some(source) => println!("# source images: {} (recipes starting here measure forgetting on them)", source.describe()),
+        None => println!("# source images: unknown (no forgetting curve; `zoo import --source-data FOLDER` records them)"),
+    }
+    match crate::zoo::read_feature_stats(&zoo.entry_dir(name)) {
+        Some((layer, stats)) => {
+            let trace: f64 = (0..stats.width()).map(|index| stats.covariance[index * stats.width() + index]).sum();
+            println!(
+                "# feature statistics: {} images at `{layer}`, {} features, total variance {trace:.3} (`tlrun probe` measures a recipe's images against them)",
+                stats.images,
+                stats.width()
+            );
+        }
+        None => println!("# feature statistics: none (`publish` writes them)"),
+    }
+    println!("# pixel statistics the weights expect: mean {:?}, std {:?}", card.mean, card.std);
 }
 
 fn verify_entry(zoo: &Zoo, name: &str) -> u8 {
@@ -113,6 +135,10 @@ fn verify_entry(zoo: &Zoo, name: &str) -> u8 {
         println!("{name}: FAILED: unknown architecture `{}`", card.architecture);
         return 1;
     };
+    if let Err(problem) = verify_features(zoo, name, &card, architecture) {
+        println!("{name}: FAILED: {problem}");
+        return 1;
+    }
     match weights::check_backbone_file(architecture, card.channels, &weights_path) {
         Ok(report) => {
             println!("{name}: ok ({} tensors fit {}, {} unused)", report.applied, architecture.name, report.unused.len());
@@ -123,6 +149,30 @@ fn verify_entry(zoo: &Zoo, name: &str) -> u8 {
             1
         }
     }
+}
+
+/// features.safetensors, when the card names one: its sha256, and statistics as wide as the
+/// layer the card says they were taken at.
+fn verify_features(zoo: &Zoo, name: &str, card: &crate::zoo::Card, architecture: &arch::Architecture) -> Result<(), String> {
+    if card.features_sha256.is_empty() {
+        return Ok(());
+    }
+    let path = zoo.entry_dir(name).join(crate::zoo::FEATURES_FILE);
+    let sha = sha256_file(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if sha != card.features_sha256 {
+        return Err(format!("{} has sha256 {sha}, the card says {}", path.display(), card.features_sha256));
+    }
+    let bytes = std::fs::read(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let (layer, stats) = crate::zoo::feature_stats::decode(&bytes).map_err(|error| format!("{}: {error}", path.display()))?;
+    if layer != card.feature_layer {
+        return Err(format!("{} holds statistics of `{layer}`, the card says `{}`", path.display(), card.feature_layer));
+    }
+    let index = architecture.layer_index(&layer).ok_or_else(|| format!("{} has no layer `{layer}`", architecture.name))?;
+    let (channels, _) = architecture.output_after(index + 1);
+    if stats.width() != channels as usize {
+        return Err(format!("{} holds {} features at `{layer}`, which gives {channels}", path.display(), stats.width()));
+    }
+    Ok(())
 }
 
 fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {

@@ -25,6 +25,9 @@ pub enum Step {
     Resize { size: u32 },
     /// Stage `index` of the recipe.
     Stage { index: usize, name: String, epochs: u32 },
+    /// How far the training images are from the pretraining images (pixel statistics, and the
+    /// Fréchet distance of features when the zoo card keeps them): shift.json, a note when far.
+    MeasureShift,
     /// Fit a linear probe on the pretrained features of the source images (the images the
     /// backbone was trained on) and score it: the start of the forgetting curve.
     SourceBaseline { source: String },
@@ -52,6 +55,7 @@ impl Step {
             Step::AttachHead { layers } => format!("head: {}", layers.join(" → ")),
             Step::Resize { size } => format!("images at {size}px"),
             Step::Stage { name, epochs, .. } => format!("stage {name} ({epochs} epoch{})", if *epochs == 1 { "" } else { "s" }),
+            Step::MeasureShift => "domain shift against the pretraining images".to_string(),
             Step::SourceBaseline { source } => format!("source baseline: probe on {source}"),
             Step::MeasureForgetting { name, .. } => format!("forgetting after {name}"),
             Step::Evaluate { size, tta } => format!("evaluate on valid at {size}px{}", if *tta { " with flip TTA" } else { "" }),
@@ -106,9 +110,14 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
         }
     };
     let mut previous = head;
+    if recipe.backbone.is_pretrained() {
+        let shift = graph.add_node(Step::MeasureShift);
+        graph.add_edge(head, shift, ());
+        previous = shift;
+    }
     if let Some(source) = recipe.forgetting_source() {
         let baseline = graph.add_node(Step::SourceBaseline { source: source.describe() });
-        graph.add_edge(head, baseline, ());
+        graph.add_edge(previous, baseline, ());
         previous = baseline;
     }
     for (index, stage) in recipe.stages.iter().enumerate() {

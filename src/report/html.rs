@@ -72,6 +72,9 @@ pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
         )?;
     }
 
+    if let Some(shift) = &run.shift {
+        sections.push(shift_section(shift));
+    }
     let rows: String = run
         .metrics
         .iter()
@@ -118,4 +121,26 @@ pub fn compare_html(runs: &[RunData]) -> Result<String, Diagnostic> {
         image_tag(&png, "valid accuracy per epoch")
     );
     Ok(page("tlrun compare", &body))
+}
+
+/// The domain shift measured at run start, as a table with the trade's advice when it is large.
+fn shift_section(shift: &crate::run_files::DomainShift) -> String {
+    let list = |values: &[f64]| values.iter().map(|value| format!("{value:.3}")).collect::<Vec<_>>().join(" ");
+    let frechet = match &shift.frechet {
+        Some(distance) => format!("{:.3} at {} ({:.2}x the pretraining features' variance)", distance.distance, escape(&distance.layer), distance.relative),
+        None => "- (the zoo card keeps no feature statistics)".to_string(),
+    };
+    let advice: String = shift.advice().iter().map(|line| format!("<li>{}</li>", escape(line))).collect();
+    let verdict = if advice.is_empty() { "<p>The images are close to the pretraining images.</p>".to_string() } else { format!("<ul>{advice}</ul>") };
+    format!(
+        "<section><h2>Domain shift</h2><p class=\"note\">Measured before training on {} training images against what the backbone was trained on.</p>\
+         <table><tr><th></th><th>these images</th><th>the backbone's</th></tr>\
+         <tr><td>pixel mean</td><td>{}</td><td>{}</td></tr><tr><td>pixel std</td><td>{}</td><td>{}</td></tr>\
+         <tr><td>Fréchet distance</td><td colspan=\"2\">{frechet}</td></tr></table>{verdict}</section>",
+        shift.images,
+        list(&shift.pixel_mean),
+        list(&shift.backbone_mean),
+        list(&shift.pixel_std),
+        list(&shift.backbone_std),
+    )
 }

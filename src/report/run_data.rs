@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::run_files::{self, EpochMetrics, Evaluation, Filters, ForgettingPoint, StepRates, Summary};
+use crate::run_files::{self, DomainShift, EpochMetrics, Evaluation, Filters, ForgettingPoint, StepRates, Summary};
 
 /// Everything a run folder holds that reports use. Interrupted runs have metrics but no summary.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct RunData {
     pub summary: Option<Summary>,
     /// Source accuracy beside target accuracy, stage by stage (runs with a `source`).
     pub forgetting: Vec<ForgettingPoint>,
+    /// How far the training images were from the pretraining images (pretrained backbones).
+    pub shift: Option<DomainShift>,
 }
 
 fn unreadable(folder: &Path, what: &str) -> Diagnostic {
@@ -54,6 +56,7 @@ impl RunData {
             movement: json(folder, run_files::MOVEMENT).unwrap_or_default(),
             filters: json(folder, run_files::FILTERS),
             forgetting: run_files::read_json_lines(&folder.join(run_files::FORGETTING)),
+            shift: json(folder, run_files::SHIFT),
             summary,
             metrics,
         })

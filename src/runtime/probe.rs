@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::data::{Augment, Fit, SizedSet, SplitMix64, fill_batch};
+use super::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
 use super::dataset;
 use super::device::parse_device;
 use super::model::Backbone;
@@ -20,6 +20,7 @@ use crate::check::Runnable;
 use crate::check::recipe::Recipe;
 use crate::diagnostics::Diagnostic;
 use crate::probe::{FeatureStats, Features, LinearProbe, frechet_distance, logme, stratified_split};
+use crate::run_files::{DomainShift, FeatureDistance};
 use crate::zoo::Zoo;
 
 pub struct ProbeOptions {
@@ -42,53 +43,18 @@ pub struct CutScore {
     pub seconds: f64,
 }
 
-/// Per-channel mean and standard deviation of pixel values in [0, 1].
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ChannelStats {
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
-}
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProbeReport {
     pub images: usize,
     pub classes: usize,
     pub size: u32,
     pub cuts: Vec<CutScore>,
-    /// The sample's pixel statistics, and those the backbone was trained with.
-    pub target_channels: ChannelStats,
-    pub backbone_channels: ChannelStats,
-    /// The Fréchet distance of the deepest features to the pretraining images' (when the zoo card
-    /// stores their statistics).
-    pub frechet: Option<FeatureDistance>,
+    /// How far the sampled images are from the pretraining images.
+    pub domain: DomainShift,
     /// The recipe's own cut.
     pub recipe_cut: String,
     pub notes: Vec<String>,
     pub forward_seconds: f64,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FeatureDistance {
-    pub layer: String,
-    pub distance: f64,
-    /// The distance over the trace of the pretraining features' covariance.
-    pub relative: f64,
-}
-
-impl ProbeReport {
-    /// How far the images are from the pretraining images, in the terms advice uses.
-    pub fn shift(&self) -> crate::probe::Shift {
-        let pairs = self.target_channels.mean.iter().zip(&self.backbone_channels.mean);
-        let channel_mean_gap = pairs.map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        let channel_std_ratio = self
-            .target_channels
-            .std
-            .iter()
-            .zip(&self.backbone_channels.std)
-            .map(|(a, b)| if *a > 0.0 && *b > 0.0 { (a / b).max(b / a) } else { f64::INFINITY })
-            .fold(1.0, f64::max);
-        crate::probe::Shift { channel_mean_gap, channel_std_ratio, relative_frechet: self.frechet.as_ref().map(|distance| distance.relative) }
-    }
 }
 
 /// Names of the candidate cuts of `recipe`'s architecture: the end of the stem and every stage.
@@ -135,7 +101,8 @@ fn deepest_backbone(recipe: &Recipe, pretrained: Option<&Path>, device: &Device,
     Err(last_error.unwrap_or_else(|| Diagnostic::new(crate::diagnostics::Code::WeightsMismatch, "no depth of the backbone loads its weights")))
 }
 
-fn channel_stats(images: &[&super::data::DecodedImage]) -> ChannelStats {
+/// Per-channel mean and standard deviation of pixel values in [0, 1].
+fn pixel_stats(images: &[DecodedImage]) -> (Vec<f64>, Vec<f64>) {
     let mut sum = [0.0f64; 3];
     let mut squares = [0.0f64; 3];
     let mut count = 0usize;
@@ -152,7 +119,38 @@ fn channel_stats(images: &[&super::data::DecodedImage]) -> ChannelStats {
     let count = count.max(1) as f64;
     let mean: Vec<f64> = sum.iter().map(|total| total / count).collect();
     let std = squares.iter().zip(&mean).map(|(total, mean)| (total / count - mean * mean).max(0.0).sqrt()).collect();
-    ChannelStats { mean, std }
+    (mean, std)
+}
+
+/// How far `images` are from what the backbone was trained on: pixel statistics against the
+/// recipe's backbone statistics, and, when the zoo card keeps feature statistics at a layer
+/// `features` has (name, features of `images`), the Fréchet distance there.
+pub(crate) fn domain_shift(recipe: &Recipe, zoo: &Zoo, images: &[DecodedImage], features: &[(String, Features)], notes: &mut Vec<String>) -> DomainShift {
+    let (pixel_mean, pixel_std) = pixel_stats(images);
+    let channels = recipe.input_channels() as usize;
+    let frechet = match card_feature_stats(recipe, zoo) {
+        Some((layer, stats)) => match features.iter().find(|(name, _)| *name == layer) {
+            Some((_, features)) => {
+                let trace: f64 = (0..stats.width()).map(|index| stats.covariance[index * stats.width() + index]).sum();
+                frechet_distance(&stats, &FeatureStats::of(features))
+                    .map(|distance| FeatureDistance { layer, distance, relative: distance / trace.max(1e-12) })
+            }
+            None => {
+                notes.push(format!("the zoo card's feature statistics are for `{layer}`, which the cut network does not reach"));
+                None
+            }
+        },
+        None => None,
+    };
+    let stats = &recipe.backbone.stats;
+    DomainShift {
+        pixel_mean: pixel_mean[..channels.min(3)].to_vec(),
+        pixel_std: pixel_std[..channels.min(3)].to_vec(),
+        backbone_mean: stats.mean.clone(),
+        backbone_std: stats.std.clone(),
+        images: images.len(),
+        frechet,
+    }
 }
 
 /// Pooled features of `indices` of the training split at `size`, at every tap, in tap order.
@@ -230,29 +228,14 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
         });
     }
 
-    let frechet = match (card_feature_stats(recipe, zoo), tapped.last()) {
-        (Some((layer, stats)), Some((name, features))) if &layer == name => {
-            let trace: f64 = (0..stats.width()).map(|index| stats.covariance[index * stats.width() + index]).sum();
-            frechet_distance(&stats, &FeatureStats::of(features))
-                .map(|distance| FeatureDistance { layer, distance, relative: distance / trace.max(1e-12) })
-        }
-        (Some((layer, _)), _) => {
-            notes.push(format!("the zoo card's feature statistics are for `{layer}`, which this probe did not reach"));
-            None
-        }
-        _ => None,
-    };
-    let stats = &recipe.backbone.stats;
-    let sample_refs: Vec<&super::data::DecodedImage> = images.iter().collect();
+    let domain = domain_shift(recipe, zoo, &images, &tapped, &mut notes);
     let recipe_cut = recipe.backbone.architecture.layers.get(recipe.kept_layers.wrapping_sub(1)).map_or("nothing", |layer| layer.name).to_string();
     Ok(ProbeReport {
         images: labels.len(),
         classes,
         size,
         cuts,
-        target_channels: channel_stats(&sample_refs),
-        backbone_channels: ChannelStats { mean: stats.mean.clone(), std: stats.std.clone() },
-        frechet,
+        domain,
         recipe_cut,
         notes,
         forward_seconds,
@@ -266,4 +249,24 @@ fn card_feature_stats(recipe: &Recipe, zoo: &Zoo) -> Option<(String, FeatureStat
         crate::check::recipe::Weights::Zoo(name) => crate::zoo::read_feature_stats(&zoo.entry_dir(name)),
         _ => None,
     }
+}
+
+/// Training images sampled at run start for the shift measure.
+const SHIFT_SAMPLE: usize = 1000;
+
+/// The `MeasureShift` step: the domain shift of the run's training images against the
+/// pretrained `network` (before any stage), at the first stage's size.
+pub(crate) fn run_start_shift(recipe: &Recipe, network: &super::model::Network, data: &super::trainer::TrainingData, zoo: &Zoo, device: &Device, notes: &mut Vec<String>) -> DomainShift {
+    let sample = stratified_sample(&data.train.labels, SHIFT_SAMPLE, recipe.seed);
+    let images: Vec<DecodedImage> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
+    let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
+    let inference = network.valid();
+    let features = match card_feature_stats(recipe, zoo).and_then(|(layer, _)| recipe.backbone.architecture.layer_index(&layer)) {
+        Some(tap) if tap < inference.backbone.kept => {
+            let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
+            pooled_features(recipe, &inference.backbone, &images, &labels, size, &[tap], false, &device.clone().without_autodiff())
+        }
+        _ => Vec::new(),
+    };
+    domain_shift(recipe, zoo, &images, &features, notes)
 }

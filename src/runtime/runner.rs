@@ -375,7 +375,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 }
                 before = snapshot(&attached);
                 if let Start::Resume(point) = &start {
-                    if recipe.forgetting_source().is_some() {
+                    if recipe.forgetting_source().is_some() || recipe.backbone.is_pretrained() {
                         initial_network = Some(attached.clone());
                         forgetting_points = run_files::read_json_lines(&run_folder.file(run_files::FORGETTING));
                     }
@@ -434,9 +434,20 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                     }
                 }
             }
+            Step::MeasureShift => {
+                let current = network.as_ref().ok_or_else(|| internal("measuring the shift before the network"))?;
+                let loaded = data.get().ok_or_else(|| internal("measuring the shift before the data"))?;
+                let pretrained_network = initial_network.as_ref().unwrap_or(current);
+                let domain = super::probe::run_start_shift(recipe, pretrained_network, loaded, &options.zoo, &device, &mut notes);
+                for line in domain.advice() {
+                    eprintln!("note: {line}");
+                    notes.push(line);
+                }
+                folder.get()?.write(run_files::SHIFT, to_json(&domain, run_files::SHIFT)?.as_bytes()).map_err(fail)?;
+            }
             Step::SourceBaseline { .. } => {
                 let current = network.as_ref().ok_or_else(|| internal("a source baseline before the network"))?;
-                let pretrained_network = initial_network.take().unwrap_or_else(|| current.clone());
+                let pretrained_network = initial_network.clone().unwrap_or_else(|| current.clone());
                 let (probe, point) = super::forgetting::ForgettingProbe::fit(recipe, &pretrained_network, &base, &device).map_err(fail)?;
                 eprintln!("forgetting: source accuracy {:.1}% before training (linear probe on `{}`)", point.source_accuracy * 100.0, point.layer);
                 forgetting_points.retain(|known| known.stage != point.stage);

@@ -1,0 +1,113 @@
+//! `tlrun probe` end to end, the forgetting curve a run draws, and what `publish` keeps for them.
+
+mod common;
+
+use common::*;
+
+fn text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+const UPSTREAM: &str = "recipe \"up\"\nseed 1\nbackbone resnet_small from none\n\
+    data { train synthetic \"shapes-source\" 8 per class seed 1  valid split 0.25  batch 16 size 16 }\n\
+    stage all { train all epochs 1 lr 3e-3 }\npublish \"up\"\n";
+
+/// The probe scores every candidate cut of the pretrained backbone, recommends one, draws the
+/// plot, and `--write` puts the recommendation into the recipe only as an edit that lints.
+#[test]
+fn probe_scores_every_cut_and_writes_a_cut_that_lints() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
+    let run = tlrun(dir.path(), &["run", "up.tl"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let down = "recipe \"down\"\nseed 2\nbackbone resnet_small from zoo \"up\"\n\
+        data { train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16 }\n\
+        head { pool avg  linear classes }\nstage head { train head epochs 1 lr 1e-2 }\n";
+    std::fs::write(dir.path().join("down.tl"), down).unwrap();
+
+    let json = tlrun(dir.path(), &["probe", "down.tl", "--format", "json", "--fine", "--plot", "probe.png"]);
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let cuts: Vec<&str> = value["report"]["cuts"].as_array().unwrap().iter().map(|cut| cut["after"].as_str().unwrap()).collect();
+    assert_eq!(cuts, ["relu", "layer1.0", "layer1", "layer2.0", "layer2", "layer3.0", "layer3"], "the stem, every stage, and with --fine the blocks between");
+    for cut in value["report"]["cuts"].as_array().unwrap() {
+        assert!(cut["logme"].as_f64().unwrap().is_finite() && cut["width"].as_u64().unwrap() > 0, "{cut}");
+    }
+    // publish kept the feature statistics, so the Fréchet distance is measured at its layer.
+    assert_eq!(value["report"]["domain"]["frechet"]["layer"], "layer3", "{}", value["report"]["domain"]);
+    assert!(value["report"]["domain"]["frechet"]["distance"].as_f64().unwrap() >= 0.0);
+    let recommended = value["recommendation"]["cut_after"].as_str().unwrap().to_string();
+    assert!(["relu", "layer1", "layer2", "layer3"].contains(&recommended.as_str()), "a cut point, never a block: {recommended}");
+    assert!(std::fs::metadata(dir.path().join("probe.png")).unwrap().len() > 1000);
+
+    let write = tlrun(dir.path(), &["probe", "down.tl", "--write"]);
+    assert_eq!(write.status.code(), Some(0), "{}", text(&write));
+    let written = std::fs::read_to_string(dir.path().join("down.tl")).unwrap();
+    assert!(written.contains(&format!("cut after {recommended}\n")), "{written}");
+    let lint = tlrun(dir.path(), &["lint", "down.tl"]);
+    assert_eq!(lint.status.code(), Some(0), "{}", text(&lint));
+}
+
+/// A run with a `source` draws the forgetting curve: a point for the pretrained weights, then one
+/// per stage. A stage that trains only the head (BatchNorm frozen) leaves the backbone
+/// bit-identical, so the source accuracy after it is exactly the pretrained one.
+#[test]
+fn a_run_with_a_source_measures_what_each_stage_forgot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
+    let recipe = "recipe \"forget\"\nseed 4\nbackbone resnet_small from zoo \"up\"\n\
+        data { train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16\n\
+               source synthetic \"shapes-source\" 8 per class seed 1 }\n\
+        head { pool avg  linear classes }\n\
+        stage head { train head epochs 1 lr 1e-2 batchnorm frozen }\nstage all { train all epochs 2 lr 3e-2 }\n";
+    std::fs::write(dir.path().join("forget.tl"), recipe).unwrap();
+    let graph = tlrun(dir.path(), &["graph", "forget.tl", "--format", "json"]);
+    let graph: serde_json::Value = serde_json::from_slice(&graph.stdout).unwrap();
+    let kinds: Vec<&str> = graph["nodes"].as_array().unwrap().iter().map(|node| node["step"]["step"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|kind| **kind == "measure_forgetting").count(), 2, "{kinds:?}");
+    assert!(kinds.contains(&"source_baseline") && kinds.contains(&"measure_shift"), "{kinds:?}");
+
+    let upstream = tlrun(dir.path(), &["run", "up.tl"]);
+    assert_eq!(upstream.status.code(), Some(0), "{}", text(&upstream));
+    let run = tlrun(dir.path(), &["run", "forget.tl", "--out", "run"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let points: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("run/forgetting.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let stages: Vec<&str> = points.iter().map(|point| point["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["pretrained", "head", "all"]);
+    assert_eq!(points[0]["source_accuracy"], points[1]["source_accuracy"], "a frozen backbone forgets nothing");
+    assert!(points[0]["target_accuracy"].is_null() && points[2]["target_accuracy"].is_number());
+    assert!(points[2]["source_images"].as_u64().unwrap() > 0);
+    let shift: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/shift.json")).unwrap()).unwrap();
+    assert_eq!(shift["pixel_mean"].as_array().unwrap().len(), 3);
+    let report = std::fs::read_to_string(dir.path().join("run/report.html")).unwrap();
+    assert!(report.contains("Forgetting: source task beside target task") && report.contains("Domain shift"));
+    assert!(dir.path().join("run/forgetting.png").is_file());
+}
+
+/// `publish` keeps the training images' feature statistics and where the images are; `zoo
+/// verify` checks them, and a tampered statistics file fails it.
+#[test]
+fn publish_keeps_feature_statistics_that_verify_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
+    let run = tlrun(dir.path(), &["run", "up.tl"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let card = std::fs::read_to_string(dir.path().join("zoo/up/card.toml")).unwrap();
+    assert!(card.contains("source_data = \"synthetic:shapes-source:8:1\"") && card.contains("feature_layer = \"layer3\""), "{card}");
+    let verify = tlrun(dir.path(), &["zoo", "verify", "up"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    let show = tlrun(dir.path(), &["zoo", "show", "up"]);
+    assert!(text(&show).contains("feature statistics: 60 images at `layer3`, 64 features"), "{}", text(&show));
+    let features = dir.path().join("zoo/up/features.safetensors");
+    let mut bytes = std::fs::read(&features).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&features, bytes).unwrap();
+    let tampered = tlrun(dir.path(), &["zoo", "verify", "up"]);
+    assert_eq!(tampered.status.code(), Some(1));
+    assert!(text(&tampered).contains("features.safetensors has sha256"), "{}", text(&tampered));
+}
