@@ -1,7 +1,9 @@
-//! The parser and checker never panic, whatever the input.
+//! The parser, the checker and all three renderers never panic, whatever the input: arbitrary
+//! text and bytes, mutated recipes, huge numbers, very long names and deep nesting.
 
 use proptest::prelude::*;
 use tlrun::check::{NoWorld, check_source};
+use tlrun::render::{self, FileDiagnostics, HumanStyle};
 
 const VALID: &str = r#"recipe "demo"
 seed 7
@@ -16,7 +18,15 @@ export "out/demo.safetensors"
 "#;
 
 fn check_everything(source: &str) {
-    let (recipe, _) = check_source(source, "fuzz", &NoWorld);
+    let (recipe, diagnostics) = check_source(source, "fuzz", &NoWorld);
+    let view = FileDiagnostics { path: "fuzz.tl", source, diagnostics: &diagnostics };
+    let _ = render::human(&view, HumanStyle::Plain);
+    let _ = render::human(&view, HumanStyle::Colour);
+    let json = render::json(std::slice::from_ref(&view));
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("the json format is always valid JSON");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(diagnostics.len()));
+    let github = render::github(std::slice::from_ref(&view));
+    assert_eq!(github.lines().count(), diagnostics.len(), "one annotation line per diagnostic:\n{github}");
     if let Some(recipe) = recipe {
         let graph = tlrun::plan::build_graph(&recipe);
         let _ = graph.to_text();
@@ -51,6 +61,37 @@ proptest! {
         let end = (start + length).min(source.len());
         let end = (end..=source.len()).find(|i| source.is_char_boundary(*i)).unwrap_or(source.len());
         source.replace_range(start..end, &insert);
+        check_everything(&source);
+    }
+
+    #[test]
+    fn huge_numbers_never_panic(digits in "[0-9]{1,40}", exponent in "(e[+-]?[0-9]{1,6})?", slot in 0usize..6) {
+        let number = format!("{digits}{exponent}");
+        let places = ["seed N", "epochs N", "lr N", "batch N", "resize N -> N", "spread N"];
+        let source = VALID
+            .replace("seed 7", &places[0].replace('N', &number))
+            .replace("epochs 6", &if slot == 1 { places[1].replace('N', &number) } else { "epochs 6".into() })
+            .replace("lr 1e-3", &if slot == 2 { places[2].replace('N', &number) } else { "lr 1e-3".into() })
+            .replace("batch 32", &if slot == 3 { places[3].replace('N', &number) } else { "batch 32".into() })
+            .replace("resize 224 -> 256", &if slot == 4 { places[4].replace('N', &number) } else { "resize 224 -> 256".into() })
+            .replace("spread 100", &if slot == 5 { places[5].replace('N', &number) } else { "spread 100".into() });
+        check_everything(&source);
+    }
+
+    #[test]
+    fn long_names_never_panic(length in 1usize..120_000, letter in "[a-zA-Zé_]", slot in 0usize..3) {
+        let name = letter.repeat(length);
+        let source = match slot {
+            0 => VALID.replace("stage warmup", &format!("stage {name}")),
+            1 => VALID.replace("new: head", &format!("{name}: head")),
+            _ => VALID.replace("layer4\nhead", &format!("{name}\nhead")),
+        };
+        check_everything(&source);
+    }
+
+    #[test]
+    fn deep_nesting_never_panics(depth in 1usize..20_000, opener in "[{(\\[\"]") {
+        let source = format!("{VALID}stage deep {}\n", opener.repeat(depth));
         check_everything(&source);
     }
 }

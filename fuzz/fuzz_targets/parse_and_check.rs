@@ -10,8 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let (recipe, diagnostics) = check_source(&source, "fuzz", &NoWorld);
     let view = FileDiagnostics { path: "fuzz.tl", source: &source, diagnostics: &diagnostics };
     let _ = render::human(&view, HumanStyle::Plain);
-    let _ = render::json(std::slice::from_ref(&view));
-    let _ = render::github(std::slice::from_ref(&view));
+    let json = render::json(std::slice::from_ref(&view));
+    assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "the json format is always valid JSON");
+    let github = render::github(std::slice::from_ref(&view));
+    assert_eq!(github.lines().count(), diagnostics.len(), "one annotation line per diagnostic");
     if let Some(recipe) = recipe {
         let graph = tlrun::plan::build_graph(&recipe);
         let _ = (graph.to_text(), graph.to_dot(), graph.to_mermaid());

@@ -19,14 +19,18 @@ pub struct CheckedStage {
 
 pub fn check(declarations: &[&StageDecl], groups: &CheckedGroups, data: &Data, diagnostics: &mut Vec<Diagnostic>) -> Vec<CheckedStage> {
     let mut checked: Vec<CheckedStage> = Vec::new();
+    // Where each name was first defined: a map, so a recipe of many stages checks in linear time.
+    let mut first_defined: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
     for declaration in declarations {
-        if let Some(first) = checked.iter().find(|stage| stage.stage.name == declaration.name.value) {
+        if let Some(first) = first_defined.get(declaration.name.value.as_str()) {
             diagnostics.push(
                 Diagnostic::new(Code::DuplicateName, format!("stage `{}` is defined twice", declaration.name.value))
                     .at(declaration.name.span, "defined again here")
-                    .with_related(first.name_span, "first defined here")
+                    .with_related(*first, "first defined here")
                     .with_help("stages run in order and are reported by name: give each its own"),
             );
+        } else {
+            first_defined.insert(&declaration.name.value, declaration.name.span);
         }
         checked.push(check_stage(declaration, groups, data, diagnostics));
     }

@@ -43,7 +43,36 @@ pub fn run(args: &BenchArgs) -> u8 {
         println!("peak memory: {peak:.0} MiB");
     }
     lint_latency(&args.recipes);
+    lint_scaling();
     0
+}
+
+/// Lint time against recipe size: 2,500 / 5,000 / 10,000 stages, and 20,000 broken items, parsed,
+/// checked and rendered as people read them. Linear means each row takes about twice the one before.
+fn lint_scaling() {
+    let header = "recipe \"big\"\nbackbone resnet18 from none\ndata { train \"data\" batch 8 }\n";
+    let stages = |count: usize| header.to_string() + &(0..count).map(|index| format!("stage s{index} {{ train all epochs 1 lr 1e-3 }}\n")).collect::<String>();
+    let broken = |count: usize| header.to_string() + &"stage { train all epochs }\n".repeat(count);
+    let cases = [
+        ("2,500 stages", stages(2500)),
+        ("5,000 stages", stages(5000)),
+        ("10,000 stages", stages(10_000)),
+        ("10,000 broken stages", broken(10_000)),
+        ("20,000 broken stages", broken(20_000)),
+    ];
+    for (name, source) in cases {
+        let started = Instant::now();
+        let (_, diagnostics) = crate::check::check_source(&source, "big", &crate::check::NoWorld);
+        let view = crate::render::FileDiagnostics { path: "big.tl", source: &source, diagnostics: &diagnostics };
+        let rendered = crate::render::human(&view, crate::render::HumanStyle::Plain);
+        println!(
+            "lint scaling: {name:<21} {:>7.1} KB  {:>6} diagnostics  {:>7.1} ms (parse, check, human render: {} KB)",
+            source.len() as f64 / 1024.0,
+            diagnostics.len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            rendered.len() / 1024
+        );
+    }
 }
 
 /// Parse + check every recipe in the folder many times; report the mean per recipe.

@@ -12,7 +12,8 @@ pub fn render(recipe: &Recipe) -> String {
         recipe.seed
     );
     out.push_str(&run_options(recipe));
-    let name_width = recipe.groups.iter().map(|group| group.name.len()).max().unwrap_or(5).max(5);
+    // Padding widths past u16::MAX panic inside `format!`; a longer name simply overflows its column.
+    let name_width = recipe.groups.iter().map(|group| group.name.len()).max().unwrap_or(5).clamp(5, 40);
     for (index, stage) in recipe.stages.iter().enumerate() {
         let optimizer = match stage.optimizer.kind {
             OptimizerKind::Adamw => "adamw",

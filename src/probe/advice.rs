@@ -60,11 +60,18 @@ pub fn advise(cuts: &[ScoredCut], recipe_cut: &str, shift: Shift) -> Option<Advi
         ));
     }
     let far = shift.pixels_far() || shift.features_far();
+    lines.push("stage warmup   { train head  epochs 3  lr 1e-2 }   # the new head first, the backbone frozen".to_string());
     if far {
-        lines.push("# the images are far from the pretraining images: train the head first, then unfreeze everything (`train all` with `spread`), not only the last groups".to_string());
-        lines.push("# keep the pretraining input size or larger: features learned at one scale do not transfer down".to_string());
+        lines.push("stage finetune { train all  epochs 6  lr 1e-3 spread 100 }".to_string());
+        lines.push("# the images are far from the pretraining images: unfreeze everything, early layers slowest, and keep the pretraining input size or larger".to_string());
     } else {
-        lines.push("# the images resemble the pretraining images: train the head with the backbone frozen, then fine-tune all with `spread` (fastai's fine_tune)".to_string());
+        // The default groups are named after the stages; the stem's layers form the group `stem`.
+        let group = if best.after.starts_with("layer") { best.after.as_str() } else { "stem" };
+        lines.push(format!("stage finetune {{ train from {group}  epochs 6  lr 1e-3 spread 10 }}"));
+        lines.push(format!(
+            "# the images resemble the pretraining images: fine-tune only the last kept stage and the head (fastai's freeze_to); the groups before {} stay frozen",
+            best.after
+        ));
     }
     Some(Advice { cut_after: best.after.clone(), lines })
 }
@@ -85,6 +92,7 @@ mod tests {
         assert!(advice.lines[1].contains("specialised"));
         let far = advise(&cuts, "layer3", Shift { channel_mean_gap: 0.3, ..Shift::default() }).unwrap();
         assert!(far.lines.iter().any(|line| line.contains("unfreeze everything")));
+        assert!(advice.lines.iter().any(|line| line.starts_with("stage finetune { train from layer2")), "{:?}", advice.lines);
         assert!(advise(&[], "layer3", Shift::default()).is_none());
     }
 }

@@ -5,6 +5,7 @@ use crate::diagnostics::Severity;
 pub fn render(files: &[FileDiagnostics<'_>]) -> String {
     let mut out = String::new();
     for file in files {
+        let lines = crate::span::LineIndex::new(file.source);
         for diagnostic in file.diagnostics {
             let level = match diagnostic.severity() {
                 Severity::Error => "error",
@@ -12,12 +13,11 @@ pub fn render(files: &[FileDiagnostics<'_>]) -> String {
             };
             let mut properties = vec![format!("file={}", escape_property(file.path))];
             if let Some(span) = diagnostic.span {
-                let (line, column) = span.line_col(file.source);
+                let (line, column) = lines.line_col(file.source, span.start);
                 // One line per annotation: a span that runs on is cut at the end of its first line.
                 let start = span.start.min(file.source.len());
                 let line_end = file.source[start..].find('\n').map_or(file.source.len(), |newline| start + newline);
-                let end = crate::span::Span::new(span.end.min(line_end).max(start), span.end.min(line_end).max(start));
-                let (end_line, end_column) = end.line_col(file.source);
+                let (end_line, end_column) = lines.line_col(file.source, span.end.min(line_end).max(start));
                 properties.push(format!("line={line}"));
                 properties.push(format!("col={column}"));
                 properties.push(format!("endLine={end_line}"));

@@ -28,6 +28,7 @@ struct JsonDiagnostic<'a> {
 pub fn render(files: &[FileDiagnostics<'_>]) -> String {
     let mut all = Vec::new();
     for file in files {
+        let lines = crate::span::LineIndex::new(file.source);
         for diagnostic in file.diagnostics {
             all.push(JsonDiagnostic {
                 file: file.path,
@@ -36,15 +37,15 @@ pub fn render(files: &[FileDiagnostics<'_>]) -> String {
                 severity: diagnostic.severity(),
                 message: &diagnostic.message,
                 help: diagnostic.help.as_deref(),
-                location: diagnostic.span.map(|span| label(file.source, &diagnostic.label, span)),
-                related: diagnostic.related.iter().map(|related| label(file.source, &related.message, related.span)).collect(),
+                location: diagnostic.span.map(|span| label(file.source, &lines, &diagnostic.label, span)),
+                related: diagnostic.related.iter().map(|related| label(file.source, &lines, &related.message, related.span)).collect(),
             });
         }
     }
     serde_json::to_string_pretty(&all).unwrap_or_else(|_| "[]".to_string()) + "\n"
 }
 
-fn label<'a>(source: &str, message: &'a str, span: crate::span::Span) -> JsonLabel<'a> {
-    let (line, column) = span.line_col(source);
+fn label<'a>(source: &str, lines: &crate::span::LineIndex, message: &'a str, span: crate::span::Span) -> JsonLabel<'a> {
+    let (line, column) = lines.line_col(source, span.start);
     JsonLabel { message, line, column, start: span.start, end: span.end }
 }

@@ -104,7 +104,6 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::method_crop => "`crop`",
         Rule::method_squash => "`squash`",
         Rule::method_pad => "`pad`",
-        Rule::EOI => "end of file",
         _ => return None,
     })
 }
