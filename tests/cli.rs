@@ -234,3 +234,21 @@ fn lookalike_characters_are_named_and_timm_spellings_understood() {
     let text = stdout(&tlrun(dir.path(), &["lint", "timm.tl"]));
     assert!(text.contains("did you mean `resnet18`?"), "{text}");
 }
+
+/// Without a zoo folder a `from zoo` entry cannot be checked: lint says so on stderr (stdout
+/// stays valid JSON) and exits 0; `--strict` makes it TL1004.
+#[test]
+fn a_missing_zoo_folder_is_noted_and_an_error_under_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = "recipe \"z\"\nbackbone resnet18 from zoo \"typo\"\ndata { train \"data\" }\nstage s { train head epochs 1 lr 1e-3 }\n";
+    std::fs::write(dir.path().join("z.tl"), recipe).unwrap();
+    let lint = tlrun(dir.path(), &["lint", "z.tl", "--format", "json"]);
+    assert_eq!(lint.status.code(), Some(0));
+    let findings: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    assert!(findings.as_array().unwrap().iter().all(|finding| finding["code"] != "TL1004"));
+    let stderr = String::from_utf8_lossy(&lint.stderr);
+    assert!(stderr.contains("no zoo folder") && stderr.contains("`typo` in z.tl") && stderr.contains("--strict"), "{stderr}");
+    let strict = tlrun(dir.path(), &["lint", "z.tl", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(stdout(&strict).contains("TL1004") && stdout(&strict).contains("no zoo to find `typo` in"), "{}", stdout(&strict));
+}

@@ -21,6 +21,15 @@ impl CheckedGroups {
     pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
         self.groups.iter().map(|group| group.name.as_str())
     }
+
+    /// How to write "train the new head alone" in this recipe: `train NAME` when a group holds
+    /// only the head. Help text names only groups that exist.
+    pub fn train_head_alone(&self) -> String {
+        match self.groups.iter().find(|group| group.layers.iter().all(|layer| layer == HEAD) && group.is_head()) {
+            Some(group) => format!("`train {}`", group.name),
+            None => "a group that holds only `head` (the head shares a group with pretrained layers here), trained alone".to_string(),
+        }
+    }
 }
 
 pub fn check(

@@ -39,18 +39,35 @@ pub fn parse_and_check(
     more.retain(|diagnostic| !(had_syntax_errors && diagnostic.code == crate::diagnostics::Code::MissingStatement));
     // A number too large for 64 bits is already reported where it is written; the checks that then
     // see it would only quote a number the user never wrote.
-    let overflowed: Vec<crate::span::Span> =
+    // Spans do not overlap each other, so the overflowed number holding a span is the last one
+    // that starts at or before it (a binary search keeps this linear-logarithmic).
+    let mut overflowed: Vec<crate::span::Span> =
         diagnostics.iter().filter(|diagnostic| diagnostic.code == crate::diagnostics::Code::ValueOutOfRange).filter_map(|diagnostic| diagnostic.span).collect();
-    more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !overflowed.iter().any(|number| number.start <= span.start && span.end <= number.end)));
+    overflowed.sort_by_key(|span| span.start);
+    let inside_overflowed = |span: crate::span::Span| {
+        let candidates = overflowed.partition_point(|number| number.start <= span.start);
+        candidates > 0 && span.end <= overflowed[candidates - 1].end
+    };
+    more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !inside_overflowed(span)));
     // A name that a syntax error cut short (`resn` before a Cyrillic `е`) is not unknown: the
     // syntax error right after it says what is wrong.
-    let syntax_starts: Vec<usize> = diagnostics
+    let syntax_starts: std::collections::HashSet<usize> = diagnostics
         .iter()
         .filter(|diagnostic| diagnostic.code == crate::diagnostics::Code::SyntaxError)
         .filter_map(|diagnostic| diagnostic.span.map(|span| span.start))
         .collect();
     more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !syntax_starts.contains(&span.end)));
     diagnostics.append(&mut more);
-    diagnostics.sort_by_key(|diagnostic| (diagnostic.span.map_or(0, |span| span.start), diagnostic.code));
+    sort_in_reading_order(source, &mut diagnostics);
     (ast, recipe, diagnostics)
+}
+
+/// Diagnostics in reading order, line by line; on one line an error before the warnings, which
+/// usually follow from it (cause before consequence, as Elm orders them).
+pub fn sort_in_reading_order(source: &str, diagnostics: &mut [Diagnostic]) {
+    let lines = crate::span::LineIndex::new(source);
+    diagnostics.sort_by_key(|diagnostic| {
+        let start = diagnostic.span.map_or(0, |span| span.start);
+        (lines.line_of(start), !diagnostic.is_error(), start, diagnostic.code)
+    });
 }

@@ -15,6 +15,9 @@ pub struct CheckedStage {
     pub lr_span: Option<Span>,
     pub resize_span: Option<Span>,
     pub accumulate_span: Option<Span>,
+    /// The per-group rates could not be worked out (an error said why): warnings about rates
+    /// would follow from that error, not from the recipe.
+    pub rates_unknown: bool,
 }
 
 pub fn check(declarations: &[&StageDecl], groups: &CheckedGroups, data: &Data, diagnostics: &mut Vec<Diagnostic>) -> Vec<CheckedStage> {
@@ -184,6 +187,7 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
         }
     }
     let trained = resolve_trained(declaration, groups, train, freeze, diagnostics);
+    let before_rates = diagnostics.len();
     let per_group = match (&spread, multipliers) {
         (Some(spread), Some(map)) => {
             diagnostics.push(
@@ -204,6 +208,7 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
         (None, Some(map)) => explicit_multipliers(map, groups, diagnostics),
         (None, None) => vec![1.0; group_count],
     };
+    let rates_unknown = diagnostics[before_rates..].iter().any(Diagnostic::is_error);
     let sizes = match resize {
         Some((sizes, starts, span)) => check_resize(sizes, starts, span, epochs, data.size, diagnostics),
         None => vec![data.size; epochs as usize],
@@ -235,6 +240,7 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
         lr_span,
         resize_span: resize.map(|(_, _, span)| span),
         accumulate_span,
+        rates_unknown,
     }
 }
 
@@ -310,7 +316,7 @@ fn resolve_trained(
         diagnostics.push(
             Diagnostic::new(Code::StageTrainsNothing, format!("stage `{}` trains nothing", declaration.name.value))
                 .at(declaration.name.span, "every group is frozen")
-                .with_help("add `train head`, `train all` or `train from layer3`"),
+                .with_help(format!("train something: {}, or `train all`", groups.train_head_alone())),
         );
     }
     trained

@@ -42,14 +42,18 @@ pub fn check(
                     format!("stage `{}` unfreezes pretrained layers before the new head has trained", stage.name),
                 )
                 .at(anchor, "pretrained groups train here")
-                .with_help("add a head-only stage first (`train head  epochs 1`): a random head sends large, noisy gradients into pretrained weights"),
+                .with_help(format!(
+                    "add a head-only stage first ({} for an epoch or two): a random head sends large, noisy gradients into pretrained weights",
+                    groups.train_head_alone()
+                )),
             );
         }
         if !trains_backbone && stage.trained.iter().any(|trained| *trained) {
             head_warmed_up = true;
         }
 
-        if trains_backbone {
+        // When an error already says the rates are wrong, a warning about them would follow from it.
+        if trains_backbone && !checked.rates_unknown {
             full_rate_unfreeze(checked, &is_backbone_group, diagnostics);
         }
 

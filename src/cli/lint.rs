@@ -68,8 +68,35 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
             println!("{}", summary(recipes.len(), errors, warnings));
         }
     }
+    if !args.strict {
+        note_unchecked_zoo_entries(&recipes, zoo);
+    }
     let failed = errors > 0 || (warnings > 0 && matches!(args.deny, Some(Deny::Warnings)));
     u8::from(failed)
+}
+
+/// Without a zoo folder, `from zoo "…"` cannot be checked: say so on stderr (stdout stays the
+/// report, valid JSON included), so a CI without weights learns of it. `--strict` makes it TL1004.
+fn note_unchecked_zoo_entries(recipes: &[RecipeFile], zoo: &Zoo) {
+    if zoo.exists() {
+        return;
+    }
+    let unchecked: Vec<String> = recipes
+        .iter()
+        .flat_map(|recipe| {
+            let (ast, _) = crate::syntax::parse(&recipe.source);
+            crate::plan::recipe_links(&ast).zoo.into_iter().map(move |entry| format!("`{}` in {}", entry.value, recipe.display))
+        })
+        .collect();
+    if !unchecked.is_empty() {
+        let shown: Vec<&str> = unchecked.iter().take(5).map(String::as_str).collect();
+        let more = if unchecked.len() > 5 { format!(" and {} more", unchecked.len() - 5) } else { String::new() };
+        eprintln!(
+            "note: there is no zoo folder at {}, so zoo entries were not checked: {}{more}; point --zoo or TLRUN_ZOO at the zoo, and `--strict` makes this an error",
+            zoo.root.display(),
+            shown.join(", ")
+        );
+    }
 }
 
 fn summary(files: usize, errors: usize, warnings: usize) -> String {

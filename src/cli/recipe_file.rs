@@ -48,8 +48,10 @@ impl RecipeFile {
         }
     }
 
+    /// In reading order, line by line; on one line an error before the warnings, which usually
+    /// follow from it (cause before consequence).
     pub fn sort_diagnostics(&mut self) {
-        self.diagnostics.sort_by_key(|diagnostic| (diagnostic.span.map_or(0, |span| span.start), diagnostic.code));
+        crate::check::sort_in_reading_order(&self.source, &mut self.diagnostics);
     }
 
     pub fn has_errors(&self) -> bool {
