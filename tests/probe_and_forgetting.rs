@@ -111,3 +111,33 @@ fn publish_keeps_feature_statistics_that_verify_checks() {
     assert_eq!(tampered.status.code(), Some(1));
     assert!(text(&tampered).contains("features.safetensors has sha256"), "{}", text(&tampered));
 }
+
+/// `zoo import --source-data FOLDER` records the source images and their feature statistics, so a
+/// recipe starting from imported weights draws its forgetting curve without naming a `source`.
+#[test]
+fn imported_weights_with_source_data_give_a_forgetting_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
+    assert_eq!(tlrun(dir.path(), &["run", "up.tl"]).status.code(), Some(0));
+    let export = tlrun(dir.path(), &["data", "export", "shapes-source", "--out", "source", "--per-class", "4", "--size", "16"]);
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export));
+    let import = tlrun(
+        dir.path(),
+        &["zoo", "import", "zoo/up/weights.safetensors", "--name", "imported", "--arch", "resnet_small", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25", "--size", "16", "--source-data", "source"],
+    );
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import));
+    let card = std::fs::read_to_string(dir.path().join("zoo/imported/card.toml")).unwrap();
+    assert!(card.contains("feature_layer = \"layer3\"") && card.contains("source_data = \"/"), "{card}");
+    assert_eq!(tlrun(dir.path(), &["zoo", "verify", "imported"]).status.code(), Some(0));
+
+    let recipe = "recipe \"after-import\"\nseed 4\nbackbone resnet_small from zoo \"imported\"\n\
+        data { train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16 }\n\
+        head { pool avg  linear classes }\nstage head { train head epochs 1 lr 1e-2 }\n";
+    std::fs::write(dir.path().join("after.tl"), recipe).unwrap();
+    let run = tlrun(dir.path(), &["run", "after.tl", "--out", "run"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let points = std::fs::read_to_string(dir.path().join("run/forgetting.jsonl")).unwrap();
+    assert_eq!(points.lines().count(), 2, "pretrained, then the one stage: {points}");
+    let shift: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/shift.json")).unwrap()).unwrap();
+    assert_eq!(shift["frechet"]["layer"], "layer3", "{shift}");
+}

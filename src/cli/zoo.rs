@@ -213,7 +213,7 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
         Ok(sha256) => sha256,
         Err(error) => return super::usage_error(format!("cannot read back {}: {error}", weights_path.display())),
     };
-    let card = Card {
+    let mut card = Card {
         name: args.name.clone(),
         architecture: architecture.name.to_string(),
         mean: stats.mean,
@@ -229,6 +229,20 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
         features_sha256: String::new(),
         feature_layer: String::new(),
     };
+    // With the source images, the entry also keeps their feature statistics (for the Fréchet
+    // distance of later recipes' images), like a published entry.
+    if let Some(source) = &args.source_data {
+        match crate::runtime::publish::import_feature_stats(&card, &weights_path, source, &folder) {
+            Ok((layer, sha256)) => {
+                card.feature_layer = layer;
+                card.features_sha256 = sha256;
+            }
+            Err(diagnostic) => {
+                super::print_runtime_error(&diagnostic, &args.weights);
+                return 1;
+            }
+        }
+    }
     if let Err(diagnostic) = card.to_toml().and_then(|text| crate::atomic_file::write_atomic(&folder.join(CARD_FILE), text.as_bytes())) {
         super::print_runtime_error(&diagnostic, &args.weights);
         return 1;

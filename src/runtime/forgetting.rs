@@ -50,7 +50,7 @@ impl ForgettingProbe {
         let (fit_rows, held_out) = stratified_split(&labels, 4);
         let inference = network.valid();
         let plain = device.clone().without_autodiff();
-        let tapped = pooled_features(recipe, &inference.backbone, &images, &labels, size, &[tap], false, &plain);
+        let tapped = pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &plain);
         let Some((layer, features)) = tapped.into_iter().next() else {
             return Err(Diagnostic::new(Code::StepFailed, "no features for the forgetting probe"));
         };
@@ -67,7 +67,7 @@ impl ForgettingProbe {
     pub fn measure(&self, recipe: &Recipe, network: &Network, stage: &str, target_accuracy: Option<f64>, device: &Device) -> ForgettingPoint {
         let inference = network.valid();
         let plain = device.clone().without_autodiff();
-        let tapped = pooled_features(recipe, &inference.backbone, &self.images, &self.labels, self.size, &[self.tap], false, &plain);
+        let tapped = pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, &self.images, &self.labels, self.size, &[self.tap], false, &plain);
         let accuracy = tapped.first().map_or(f64::NAN, |(_, features)| self.probe.accuracy(features, &self.labels));
         ForgettingPoint { stage: stage.to_string(), source_accuracy: accuracy, target_accuracy, source_images: self.labels.len(), layer: self.layer.clone() }
     }

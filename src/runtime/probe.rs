@@ -59,7 +59,12 @@ pub struct ProbeReport {
 
 /// Names of the candidate cuts of `recipe`'s architecture: the end of the stem and every stage.
 pub(crate) fn candidates(recipe: &Recipe) -> Vec<usize> {
-    let layers = &recipe.backbone.architecture.layers;
+    candidates_of(recipe.backbone.architecture)
+}
+
+/// The candidate cuts of an architecture: the end of the stem and every stage (layer indices).
+pub(crate) fn candidates_of(architecture: &crate::arch::Architecture) -> Vec<usize> {
+    let layers = &architecture.layers;
     let first_stage = layers.iter().position(|layer| matches!(layer.kind, LayerKind::Stage { .. }));
     let mut found: Vec<usize> = first_stage.and_then(|index| index.checked_sub(1)).into_iter().collect();
     found.extend(layers.iter().enumerate().filter(|(_, layer)| matches!(layer.kind, LayerKind::Stage { .. })).map(|(index, _)| index));
@@ -153,9 +158,27 @@ pub(crate) fn domain_shift(recipe: &Recipe, zoo: &Zoo, images: &[DecodedImage], 
     }
 }
 
-/// Pooled features of `indices` of the training split at `size`, at every tap, in tap order.
+/// How images become a backbone's input: normalisation, channels, how non-square images fit, and
+/// the architecture whose layers name the taps.
+pub(crate) struct InputSpec {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub channels: u32,
+    pub fit: Fit,
+    pub architecture: &'static crate::arch::Architecture,
+}
+
+impl InputSpec {
+    /// As a run of `recipe` prepares its validation images.
+    pub fn of(recipe: &Recipe) -> InputSpec {
+        let (mean, std) = recipe.input_normalisation();
+        InputSpec { mean, std, channels: recipe.input_channels(), fit: Fit::of(recipe.data.resize_method, false), architecture: recipe.backbone.architecture }
+    }
+}
+
+/// Pooled features of `images` at `size`, at every tap, in tap order.
 pub(crate) fn pooled_features(
-    recipe: &Recipe,
+    input: &InputSpec,
     backbone: &Backbone,
     images: &[super::data::DecodedImage],
     labels: &[usize],
@@ -164,10 +187,9 @@ pub(crate) fn pooled_features(
     blocks: bool,
     device: &Device,
 ) -> Vec<(String, Features)> {
-    let (mean, std) = recipe.input_normalisation();
-    let channels = recipe.input_channels();
-    let set = SizedSet::build_fitted(images, labels, size, &mean, &std, Fit::of(recipe.data.resize_method, false), channels);
-    let names: Vec<&str> = recipe.backbone.architecture.layers.iter().map(|layer| layer.name).collect();
+    let channels = input.channels;
+    let set = SizedSet::build_fitted(images, labels, size, &input.mean, &input.std, input.fit, channels);
+    let names: Vec<&str> = input.architecture.layers.iter().map(|layer| layer.name).collect();
     let no_augment = Augment { flip: false, crop_padding: 0 };
     let mut rng = SplitMix64::new(0);
     let order: Vec<usize> = (0..labels.len()).collect();
@@ -175,9 +197,9 @@ pub(crate) fn pooled_features(
     let (mut pixels, mut batch_labels) = (Vec::new(), Vec::new());
     for chunk in order.chunks(64) {
         fill_batch(&set, chunk, &no_augment, &mut rng, &mut pixels, &mut batch_labels);
-        let input = Tensor::<4>::from_data(TensorData::new(std::mem::take(&mut pixels), [chunk.len(), channels as usize, size as usize, size as usize]), device);
+        let batch = Tensor::<4>::from_data(TensorData::new(std::mem::take(&mut pixels), [chunk.len(), channels as usize, size as usize, size as usize]), device);
         batch_labels.clear();
-        for (position, (name, tensor)) in backbone.pooled_taps(input, &names, taps, blocks).into_iter().enumerate() {
+        for (position, (name, tensor)) in backbone.pooled_taps(batch, &names, taps, blocks).into_iter().enumerate() {
             let width = tensor.dims()[1];
             let values = tensor.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
             if collected.len() <= position {
@@ -206,7 +228,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
     let taps: Vec<usize> = candidates(recipe).into_iter().filter(|index| *index < backbone.kept).collect();
     let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
     let started = Instant::now();
-    let tapped = pooled_features(recipe, &backbone, &images, &labels, size, &taps, options.fine, &device);
+    let tapped = pooled_features(&InputSpec::of(recipe), &backbone, &images, &labels, size, &taps, options.fine, &device);
     let forward_seconds = started.elapsed().as_secs_f64();
 
     let (fit, held_out) = stratified_split(&labels, 4);
@@ -264,7 +286,7 @@ pub(crate) fn run_start_shift(recipe: &Recipe, network: &super::model::Network, 
     let features = match card_feature_stats(recipe, zoo).and_then(|(layer, _)| recipe.backbone.architecture.layer_index(&layer)) {
         Some(tap) if tap < inference.backbone.kept => {
             let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
-            pooled_features(recipe, &inference.backbone, &images, &labels, size, &[tap], false, &device.clone().without_autodiff())
+            pooled_features(&InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &device.clone().without_autodiff())
         }
         _ => Vec::new(),
     };

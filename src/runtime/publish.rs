@@ -71,11 +71,39 @@ fn write_feature_stats(network: &Network, recipe: &Recipe, data: &TrainingData, 
     let sample = super::probe::stratified_sample(&data.train.labels, FEATURE_SAMPLE, recipe.seed);
     let images: Vec<_> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
     let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
-    let tapped = super::probe::pooled_features(recipe, &inference.backbone, &images, &labels, size, &[tap], false, &plain);
+    let tapped = super::probe::pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &plain);
     let Some((layer, features)) = tapped.into_iter().next() else { return Ok((String::new(), String::new())) };
     let bytes = crate::zoo::feature_stats::encode(&layer, &FeatureStats::of(&features))
         .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display())))?;
     super::run_folder::write_atomic(path, &bytes)?;
     let sha256 = weights::sha256_file(path).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", path.display())))?;
+    Ok((layer, sha256))
+}
+
+/// What `zoo import --source-data FOLDER` keeps of imported weights: the feature statistics of up
+/// to 2,000 of the source images at the deepest stage the weights hold, written to
+/// features.safetensors in `entry`. Returns the layer and the file's sha256.
+pub fn import_feature_stats(card: &crate::zoo::Card, weights_path: &Path, source: &Path, entry: &Path) -> Result<(String, String), Diagnostic> {
+    let architecture = crate::arch::lookup(&card.architecture)
+        .ok_or_else(|| Diagnostic::new(Code::WeightsMismatch, format!("unknown architecture `{}`", card.architecture)))?;
+    let device = Device::flex();
+    let kept = architecture.layer_index(architecture.default_cut_after).map_or(architecture.layers.len(), |index| index + 1);
+    let (backbone, _) = weights::load_backbone(super::model::Backbone::new(architecture, kept, card.channels, &device), weights_path)?;
+    let Some(tap) = super::probe::candidates_of(architecture).into_iter().filter(|index| *index < kept).last() else {
+        return Ok((String::new(), String::new()));
+    };
+    let folder = DataSource::Folder { path: source.display().to_string() };
+    let (_, split) = super::dataset::load_source(&folder, Path::new(""), card.input_size, crate::check::recipe::CorruptPolicy::Skip)?;
+    let sample = super::probe::stratified_sample(&split.labels, FEATURE_SAMPLE, 0);
+    let images: Vec<_> = sample.iter().map(|index| split.images[*index].clone()).collect();
+    let labels: Vec<usize> = sample.iter().map(|index| split.labels[*index]).collect();
+    let input = super::probe::InputSpec { mean: card.mean.clone(), std: card.std.clone(), channels: card.channels, fit: super::data::Fit::CentreCrop, architecture };
+    let tapped = super::probe::pooled_features(&input, &backbone, &images, &labels, card.input_size, &[tap], false, &device);
+    let Some((layer, features)) = tapped.into_iter().next() else { return Ok((String::new(), String::new())) };
+    let path = entry.join(FEATURES_FILE);
+    let bytes = crate::zoo::feature_stats::encode(&layer, &FeatureStats::of(&features))
+        .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display())))?;
+    super::run_folder::write_atomic(&path, &bytes)?;
+    let sha256 = weights::sha256_file(&path).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", path.display())))?;
     Ok((layer, sha256))
 }
