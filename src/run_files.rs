@@ -20,6 +20,11 @@ pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
         .unwrap_or_default()
 }
 
+/// A number, or NaN where the file holds `null` (JSON has no NaN: serde_json writes it as null).
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 /// One line of metrics.jsonl.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -31,7 +36,10 @@ pub struct EpochMetrics {
     /// Each trained group's learning rate at the epoch's last step.
     pub learning_rates: BTreeMap<String, f64>,
     pub train_loss: f64,
+    /// NaN (`null` in the file) for an epoch that `valid every …` did not evaluate.
+    #[serde(deserialize_with = "number_or_nan")]
     pub valid_loss: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub valid_accuracy: f64,
     pub train_images_per_second: f64,
     pub seconds: f64,

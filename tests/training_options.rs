@@ -357,3 +357,38 @@ fn a_stage_with_ema_evaluates_the_average() {
     let evaluated = snapshot(&trainer.evaluated(&outcome.network));
     assert_ne!(evaluated, snapshot(&outcome.network), "the average, not the last weights");
 }
+
+/// `valid every 2 epochs` evaluates every second epoch and each stage's last; the others have no
+/// valid figures (null in metrics.jsonl) and the report still draws. `valid last` evaluates only
+/// the run's last epoch.
+#[test]
+fn valid_every_skips_the_evaluations_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = |schedule: &str| {
+        format!(
+            "recipe \"sparse\"\nseed 3\nbackbone resnet_small from none\n\
+             data {{ train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 10 size 16  {schedule} }}\n\
+             stage a {{ train all epochs 3 lr 1e-3 }}\nstage b {{ train all epochs 1 lr 1e-4 }}\n"
+        )
+    };
+    let evaluated = |folder: &str| -> Vec<bool> {
+        std::fs::read_to_string(dir.path().join(folder).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["valid_accuracy"].is_number())
+            .collect()
+    };
+    for (schedule, folder, expected) in [
+        ("valid every 2 epochs", "every2", vec![false, true, true, true]),
+        ("valid every stage", "stage", vec![false, false, true, true]),
+        ("valid last", "last", vec![false, false, false, true]),
+    ] {
+        std::fs::write(dir.path().join("sparse.tl"), recipe(schedule)).unwrap();
+        let run = tlrun(dir.path(), &["run", "sparse.tl", "--out", folder, "--force"]);
+        assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+        assert_eq!(evaluated(folder), expected, "{schedule}");
+        assert!(dir.path().join(folder).join("report.html").is_file() && dir.path().join(folder).join("curves.png").is_file());
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(folder).join("summary.json")).unwrap()).unwrap();
+        assert!(summary["final_valid_accuracy"].is_number(), "the final evaluation always runs");
+    }
+}

@@ -1,12 +1,12 @@
 use super::backbone::{bounded_u32, channels_error, check_channel_values, image_side, size_error};
 use super::checker::missing;
-use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, Validation};
+use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, ValidEvery, Validation};
 use crate::builtin_data;
 use super::world::World;
 use crate::arch::Stats;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::span::Span;
-use crate::syntax::ast::{Augmentation, DataKind, DataSourceDecl, DataStatement, Item, Normalization};
+use crate::syntax::ast::{Augmentation, DataKind, DataSourceDecl, DataStatement, Item, Normalization, ValidSchedule};
 
 /// fastai's default validation share when a recipe gives neither a folder nor a split.
 const DEFAULT_VALID_FRACTION: f64 = 0.2;
@@ -37,6 +37,7 @@ pub fn check(
         resize_method: ResizeMethod::Crop,
         adapt_channels: false,
         source: None,
+        valid_every: ValidEvery::Epochs(1),
     };
     let Some((item, statements)) = block else {
         diagnostics.push(missing(anchor, "the recipe has no `data` block", "add `data { train \"path/to/train\" }`"));
@@ -63,6 +64,23 @@ pub fn check(
                 // A synthetic valid set defaults to another seed than train, so its images are new.
                 data.valid = Validation::Source { source: check_source(source, seed.wrapping_add(VALID_SEED_OFFSET), diagnostics) };
                 valid_source = Some(source);
+            }
+            DataKind::ValidEvery(schedule) => {
+                data.valid_every = match schedule {
+                    ValidSchedule::Stage => ValidEvery::Stage,
+                    ValidSchedule::Last => ValidEvery::Last,
+                    ValidSchedule::Epochs(every) => match u32::try_from(every.value).ok().filter(|every| (1..=crate::limits::MAX_EPOCHS).contains(every)) {
+                        Some(every) => ValidEvery::Epochs(every),
+                        None => {
+                            diagnostics.push(
+                                Diagnostic::new(Code::ValueOutOfRange, format!("evaluate every 1..{} epochs, not {}", crate::limits::MAX_EPOCHS, every.value))
+                                    .at(every.span, "not an epoch count")
+                                    .with_help("e.g. `valid every 2 epochs`, `valid every stage` or `valid last`"),
+                            );
+                            ValidEvery::Epochs(1)
+                        }
+                    },
+                };
             }
             DataKind::Source(source) => {
                 data.source = Some(check_source(source, seed, diagnostics));
@@ -293,6 +311,7 @@ fn keyword_of(kind: &DataKind) -> &'static str {
     match kind {
         DataKind::Train(_) => "train",
         DataKind::Source(_) => "source",
+        DataKind::ValidEvery(_) => "valid every/last",
         DataKind::Valid(_) | DataKind::ValidSplit { .. } => "valid",
         DataKind::Batch(_) => "batch",
         DataKind::Normalize(_) => "normalize",

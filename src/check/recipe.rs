@@ -134,6 +134,46 @@ pub struct Data {
     /// `source`: the images the backbone was trained on, measured after every stage (forgetting).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<DataSource>,
+    /// `valid every …`: which epochs end with an evaluation (default: every one).
+    #[serde(skip_serializing_if = "ValidEvery::is_every_epoch")]
+    pub valid_every: ValidEvery,
+}
+
+/// Which epochs end with an evaluation of the valid images. The run's final evaluation always runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidEvery {
+    /// Every N-th epoch of a stage, and its last.
+    Epochs(u32),
+    /// The last epoch of every stage.
+    Stage,
+    /// Only the run's last epoch.
+    Last,
+}
+
+impl ValidEvery {
+    pub fn is_every_epoch(&self) -> bool {
+        *self == ValidEvery::Epochs(1)
+    }
+
+    /// Whether epoch `epoch` (1-based) of a stage of `stage_epochs` ends with an evaluation.
+    pub fn due(&self, epoch: u32, stage_epochs: u32, last_stage: bool) -> bool {
+        let stage_end = epoch >= stage_epochs;
+        match self {
+            ValidEvery::Epochs(every) => stage_end || epoch % (*every).max(1) == 0,
+            ValidEvery::Stage => stage_end,
+            ValidEvery::Last => stage_end && last_stage,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ValidEvery::Epochs(1) => "every epoch".to_string(),
+            ValidEvery::Epochs(every) => format!("every {every} epochs and at the end of each stage"),
+            ValidEvery::Stage => "at the end of each stage".to_string(),
+            ValidEvery::Last => "after the last epoch only".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -149,8 +149,12 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
                     ),
                 }
             }
-            StageKind::KeepBest(metric) => keep_best = Some(metric.unwrap_or(Metric::ValidAccuracy)),
+            StageKind::KeepBest(metric) => {
+                keep_best = Some(metric.unwrap_or(Metric::ValidAccuracy));
+                needs_every_epoch(statement.span, "`keep best`", data, diagnostics);
+            }
             StageKind::StopAfter { patience, min_delta } => {
+                needs_every_epoch(statement.span, "early stopping", data, diagnostics);
                 let patience_value = match u32::try_from(patience.value).ok().filter(|count| (1..=MAX_EPOCHS).contains(count)) {
                     Some(count) => count,
                     None => {
@@ -520,5 +524,17 @@ mod tests {
         assert!((multipliers[0] - 0.01).abs() < 1e-12);
         assert!((multipliers[1] - 0.1).abs() < 1e-12);
         assert!((multipliers[2] - 1.0).abs() < 1e-12);
+    }
+}
+
+/// `keep best` and early stopping judge every epoch's evaluation: a `valid every …` that skips
+/// epochs would leave them judging some epochs and not others.
+fn needs_every_epoch(span: Span, what: &str, data: &Data, diagnostics: &mut Vec<Diagnostic>) {
+    if !data.valid_every.is_every_epoch() {
+        diagnostics.push(
+            Diagnostic::new(Code::ConflictingTraining, format!("{what} needs an evaluation after every epoch, but the data block says `valid` {}", data.valid_every.describe()))
+                .at(span, "judges every epoch")
+                .with_help("remove the `valid every …`/`valid last` line, or this statement"),
+        );
     }
 }

@@ -16,10 +16,23 @@ pub struct BenchArgs {
     /// Recipes to time `lint` on (default: pipelines/).
     #[arg(long, default_value = "pipelines")]
     pub recipes: PathBuf,
+    /// Time every convolution of resnet_small at 32 px and resnet18 at 28, 64 and 224 px instead:
+    /// forward, input gradient, weight gradient.
+    #[arg(long)]
+    pub ops: bool,
+    /// With `--ops`: also write the timings as JSON lines here, for benches/ops/torch_conv.py.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// With `--ops`: timed repeats per op (the best counts).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
 
 pub fn run(args: &BenchArgs) -> u8 {
     println!("threads: {}", rayon::current_num_threads());
+    if args.ops {
+        return ops(args);
+    }
     println!("{:<14} {:>5} {:>6} {:>12} {:>12}", "network", "size", "batch", "train img/s", "infer img/s");
     let mut cases = vec![("resnet_small", 32)];
     if !args.quick {
@@ -96,4 +109,41 @@ fn lint_latency(folder: &PathBuf) {
     }
     let per_recipe = started.elapsed().as_secs_f64() / (rounds * sources.len()) as f64;
     println!("lint: {:.3} ms per recipe (parse + check, {} recipes x {rounds})", per_recipe * 1e3, sources.len());
+}
+
+/// `--ops`: every convolution shape, timed alone.
+fn ops(args: &BenchArgs) -> u8 {
+    use crate::runtime::conv_benchmark::{benchmark_shapes, time_conv};
+    println!(
+        "{:<13} {:>4} {:<19} {:>5} {:>9} {:>4} {:>4} {:>9} {:>9} {:>9} {:>8}",
+        "network", "px", "conv", "batch", "in→out", "k/s", "side", "fwd ms", "dX ms", "dW ms", "fwd GF/s"
+    );
+    let mut lines = String::new();
+    for shape in benchmark_shapes() {
+        let timing = time_conv(&shape, args.repeats);
+        println!(
+            "{:<13} {:>4} {:<19} {:>5} {:>9} {:>4} {:>4} {:>9.2} {:>9.2} {:>9.2} {:>8.1}",
+            shape.network,
+            shape.image_size,
+            shape.layer,
+            shape.batch,
+            format!("{}→{}", shape.in_channels, shape.out_channels),
+            format!("{}/{}", shape.kernel, shape.stride),
+            shape.side,
+            timing.forward_ms,
+            timing.input_grad_ms,
+            timing.weight_grad_ms,
+            shape.forward_flops() / (timing.forward_ms.max(1e-9) * 1e6)
+        );
+        lines.push_str(&serde_json::to_string(&timing).unwrap_or_default());
+        lines.push('\n');
+    }
+    if let Some(path) = &args.json {
+        if let Err(diagnostic) = crate::atomic_file::write_atomic(path, lines.as_bytes()) {
+            eprintln!("error: {}", diagnostic.message);
+            return 1;
+        }
+        println!("timings: {} (compare: python3 benches/ops/torch_conv.py {})", path.display(), path.display());
+    }
+    0
 }

@@ -88,8 +88,9 @@ fn run_options(recipe: &Recipe) -> String {
         (_, network) => format!("{network} channel(s)"),
     };
     format!(
-        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}\n",
-        recipe.data.batch
+        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}  ·  valid {}\n",
+        recipe.data.batch,
+        recipe.data.valid_every.describe()
     )
 }
 

@@ -79,9 +79,15 @@ pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
         .metrics
         .iter()
         .map(|m| {
+            // `valid every …` leaves some epochs without valid figures.
+            let (valid_loss, accuracy) = if m.valid_loss.is_finite() {
+                (format!("{:.4}", m.valid_loss), format!("{:.1}%", m.valid_accuracy * 100.0))
+            } else {
+                ("-".to_string(), "-".to_string())
+            };
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.1}%</td><td>{:.0}</td></tr>",
-                escape(&m.stage), m.epoch, m.size, m.train_loss, m.valid_loss, m.valid_accuracy * 100.0, m.train_images_per_second
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{valid_loss}</td><td>{accuracy}</td><td>{:.0}</td></tr>",
+                escape(&m.stage), m.epoch, m.size, m.train_loss, m.train_images_per_second
             )
         })
         .collect();

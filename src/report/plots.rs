@@ -99,7 +99,8 @@ pub fn curves_png(metrics: &[EpochMetrics]) -> Result<Png, String> {
                 .into_iter()
                 .enumerate()
         {
-            let points: Vec<(f64, f64)> = metrics.iter().zip(values).map(|(m, v)| (f64::from(m.global_epoch), v)).collect();
+            // Epochs that `valid every …` did not evaluate have no valid point.
+            let points: Vec<(f64, f64)> = metrics.iter().zip(values).map(|(m, v)| (f64::from(m.global_epoch), v)).filter(|(_, v)| v.is_finite()).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), colour(index).stroke_width(2)))
                 .map_err(|e| e.to_string())?
@@ -155,7 +156,7 @@ fn accuracy_chart<'a, 'b>(area: &'a DrawingArea<BitMapBackend<'b>, Shift>, last:
 }
 
 fn accuracy_points(metrics: &[EpochMetrics]) -> Vec<(f64, f64)> {
-    metrics.iter().map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect()
+    metrics.iter().filter(|m| m.valid_accuracy.is_finite()).map(|m| (f64::from(m.global_epoch), m.valid_accuracy * 100.0)).collect()
 }
 
 fn draw_stage_lines<DB: DrawingBackend>(

@@ -15,7 +15,7 @@ pub struct BestEpoch {
 }
 
 /// What the stage does after an epoch was measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Verdict {
     /// This epoch is the best so far: its weights are the ones `keep best` would restore.
     pub improved: bool,

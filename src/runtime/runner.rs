@@ -202,15 +202,18 @@ impl StageHooks for RunHooks<'_> {
 
     fn after_epoch(&mut self, epoch: &EpochMetrics, next: &Position, snapshot: Snapshot<'_>) -> Result<(), Stop> {
         self.metrics.push(epoch.clone());
+        let valid = if epoch.valid_loss.is_finite() {
+            format!("valid loss {:.4}  accuracy {:.1}%", epoch.valid_loss, epoch.valid_accuracy * 100.0)
+        } else {
+            "not evaluated (valid every …)".to_string()
+        };
         eprintln!(
-            "{} epoch {}/{} @{}px  train loss {:.4}  valid loss {:.4}  accuracy {:.1}%  {:.0} img/s",
+            "{} epoch {}/{} @{}px  train loss {:.4}  {valid}  {:.0} img/s",
             epoch.stage,
             epoch.epoch,
             self.recipe.stages[epoch.stage_index].epochs,
             epoch.size,
             epoch.train_loss,
-            epoch.valid_loss,
-            epoch.valid_accuracy * 100.0,
             epoch.train_images_per_second
         );
         // Metrics first, then the checkpoint that points past them: a crash in between re-runs
@@ -463,7 +466,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 }
                 let current = network.as_ref().ok_or_else(|| internal("measuring forgetting before the network"))?;
                 let probe = forgetting.as_ref().ok_or_else(|| internal("measuring forgetting before the baseline"))?;
-                let target = hooks_metrics.iter().rev().find(|metrics| metrics.stage_index == *index).map(|metrics| metrics.valid_accuracy);
+                let target = hooks_metrics.iter().rev().find(|metrics| metrics.stage_index == *index && metrics.valid_accuracy.is_finite()).map(|metrics| metrics.valid_accuracy);
                 let point = probe.measure(recipe, current, name, target, &device);
                 eprintln!("forgetting: source accuracy {:.1}% after stage `{name}`", point.source_accuracy * 100.0);
                 forgetting_points.retain(|known| known.stage != point.stage);

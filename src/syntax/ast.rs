@@ -79,6 +79,8 @@ pub struct DataStatement {
 pub enum DataKind {
     Train(DataSourceDecl),
     Valid(DataSourceDecl),
+    /// `valid every N epochs`, `valid every stage`, `valid last`.
+    ValidEvery(ValidSchedule),
     /// `source FOLDER`: the pretraining images, measured after every stage (forgetting).
     Source(DataSourceDecl),
     ValidSplit { fraction: Spanned<f64>, seed: Option<Spanned<i64>> },
@@ -291,4 +293,14 @@ pub enum BatchNormMode {
     Frozen,
     /// BatchNorm layers in frozen groups keep training: statistics and affine weights move (fastai's train_bn).
     Train,
+}
+
+/// How often a run evaluates the valid images (the final evaluation always runs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValidSchedule {
+    Epochs(Spanned<i64>),
+    /// At the end of every stage.
+    Stage,
+    /// Only after the run's last epoch.
+    Last,
 }

@@ -213,6 +213,12 @@ impl Lowerer {
         let kind = match rule {
             Rule::train_folder => DataKind::Train(self.data_source(inner.next().expect(GRAMMAR))),
             Rule::valid_folder => DataKind::Valid(self.data_source(inner.next().expect(GRAMMAR))),
+            Rule::valid_every => DataKind::ValidEvery(match inner.next() {
+                Some(pair) if pair.as_rule() == Rule::every_stage => ValidSchedule::Stage,
+                Some(pair) => ValidSchedule::Epochs(self.integer(pair)),
+                None => ValidSchedule::Stage,
+            }),
+            Rule::valid_last => DataKind::ValidEvery(ValidSchedule::Last),
             Rule::source_folder => DataKind::Source(self.data_source(inner.next().expect(GRAMMAR))),
             Rule::valid_split => {
                 let fraction = self.number(inner.next().expect(GRAMMAR));
