@@ -138,12 +138,29 @@ fn ops(args: &BenchArgs) -> u8 {
         lines.push_str(&serde_json::to_string(&timing).unwrap_or_default());
         lines.push('\n');
     }
-    if let Some(path) = &args.json {
-        if let Err(diagnostic) = crate::atomic_file::write_atomic(path, lines.as_bytes()) {
-            eprintln!("error: {}", diagnostic.message);
-            return 1;
-        }
-        println!("timings: {} (compare: python3 benches/ops/torch_conv.py {})", path.display(), path.display());
+    let path = args.json.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tlrun-ops-{}.jsonl", std::process::id())));
+    if let Err(diagnostic) = crate::atomic_file::write_atomic(&path, lines.as_bytes()) {
+        eprintln!("error: {}", diagnostic.message);
+        return 1;
     }
+    println!("timings: {}", path.display());
+    side_by_side(&path);
     0
+}
+
+/// When a Python with torch is on the PATH (and this is the repository), the same shapes timed in
+/// PyTorch with as many threads, and the ratios.
+fn side_by_side(timings: &std::path::Path) {
+    let script = std::path::Path::new("benches/ops/torch_conv.py");
+    let has_torch = std::process::Command::new("python3").args(["-c", "import torch"]).output().is_ok_and(|output| output.status.success());
+    if !script.is_file() || !has_torch {
+        println!("(no PyTorch side by side: run `python3 benches/ops/torch_conv.py {}` where torch is installed)", timings.display());
+        return;
+    }
+    println!("\nPyTorch on the same shapes ({}):", script.display());
+    let threads = rayon::current_num_threads().to_string();
+    match std::process::Command::new("python3").arg(script).arg(timings).env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).output() {
+        Ok(output) => print!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+        Err(error) => println!("cannot run python3: {error}"),
+    }
 }

@@ -1,0 +1,69 @@
+"""PyTorch's side of `tlrun bench`: the same networks (resnet_small at 32 px, resnet18 at 64 px,
+batch 64, 10 classes, random images), training steps (AdamW) and inference batches per second on
+the CPU with the same thread count. Run by hand, on a quiet machine, right after `tlrun bench`:
+
+    OMP_NUM_THREADS=2 python3 benches/ops/torch_network.py
+"""
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + (x if self.down is None else self.down(x)))
+
+
+def resnet_small(classes):
+    """tlrun's resnet_small (src/arch/resnet.rs): a 3x3 stem of 16, stages of 16/32/64, two blocks each."""
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for width, stride in [(16, 1), (32, 2), (64, 2)]:
+        layers += [Block(cin, width, stride), Block(width, width, 1)]
+        cin = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+
+
+def measure(name, model, size, batch=64, warmup=2, steps=8):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    labels = torch.arange(batch) % 10
+    model.train()
+    for step in range(warmup + steps):
+        if step == warmup:
+            started = time.perf_counter()
+        images = torch.randn(batch, 3, size, size)
+        optimizer.zero_grad()
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+    train = steps * batch / (time.perf_counter() - started)
+    model.eval()
+    with torch.no_grad():
+        for step in range(warmup + steps):
+            if step == warmup:
+                started = time.perf_counter()
+            model(torch.randn(batch, 3, size, size))
+    infer = steps * batch / (time.perf_counter() - started)
+    print(f"{name:<14} {size:>5} {batch:>6} {train:>12.1f} {infer:>12.1f}")
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
+    print(f"{'network':<14} {'size':>5} {'batch':>6} {'train img/s':>12} {'infer img/s':>12}")
+    measure("resnet_small", resnet_small(10), 32)
+    measure("resnet18", torchvision.models.resnet18(num_classes=10), 64)
