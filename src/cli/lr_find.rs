@@ -98,31 +98,5 @@ pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
 
 /// Change the stage's `lr` in the recipe file, show the diff, and lint the result before saving.
 fn write_rate(path: &Path, stage: &str, rate: f64, zoo: &Zoo) -> u8 {
-    let source = match crate::recipe_text::read_recipe_text(path) {
-        Ok(source) => source,
-        Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
-    };
-    let edited = match edit::set_stage_lr(&source, stage, rate) {
-        Ok(edited) => edited,
-        Err(reason) => return super::usage_error(reason),
-    };
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::DiskWorld { base, zoo, strict: false };
-    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-    let (_, diagnostics) = crate::check::check_source(&edited, &stem, &world);
-    if diagnostics.iter().any(crate::diagnostics::Diagnostic::is_error) {
-        eprintln!("error: the edited recipe would not lint; {} left unchanged", path.display());
-        return 1;
-    }
-    print!("{}", edit::line_diff(&source, &edited));
-    match crate::atomic_file::write_atomic(path, edited.as_bytes()) {
-        Ok(()) => {
-            println!("wrote {}", path.display());
-            0
-        }
-        Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, path);
-            1
-        }
-    }
+    super::recipe_edit::save_linted_edit(path, &format!("lr {}", edit::format_rate(rate)), zoo, |source| edit::set_stage_lr(source, stage, rate))
 }

@@ -10,6 +10,7 @@ mod lr_find;
 mod pipeline;
 mod plan;
 mod probe;
+mod recipe_edit;
 mod recipe_file;
 mod report;
 mod resume;

@@ -137,39 +137,5 @@ fn print_table(report: &ProbeReport, recommended: Option<&str>) {
 
 /// Set the recipe's cut, show the diff, and lint the result before saving.
 fn write_cut(path: &Path, layer: &str, zoo: &Zoo) -> u8 {
-    let source = match crate::recipe_text::read_recipe_text(path) {
-        Ok(source) => source,
-        Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
-    };
-    let edited = match edit::set_cut(&source, layer) {
-        Ok(edited) => edited,
-        Err(reason) => return super::usage_error(reason),
-    };
-    if edited == source {
-        println!("{} already cuts after {layer}", path.display());
-        return 0;
-    }
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::DiskWorld { base, zoo, strict: false };
-    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-    let (_, diagnostics) = crate::check::check_source(&edited, &stem, &world);
-    let errors: Vec<&crate::diagnostics::Diagnostic> = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).collect();
-    if !errors.is_empty() {
-        eprintln!("error: with `cut after {layer}` the recipe would not lint; {} left unchanged:", path.display());
-        for error in errors {
-            eprintln!("  {}: {}", error.code.as_str(), error.message);
-        }
-        return 1;
-    }
-    print!("{}", edit::line_diff(&source, &edited));
-    match crate::atomic_file::write_atomic(path, edited.as_bytes()) {
-        Ok(()) => {
-            println!("wrote {}", path.display());
-            0
-        }
-        Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, path);
-            1
-        }
-    }
+    super::recipe_edit::save_linted_edit(path, &format!("cut after {layer}"), zoo, |source| edit::set_cut(source, layer))
 }

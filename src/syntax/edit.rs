@@ -38,11 +38,7 @@ pub fn set_stage_lr(source: &str, stage: &str, rate: f64) -> Result<String, Stri
             (brace, brace, format!(" lr {written} "))
         }
     };
-    let mut edited = String::with_capacity(source.len() + text.len());
-    edited.push_str(&source[..at]);
-    edited.push_str(&text);
-    edited.push_str(&source[end..]);
-    Ok(edited)
+    Ok(splice(source, at, end, &text))
 }
 
 /// `source` with its cut set to `cut after LAYER`: the `cut` statement replaced, or one added on
@@ -69,11 +65,16 @@ pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
             (line_end, line_end, format!("\n{written}"))
         }
     };
+    Ok(splice(source, at, end, &text))
+}
+
+/// `source` with bytes `at..end` replaced by `text`.
+fn splice(source: &str, at: usize, end: usize, text: &str) -> String {
     let mut edited = String::with_capacity(source.len() + text.len());
     edited.push_str(&source[..at]);
-    edited.push_str(&text);
+    edited.push_str(text);
     edited.push_str(&source[end..]);
-    Ok(edited)
+    edited
 }
 
 /// The lines that differ between two versions of a one-line edit, as `- old` / `+ new`.

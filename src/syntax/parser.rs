@@ -73,22 +73,21 @@ fn starts_item(line: &str) -> bool {
     ITEM_KEYWORDS.contains(&word) && !line[word.len()..].trim_start_matches([' ', '\t']).starts_with(':')
 }
 
+/// The start of the first line after byte `from` of `text` that starts an item, if any.
+fn next_item_line(text: &str, from: usize) -> Option<usize> {
+    let mut line_start = from + text[from..].find('\n')? + 1;
+    while line_start < text.len() {
+        if starts_item(&text[line_start..]) {
+            return Some(line_start);
+        }
+        line_start += text[line_start..].find('\n')? + 1;
+    }
+    None
+}
+
 /// The length of the first item's window in `rest`: up to the next line that starts an item.
 fn item_window(rest: &str) -> usize {
-    let mut line_start = match rest.find('\n') {
-        Some(newline) => newline + 1,
-        None => return rest.len(),
-    };
-    while line_start < rest.len() {
-        if starts_item(&rest[line_start..]) {
-            return line_start;
-        }
-        line_start = match rest[line_start..].find('\n') {
-            Some(newline) => line_start + newline + 1,
-            None => return rest.len(),
-        };
-    }
-    rest.len()
+    next_item_line(rest, 0).unwrap_or(rest.len())
 }
 
 /// A syntax error in an item that opens a `{` or a `"` and never closes it also points at the
@@ -146,20 +145,7 @@ fn unclosed_delimiter(diagnostic: Diagnostic, item: &str, item_start: usize) -> 
 
 /// The start of the first line after `offset` that begins (unindented) with an item keyword.
 fn resume_point(source: &str, offset: usize) -> usize {
-    let mut line_start = match source[offset..].find('\n') {
-        Some(newline) => offset + newline + 1,
-        None => return source.len(),
-    };
-    while line_start < source.len() {
-        if starts_item(&source[line_start..]) {
-            return line_start;
-        }
-        line_start = match source[line_start..].find('\n') {
-            Some(newline) => line_start + newline + 1,
-            None => source.len(),
-        };
-    }
-    source.len()
+    next_item_line(source, offset).unwrap_or(source.len())
 }
 
 #[cfg(test)]
