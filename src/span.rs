@@ -30,7 +30,10 @@ impl Span {
     /// 1-based line and column of the start. Scans the source: for one lookup; renderers that
     /// place many diagnostics use a `LineIndex`.
     pub fn line_col(&self, source: &str) -> (usize, usize) {
-        LineIndex::new(source).line_col(source, self.start)
+        let upto = &source[..floor_char_boundary(source, self.start.min(source.len()))];
+        let line = upto.matches('\n').count() + 1;
+        let col = upto.rsplit('\n').next().map_or(0, |s| s.chars().count()) + 1;
+        (line, col)
     }
 }
 

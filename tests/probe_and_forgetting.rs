@@ -12,14 +12,20 @@ const UPSTREAM: &str = "recipe \"up\"\nseed 1\nbackbone resnet_small from none\n
     data { train synthetic \"shapes-source\" 8 per class seed 1  valid split 0.25  batch 16 size 16 }\n\
     stage all { train all epochs 1 lr 3e-3 }\npublish \"up\"\n";
 
-/// The probe scores every candidate cut of the pretrained backbone, recommends one, draws the
-/// plot, and `--write` puts the recommendation into the recipe only as an edit that lints.
-#[test]
-fn probe_scores_every_cut_and_writes_a_cut_that_lints() {
+/// A folder whose `up.tl` has run: zoo entry `up` is published, with its feature statistics.
+fn published_upstream() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
     let run = tlrun(dir.path(), &["run", "up.tl"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    dir
+}
+
+/// The probe scores every candidate cut of the pretrained backbone, recommends one, draws the
+/// plot, and `--write` puts the recommendation into the recipe only as an edit that lints.
+#[test]
+fn probe_scores_every_cut_and_writes_a_cut_that_lints() {
+    let dir = published_upstream();
     let down = "recipe \"down\"\nseed 2\nbackbone resnet_small from zoo \"up\"\n\
         data { train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16 }\n\
         head { pool avg  linear classes }\nstage head { train head epochs 1 lr 1e-2 }\n";
@@ -53,8 +59,7 @@ fn probe_scores_every_cut_and_writes_a_cut_that_lints() {
 /// bit-identical, so the source accuracy after it is exactly the pretrained one.
 #[test]
 fn a_run_with_a_source_measures_what_each_stage_forgot() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
+    let dir = published_upstream();
     let recipe = "recipe \"forget\"\nseed 4\nbackbone resnet_small from zoo \"up\"\n\
         data { train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16\n\
                source synthetic \"shapes-source\" 8 per class seed 1 }\n\
@@ -67,8 +72,6 @@ fn a_run_with_a_source_measures_what_each_stage_forgot() {
     assert_eq!(kinds.iter().filter(|kind| **kind == "measure_forgetting").count(), 2, "{kinds:?}");
     assert!(kinds.contains(&"source_baseline") && kinds.contains(&"measure_shift"), "{kinds:?}");
 
-    let upstream = tlrun(dir.path(), &["run", "up.tl"]);
-    assert_eq!(upstream.status.code(), Some(0), "{}", text(&upstream));
     let run = tlrun(dir.path(), &["run", "forget.tl", "--out", "run"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     let points: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("run/forgetting.jsonl"))
@@ -92,10 +95,7 @@ fn a_run_with_a_source_measures_what_each_stage_forgot() {
 /// verify` checks them, and a tampered statistics file fails it.
 #[test]
 fn publish_keeps_feature_statistics_that_verify_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
-    let run = tlrun(dir.path(), &["run", "up.tl"]);
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let dir = published_upstream();
     let card = std::fs::read_to_string(dir.path().join("zoo/up/card.toml")).unwrap();
     assert!(card.contains("source_data = \"synthetic:shapes-source:8:1\"") && card.contains("feature_layer = \"layer3\""), "{card}");
     let verify = tlrun(dir.path(), &["zoo", "verify", "up"]);
@@ -116,9 +116,7 @@ fn publish_keeps_feature_statistics_that_verify_checks() {
 /// recipe starting from imported weights draws its forgetting curve without naming a `source`.
 #[test]
 fn imported_weights_with_source_data_give_a_forgetting_curve() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("up.tl"), UPSTREAM).unwrap();
-    assert_eq!(tlrun(dir.path(), &["run", "up.tl"]).status.code(), Some(0));
+    let dir = published_upstream();
     let export = tlrun(dir.path(), &["data", "export", "shapes-source", "--out", "source", "--per-class", "4", "--size", "16"]);
     assert_eq!(export.status.code(), Some(0), "{}", text(&export));
     let import = tlrun(

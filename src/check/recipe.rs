@@ -205,10 +205,11 @@ pub enum DataSource {
 }
 
 impl DataSource {
-    /// How a zoo card writes a data source: an absolute folder, or `synthetic:TASK:PER_CLASS:SEED`.
-    pub fn card_text(&self, base: &str) -> String {
+    /// How a zoo card writes a data source: the folder (absolute, for a card), or
+    /// `synthetic:TASK:PER_CLASS:SEED`. `from_card_text` reads it back.
+    pub fn card_text(&self) -> String {
         match self {
-            DataSource::Folder { path } => format!("{base}{}{path}", if base.is_empty() || base.ends_with('/') { "" } else { "/" }),
+            DataSource::Folder { path } => path.clone(),
             DataSource::Synthetic { task, per_class, seed } => format!("synthetic:{task}:{per_class}:{seed}"),
         }
     }

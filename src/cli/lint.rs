@@ -83,10 +83,7 @@ fn note_unchecked_zoo_entries(recipes: &[RecipeFile], zoo: &Zoo) {
     }
     let unchecked: Vec<String> = recipes
         .iter()
-        .flat_map(|recipe| {
-            let (ast, _) = crate::syntax::parse(&recipe.source);
-            crate::plan::recipe_links(&ast).zoo.into_iter().map(move |entry| format!("`{}` in {}", entry.value, recipe.display))
-        })
+        .flat_map(|recipe| recipe.zoo_entries.iter().map(move |entry| format!("`{}` in {}", entry.value, recipe.display)))
         .collect();
     if !unchecked.is_empty() {
         let shown: Vec<&str> = unchecked.iter().take(5).map(String::as_str).collect();

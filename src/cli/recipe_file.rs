@@ -15,6 +15,8 @@ pub struct RecipeFile {
     pub diagnostics: Vec<Diagnostic>,
     /// `from recipe "…"` references: resolved path and where they are written.
     pub references: Vec<(PathBuf, Spanned<String>)>,
+    /// `from zoo "…"` entries, as written.
+    pub zoo_entries: Vec<Spanned<String>>,
 }
 
 use crate::recipe_text::read_recipe_text;
@@ -26,12 +28,17 @@ impl RecipeFile {
         let world = DiskWorld { base: base.clone(), zoo, strict };
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
         let (ast, recipe, diagnostics) = crate::check::parse_and_check(&source, &stem, &world);
-        let references = crate::plan::recipe_links(&ast)
-            .recipes
-            .into_iter()
-            .map(|reference| (world.resolve(&reference.value), reference))
-            .collect();
-        Ok(RecipeFile { path: path.to_path_buf(), display: path.display().to_string(), source, recipe, diagnostics, references })
+        let links = crate::plan::recipe_links(&ast);
+        let references = links.recipes.into_iter().map(|reference| (world.resolve(&reference.value), reference)).collect();
+        Ok(RecipeFile {
+            path: path.to_path_buf(),
+            display: path.display().to_string(),
+            source,
+            recipe,
+            diagnostics,
+            references,
+            zoo_entries: links.zoo,
+        })
     }
 
     /// A file lint could not read: no source, one TL4013 saying why.
@@ -45,6 +52,7 @@ impl RecipeFile {
             recipe: None,
             diagnostics: vec![diagnostic],
             references: Vec::new(),
+            zoo_entries: Vec::new(),
         }
     }
 

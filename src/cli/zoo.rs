@@ -99,7 +99,7 @@ fn show_domain(zoo: &Zoo, name: &str, card: &crate::zoo::Card) {
     }
     match crate::zoo::read_feature_stats(&zoo.entry_dir(name)) {
         Some((layer, stats)) => {
-            let trace: f64 = (0..stats.width()).map(|index| stats.covariance[index * stats.width() + index]).sum();
+            let trace = stats.total_variance();
             println!(
                 "# feature statistics: {} images at `{layer}`, {} features, total variance {trace:.3} (`tlrun probe` measures a recipe's images against them)",
                 stats.images,

@@ -28,6 +28,11 @@ impl FeatureStats {
     pub fn width(&self) -> usize {
         self.mean.len()
     }
+
+    /// The trace of the covariance: how far the features spread, summed over dimensions.
+    pub fn total_variance(&self) -> f64 {
+        (0..self.width()).map(|index| self.covariance[index * self.width() + index]).sum()
+    }
 }
 
 /// `None` when the two were taken from features of different widths.
@@ -40,8 +45,7 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Option<f64> {
     let root_a = symmetric_root(&a.covariance, n);
     let product = multiply(&multiply(&root_a, &b.covariance, n), &root_a, n);
     let cross: f64 = SymmetricEigen::new(&symmetrised(&product, n), n).values.iter().map(|value| value.max(0.0).sqrt()).sum();
-    let trace = |matrix: &[f64]| (0..n).map(|index| matrix[index * n + index]).sum::<f64>();
-    Some((mean_term + trace(&a.covariance) + trace(&b.covariance) - 2.0 * cross).max(0.0))
+    Some((mean_term + a.total_variance() + b.total_variance() - 2.0 * cross).max(0.0))
 }
 
 fn symmetric_root(matrix: &[f64], n: usize) -> Vec<f64> {

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use super::data::DecodedImage;
 use super::dataset;
 use super::model::Network;
-use super::probe::{candidates, pooled_features, stratified_sample};
+use super::probe::{candidates, pooled_features, sampled};
 use crate::check::recipe::Recipe;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::probe::{LinearProbe, stratified_split};
@@ -39,9 +39,7 @@ impl ForgettingProbe {
         let size = recipe.backbone.stats.input_size;
         let (classes, split) = dataset::load_source(source, base, size, recipe.data.corrupt)
             .map_err(|diagnostic| Diagnostic { message: format!("source images: {}", diagnostic.message), ..diagnostic })?;
-        let sample = stratified_sample(&split.labels, SOURCE_SAMPLE, recipe.seed);
-        let images: Vec<DecodedImage> = sample.iter().map(|index| split.images[*index].clone()).collect();
-        let labels: Vec<usize> = sample.iter().map(|index| split.labels[*index]).collect();
+        let (images, labels) = sampled(&split, SOURCE_SAMPLE, recipe.seed);
         let backbone_kept = network.backbone.kept;
         let Some(tap) = candidates(recipe).into_iter().filter(|index| *index < backbone_kept).last() else {
             return Err(Diagnostic::new(Code::StepFailed, "the cut keeps no stage whose features a forgetting probe could read")

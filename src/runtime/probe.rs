@@ -86,6 +86,12 @@ pub fn stratified_sample(labels: &[usize], count: usize, seed: u64) -> Vec<usize
     chosen
 }
 
+/// Up to `count` images of `split` (`stratified_sample`), with their labels.
+pub(crate) fn sampled(split: &super::trainer::Split, count: usize, seed: u64) -> (Vec<DecodedImage>, Vec<usize>) {
+    let sample = stratified_sample(&split.labels, count, seed);
+    (sample.iter().map(|index| split.images[*index].clone()).collect(), sample.iter().map(|index| split.labels[*index]).collect())
+}
+
 /// The pretrained backbone as deep as its weights go: every stage when the file holds them all,
 /// else the deepest depth (down to the recipe's own cut) that loads.
 fn deepest_backbone(recipe: &Recipe, pretrained: Option<&Path>, device: &Device, notes: &mut Vec<String>) -> Result<Backbone, Diagnostic> {
@@ -128,18 +134,21 @@ fn pixel_stats(images: &[DecodedImage]) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// How far `images` are from what the backbone was trained on: pixel statistics against the
-/// recipe's backbone statistics, and, when the zoo card keeps feature statistics at a layer
-/// `features` has (name, features of `images`), the Fréchet distance there.
-pub(crate) fn domain_shift(recipe: &Recipe, zoo: &Zoo, images: &[DecodedImage], features: &[(String, Features)], notes: &mut Vec<String>) -> DomainShift {
+/// recipe's backbone statistics, and, when the zoo card keeps feature statistics (`card`: the
+/// layer and the statistics) at a layer `features` has, the Fréchet distance there.
+pub(crate) fn domain_shift(
+    recipe: &Recipe,
+    card: Option<(String, FeatureStats)>,
+    images: &[DecodedImage],
+    features: &[(String, Features)],
+    notes: &mut Vec<String>,
+) -> DomainShift {
     let (pixel_mean, pixel_std) = pixel_stats(images);
     let channels = recipe.input_channels() as usize;
-    let frechet = match card_feature_stats(recipe, zoo) {
+    let frechet = match card {
         Some((layer, stats)) => match features.iter().find(|(name, _)| *name == layer) {
-            Some((_, features)) => {
-                let trace: f64 = (0..stats.width()).map(|index| stats.covariance[index * stats.width() + index]).sum();
-                frechet_distance(&stats, &FeatureStats::of(features))
-                    .map(|distance| FeatureDistance { layer, distance, relative: distance / trace.max(1e-12) })
-            }
+            Some((_, features)) => frechet_distance(&stats, &FeatureStats::of(features))
+                .map(|distance| FeatureDistance { layer, distance, relative: distance / stats.total_variance().max(1e-12) }),
             None => {
                 notes.push(format!("the zoo card's feature statistics are for `{layer}`, which the cut network does not reach"));
                 None
@@ -220,9 +229,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
     }
     let loaded = dataset::load(recipe, &base)?;
     let data = loaded.data;
-    let sample = stratified_sample(&data.train.labels, options.samples, recipe.seed);
-    let images: Vec<super::data::DecodedImage> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
-    let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
+    let (images, labels) = sampled(&data.train, options.samples, recipe.seed);
     let pretrained = pretrained_weights(recipe, &base, zoo)?;
     let backbone = deepest_backbone(recipe, pretrained.as_deref(), &device, &mut notes)?;
     let taps: Vec<usize> = candidates(recipe).into_iter().filter(|index| *index < backbone.kept).collect();
@@ -250,7 +257,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
         });
     }
 
-    let domain = domain_shift(recipe, zoo, &images, &tapped, &mut notes);
+    let domain = domain_shift(recipe, card_feature_stats(recipe, zoo), &images, &tapped, &mut notes);
     let recipe_cut = recipe.backbone.architecture.layers.get(recipe.kept_layers.wrapping_sub(1)).map_or("nothing", |layer| layer.name).to_string();
     Ok(ProbeReport {
         images: labels.len(),
@@ -279,16 +286,15 @@ const SHIFT_SAMPLE: usize = 1000;
 /// The `MeasureShift` step: the domain shift of the run's training images against the
 /// pretrained `network` (before any stage), at the first stage's size.
 pub(crate) fn run_start_shift(recipe: &Recipe, network: &super::model::Network, data: &super::trainer::TrainingData, zoo: &Zoo, device: &Device, notes: &mut Vec<String>) -> DomainShift {
-    let sample = stratified_sample(&data.train.labels, SHIFT_SAMPLE, recipe.seed);
-    let images: Vec<DecodedImage> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
-    let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
+    let (images, labels) = sampled(&data.train, SHIFT_SAMPLE, recipe.seed);
     let inference = network.valid();
-    let features = match card_feature_stats(recipe, zoo).and_then(|(layer, _)| recipe.backbone.architecture.layer_index(&layer)) {
+    let card = card_feature_stats(recipe, zoo);
+    let features = match card.as_ref().and_then(|(layer, _)| recipe.backbone.architecture.layer_index(layer)) {
         Some(tap) if tap < inference.backbone.kept => {
             let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
             pooled_features(&InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &device.clone().without_autodiff())
         }
         _ => Vec::new(),
     };
-    domain_shift(recipe, zoo, &images, &features, notes)
+    domain_shift(recipe, card, &images, &features, notes)
 }

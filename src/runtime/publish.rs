@@ -32,13 +32,15 @@ pub fn publish(network: &Network, recipe: &Recipe, data: &TrainingData, base: &P
     })?;
     let trained_size = recipe.last_size();
     let (feature_layer, features_sha256) = write_feature_stats(network, recipe, data, trained_size, device, &folder.join(FEATURES_FILE))?;
+    // A card outlives the recipe's folder: its source folder is written as an absolute path.
     let source_data = match &recipe.data.train {
         DataSource::Folder { path } => {
             let folder = std::fs::canonicalize(base.join(path)).unwrap_or_else(|_| base.join(path));
-            folder.display().to_string()
+            DataSource::Folder { path: folder.display().to_string() }
         }
-        synthetic => synthetic.card_text(""),
-    };
+        synthetic => synthetic.clone(),
+    }
+    .card_text();
     let synthetic = matches!(recipe.data.train, DataSource::Synthetic { .. });
     let card = Card {
         name: entry.to_string(),
@@ -68,10 +70,14 @@ fn write_feature_stats(network: &Network, recipe: &Recipe, data: &TrainingData, 
     let Some(tap) = super::probe::candidates(recipe).into_iter().filter(|index| *index < inference.backbone.kept).last() else {
         return Ok((String::new(), String::new()));
     };
-    let sample = super::probe::stratified_sample(&data.train.labels, FEATURE_SAMPLE, recipe.seed);
-    let images: Vec<_> = sample.iter().map(|index| data.train.images[*index].clone()).collect();
-    let labels: Vec<usize> = sample.iter().map(|index| data.train.labels[*index]).collect();
+    let (images, labels) = super::probe::sampled(&data.train, FEATURE_SAMPLE, recipe.seed);
     let tapped = super::probe::pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &plain);
+    write_features(tapped, path)
+}
+
+/// The statistics of the one tapped layer into `path`: the layer and the file's sha256 (empty
+/// strings when nothing was tapped).
+fn write_features(tapped: Vec<(String, crate::probe::Features)>, path: &Path) -> Result<(String, String), Diagnostic> {
     let Some((layer, features)) = tapped.into_iter().next() else { return Ok((String::new(), String::new())) };
     let bytes = crate::zoo::feature_stats::encode(&layer, &FeatureStats::of(&features))
         .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display())))?;
@@ -94,16 +100,8 @@ pub fn import_feature_stats(card: &crate::zoo::Card, weights_path: &Path, source
     };
     let folder = DataSource::Folder { path: source.display().to_string() };
     let (_, split) = super::dataset::load_source(&folder, Path::new(""), card.input_size, crate::check::recipe::CorruptPolicy::Skip)?;
-    let sample = super::probe::stratified_sample(&split.labels, FEATURE_SAMPLE, 0);
-    let images: Vec<_> = sample.iter().map(|index| split.images[*index].clone()).collect();
-    let labels: Vec<usize> = sample.iter().map(|index| split.labels[*index]).collect();
+    let (images, labels) = super::probe::sampled(&split, FEATURE_SAMPLE, 0);
     let input = super::probe::InputSpec { mean: card.mean.clone(), std: card.std.clone(), channels: card.channels, fit: super::data::Fit::CentreCrop, architecture };
     let tapped = super::probe::pooled_features(&input, &backbone, &images, &labels, card.input_size, &[tap], false, &device);
-    let Some((layer, features)) = tapped.into_iter().next() else { return Ok((String::new(), String::new())) };
-    let path = entry.join(FEATURES_FILE);
-    let bytes = crate::zoo::feature_stats::encode(&layer, &FeatureStats::of(&features))
-        .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display())))?;
-    super::run_folder::write_atomic(&path, &bytes)?;
-    let sha256 = weights::sha256_file(&path).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", path.display())))?;
-    Ok((layer, sha256))
+    write_features(tapped, &entry.join(FEATURES_FILE))
 }

@@ -93,19 +93,20 @@ impl Trainer<'_> {
         let stage = run.stage;
         let last_stage = run.index + 1 == self.recipe.stages.len();
         let due = self.recipe.data.valid_every.due(epoch, stage.epochs, last_stage);
-        let evaluated = self.evaluated(&trained.network);
         // `valid every …`: an epoch without an evaluation has no valid figures (NaN) and no verdict
         // (the checker keeps `keep best` and early stopping to runs that evaluate every epoch).
-        let evaluation = if due {
-            self.evaluate(&evaluated, trained.size, false)
+        let (evaluation, verdict) = if due {
+            let evaluated = self.evaluated(&trained.network);
+            let evaluation = self.evaluate(&evaluated, trained.size, false);
+            let verdict = run.best.observe(stage, epoch, evaluation.accuracy, evaluation.loss);
+            // The best weights are the evaluated ones: the moving average under `ema`.
+            if verdict.improved && stage.keep_best.is_some() {
+                run.best_network = Some(evaluated);
+            }
+            (evaluation, verdict)
         } else {
-            super::Evaluation { loss: f64::NAN, accuracy: f64::NAN, confusion: Vec::new() }
+            (super::Evaluation { loss: f64::NAN, accuracy: f64::NAN, confusion: Vec::new() }, Default::default())
         };
-        let verdict = if due { run.best.observe(stage, epoch, evaluation.accuracy, evaluation.loss) } else { Default::default() };
-        // The best weights are the evaluated ones: the moving average under `ema`.
-        if verdict.improved && stage.keep_best.is_some() {
-            run.best_network = Some(evaluated);
-        }
         let metrics = EpochMetrics {
             stage: stage.name.clone(),
             stage_index: run.index,
