@@ -115,14 +115,15 @@ fn lint_latency(folder: &PathBuf) {
 fn ops(args: &BenchArgs) -> u8 {
     use crate::runtime::conv_benchmark::{benchmark_shapes, time_conv};
     println!(
-        "{:<13} {:>4} {:<19} {:>5} {:>9} {:>4} {:>4} {:>9} {:>9} {:>9} {:>8}",
-        "network", "px", "conv", "batch", "in→out", "k/s", "side", "fwd ms", "dX ms", "dW ms", "fwd GF/s"
+        "{:<13} {:>4} {:<19} {:>5} {:>9} {:>4} {:>4} {:>9} {:>9} {:>9} {:>8} {:>20}",
+        "network", "px", "conv", "batch", "in→out", "k/s", "side", "fwd ms", "dX ms", "dW ms", "fwd GF/s", "burn's op fwd/dX/dW"
     );
+    let mut totals = [[0.0f64; 3]; 2];
     let mut lines = String::new();
     for shape in benchmark_shapes() {
         let timing = time_conv(&shape, args.repeats);
         println!(
-            "{:<13} {:>4} {:<19} {:>5} {:>9} {:>4} {:>4} {:>9.2} {:>9.2} {:>9.2} {:>8.1}",
+            "{:<13} {:>4} {:<19} {:>5} {:>9} {:>4} {:>4} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>20}",
             shape.network,
             shape.image_size,
             shape.layer,
@@ -133,11 +134,25 @@ fn ops(args: &BenchArgs) -> u8 {
             timing.forward_ms,
             timing.input_grad_ms,
             timing.weight_grad_ms,
-            shape.forward_flops() / (timing.forward_ms.max(1e-9) * 1e6)
+            shape.forward_flops() / (timing.forward_ms.max(1e-9) * 1e6),
+            format!("{:.2}/{:.2}/{:.2}", timing.burn_forward_ms, timing.burn_input_grad_ms, timing.burn_weight_grad_ms)
         );
+        for (total, value) in totals[0].iter_mut().zip([timing.forward_ms, timing.input_grad_ms, timing.weight_grad_ms]) {
+            *total += value;
+        }
+        for (total, value) in totals[1].iter_mut().zip([timing.burn_forward_ms, timing.burn_input_grad_ms, timing.burn_weight_grad_ms]) {
+            *total += value;
+        }
         lines.push_str(&serde_json::to_string(&timing).unwrap_or_default());
         lines.push('\n');
     }
+    let show = |values: [f64; 3]| values.map(|value| format!("{value:.0}")).join("/");
+    println!(
+        "all shapes: tlrun's op {} ms, burn's op {} ms (fwd/dX/dW), speed-up {}",
+        show(totals[0]),
+        show(totals[1]),
+        [0, 1, 2].map(|i| format!("{:.2}x", totals[1][i] / totals[0][i].max(1e-9))).join("/")
+    );
     let path = args.json.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tlrun-ops-{}.jsonl", std::process::id())));
     if let Err(diagnostic) = crate::atomic_file::write_atomic(&path, lines.as_bytes()) {
         eprintln!("error: {}", diagnostic.message);

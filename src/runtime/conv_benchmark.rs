@@ -38,6 +38,7 @@ impl ConvShape {
     }
 }
 
+/// tlrun's convolution (what the networks run), and burn's reference op on the same shape.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConvTiming {
     pub shape: ConvShape,
@@ -46,6 +47,25 @@ pub struct ConvTiming {
     pub input_grad_ms: f64,
     /// Backward to the weight alone (the forward subtracted).
     pub weight_grad_ms: f64,
+    pub burn_forward_ms: f64,
+    pub burn_input_grad_ms: f64,
+    pub burn_weight_grad_ms: f64,
+}
+
+/// Which convolution to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Tlrun,
+    Burn,
+}
+
+impl Op {
+    fn conv2d(self, x: Tensor<4>, w: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
+        match self {
+            Op::Tlrun => crate::runtime::conv::conv2d(x, w, None, options),
+            Op::Burn => burn::tensor::module::conv2d(x, w, None, options),
+        }
+    }
 }
 
 /// The distinct convolutions of `network` at `image_size`: the stem, and per stage the first
@@ -123,8 +143,15 @@ fn best_ms(repeats: usize, mut work: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Forward, input gradient and weight gradient of one convolution on the CPU (flex).
+/// Forward, input gradient and weight gradient of one convolution on the CPU (flex), by tlrun's op
+/// and by burn's.
 pub fn time_conv(shape: &ConvShape, repeats: usize) -> ConvTiming {
+    let [forward_ms, input_grad_ms, weight_grad_ms] = time_op(shape, repeats, Op::Tlrun);
+    let [burn_forward_ms, burn_input_grad_ms, burn_weight_grad_ms] = time_op(shape, repeats, Op::Burn);
+    ConvTiming { shape: shape.clone(), forward_ms, input_grad_ms, weight_grad_ms, burn_forward_ms, burn_input_grad_ms, burn_weight_grad_ms }
+}
+
+fn time_op(shape: &ConvShape, repeats: usize, op: Op) -> [f64; 3] {
     let plain = Device::flex();
     let autodiff = Device::flex().autodiff();
     let input_dims = [shape.batch, shape.in_channels, shape.side, shape.side];
@@ -133,7 +160,7 @@ pub fn time_conv(shape: &ConvShape, repeats: usize) -> ConvTiming {
     let x = Tensor::<4>::random(input_dims, normal, &plain);
     let w = Tensor::<4>::random(weight_dims, normal, &plain);
     let forward_ms = best_ms(repeats, || {
-        let out = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options(shape));
+        let out = op.conv2d(x.clone(), w.clone(), options(shape));
         let _ = out.sum().into_scalar::<f32>();
     });
     let x_data = x.into_data();
@@ -143,7 +170,7 @@ pub fn time_conv(shape: &ConvShape, repeats: usize) -> ConvTiming {
             let mut x = Tensor::<4>::from_data(x_data.clone(), &autodiff);
             let mut w = Tensor::<4>::from_data(w_data.clone(), &autodiff);
             if input_grad { x = x.require_grad() } else { w = w.require_grad() }
-            let out = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options(shape));
+            let out = op.conv2d(x.clone(), w.clone(), options(shape));
             let grads = out.sum().backward();
             let grad = if input_grad { x.grad(&grads) } else { w.grad(&grads) };
             if let Some(grad) = grad {
@@ -153,7 +180,7 @@ pub fn time_conv(shape: &ConvShape, repeats: usize) -> ConvTiming {
     };
     let input_grad_ms = (backward_ms(true) - forward_ms).max(0.0);
     let weight_grad_ms = (backward_ms(false) - forward_ms).max(0.0);
-    ConvTiming { shape: shape.clone(), forward_ms, input_grad_ms, weight_grad_ms }
+    [forward_ms, input_grad_ms, weight_grad_ms]
 }
 
 #[cfg(test)]

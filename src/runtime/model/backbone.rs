@@ -219,7 +219,7 @@ impl Backbone {
     /// One kept layer of the forward pass.
     fn forward_op(&self, op: BackboneOp, x: Tensor<4>) -> Tensor<4> {
         match op {
-            BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| conv1.forward(x)),
+            BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| crate::runtime::conv::forward(conv1, x)),
             BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
             BackboneOp::Relu => relu(x),
             BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),

@@ -4,6 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::arch::BlockKind;
+use crate::runtime::conv::forward as conv_forward;
 
 /// torchvision's kaiming_normal_(mode="fan_out", nonlinearity="relu") for convolutions.
 pub fn conv(in_channels: u32, out_channels: u32, kernel: u32, stride: u32, padding: u32, device: &Device) -> Conv2d {
@@ -71,13 +72,13 @@ impl ResidualBlock {
 
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(downsample) => downsample.bn.forward(downsample.conv.forward(input.clone())),
+            Some(downsample) => downsample.bn.forward(conv_forward(&downsample.conv, input.clone())),
             None => input.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(input)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv_forward(&self.conv1, input)));
+        let out = self.bn2.forward(conv_forward(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
+            (Some(conv3), Some(bn3)) => bn3.forward(conv_forward(conv3, relu(out))),
             _ => out,
         };
         relu(out + identity)

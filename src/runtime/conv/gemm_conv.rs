@@ -1,0 +1,517 @@
+//! 2-D convolution on contiguous f32 NCHW buffers as im2col × gemm, with a backward of its own:
+//! the input gradient as one gemm and a col2im, the weight gradient as one gemm per chunk of
+//! images. burn's generic backward, which flex uses, computes the weight gradient as a
+//! convolution whose kernel is the output gradient and the input gradient as a transposed
+//! convolution; both are several times slower than these gemms (docs/performance.md).
+//!
+//! Images are processed in chunks: enough output pixels per chunk for gemm to reach its speed,
+//! few enough that the patch matrix stays small. Chunks run in parallel with a single-threaded
+//! gemm each; when there are fewer chunks than threads (a batch of one, a 1×1 feature map),
+//! chunks run one after the other and gemm uses every thread. Patch buffers live per thread and
+//! are reused from step to step.
+
+use std::cell::RefCell;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The shape of one convolution: dilation 1, one group, any stride and per-side padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub in_height: usize,
+    pub in_width: usize,
+    pub out_channels: usize,
+    pub kernel_height: usize,
+    pub kernel_width: usize,
+    /// (vertical, horizontal)
+    pub stride: [usize; 2],
+    /// (top, left)
+    pub padding_begin: [usize; 2],
+    /// (bottom, right)
+    pub padding_end: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// `None` when the kernel does not fit the padded input or a size is zero: those go to burn.
+    pub fn checked(self) -> Option<Self> {
+        let fits = self.in_height + self.padding_begin[0] + self.padding_end[0] >= self.kernel_height
+            && self.in_width + self.padding_begin[1] + self.padding_end[1] >= self.kernel_width;
+        let nonzero = [self.batch, self.in_channels, self.in_height, self.in_width, self.out_channels]
+            .into_iter()
+            .chain([self.kernel_height, self.kernel_width, self.stride[0], self.stride[1]])
+            .all(|size| size > 0);
+        (fits && nonzero).then_some(self)
+    }
+
+    pub fn out_height(&self) -> usize {
+        (self.in_height + self.padding_begin[0] + self.padding_end[0] - self.kernel_height) / self.stride[0] + 1
+    }
+
+    pub fn out_width(&self) -> usize {
+        (self.in_width + self.padding_begin[1] + self.padding_end[1] - self.kernel_width) / self.stride[1] + 1
+    }
+
+    fn in_pixels(&self) -> usize {
+        self.in_height * self.in_width
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// Rows of the patch matrix: one per (input channel, kernel row, kernel column).
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel_height * self.kernel_width
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_channels * self.in_pixels()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.patch_len()
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_channels * self.out_pixels()
+    }
+}
+
+/// How the batch is split and who gets the threads.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    images_per_chunk: usize,
+    chunks: usize,
+    /// Chunks in parallel (each gemm on one thread), or one after the other (gemm on all).
+    parallel_chunks: bool,
+}
+
+/// Output pixels per gemm below which gemm loses speed to its packing.
+const MIN_COLUMNS: usize = 256;
+/// Output pixels per gemm that are enough.
+const TARGET_COLUMNS: usize = 2048;
+/// The patch matrix of one chunk stays below this many floats (16 MB).
+const MAX_PATCH_FLOATS: usize = 4 << 20;
+
+fn plan(geometry: &ConvGeometry) -> Plan {
+    let threads = rayon::current_num_threads().max(1);
+    let pixels = geometry.out_pixels().max(1);
+    let by_memory = (MAX_PATCH_FLOATS / (geometry.patch_len() * pixels)).max(1);
+    let mut images = TARGET_COLUMNS.div_ceil(pixels).min(by_memory).clamp(1, geometry.batch);
+    // Prefer two chunks per thread, as long as each keeps enough columns.
+    if geometry.batch.div_ceil(images) < 2 * threads {
+        let for_threads = geometry.batch.div_ceil(2 * threads);
+        images = images.min(for_threads.max(MIN_COLUMNS.div_ceil(pixels))).clamp(1, geometry.batch);
+    }
+    let chunks = geometry.batch.div_ceil(images);
+    Plan { images_per_chunk: images, chunks, parallel_chunks: chunks >= threads && threads > 1 }
+}
+
+/// Multiply-adds below which splitting one gemm across threads costs more than it saves.
+const PARALLEL_GEMM_WORK: usize = 1 << 20;
+
+fn gemm_threads(parallel_chunks: bool, m: usize, n: usize, k: usize) -> Parallelism {
+    if parallel_chunks || m * n * k < PARALLEL_GEMM_WORK || rayon::current_num_threads() < 2 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(0)
+    }
+}
+
+/// A row-major or transposed view of a matrix for gemm: element (i, j) is at
+/// `data[i * row_stride + j * column_stride]`.
+#[derive(Clone, Copy)]
+struct Matrix {
+    row_stride: usize,
+    column_stride: usize,
+}
+
+impl Matrix {
+    fn rows(row_stride: usize) -> Self {
+        Matrix { row_stride, column_stride: 1 }
+    }
+
+    fn transposed(row_stride: usize) -> Self {
+        Matrix { row_stride: 1, column_stride: row_stride }
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    dst_layout: Matrix,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_layout: Matrix,
+    rhs: &[f32],
+    rhs_layout: Matrix,
+    [m, n, k]: [usize; 3],
+    parallelism: Parallelism,
+) {
+    let last = |layout: Matrix, rows: usize, columns: usize| {
+        if rows == 0 || columns == 0 { 0 } else { (rows - 1) * layout.row_stride + (columns - 1) * layout.column_stride + 1 }
+    };
+    // The bounds gemm will touch, checked here so the unsafe call below stays in bounds.
+    assert!(dst.len() >= last(dst_layout, m, n), "gemm destination too small");
+    assert!(lhs.len() >= last(lhs_layout, m, k), "gemm left operand too small");
+    assert!(rhs.len() >= last(rhs_layout, k, n), "gemm right operand too small");
+    // SAFETY: every index gemm reads or writes is below the lengths asserted above, and `dst`
+    // does not alias `lhs` or `rhs` (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_layout.column_stride as isize,
+            dst_layout.row_stride as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_layout.column_stride as isize,
+            lhs_layout.row_stride as isize,
+            rhs.as_ptr(),
+            rhs_layout.column_stride as isize,
+            rhs_layout.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+thread_local! {
+    /// Patch matrix, and gathered output gradient, of the chunk this thread works on.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `work` with two scratch buffers of at least the given lengths (contents undefined). The
+/// thread's buffers are reused; a nested call (rayon may run another chunk on a thread that waits
+/// inside gemm) gets fresh ones.
+fn with_scratch<R>(lengths: [usize; 2], work: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => {
+            let (first, second) = &mut *buffers;
+            if first.len() < lengths[0] {
+                first.resize(lengths[0], 0.0);
+            }
+            if second.len() < lengths[1] {
+                second.resize(lengths[1], 0.0);
+            }
+            work(&mut first[..lengths[0]], &mut second[..lengths[1]])
+        }
+        Err(_) => work(&mut vec![0.0; lengths[0]], &mut vec![0.0; lengths[1]]),
+    })
+}
+
+/// The output columns `lo..hi` whose input index `o * stride + k - pad` falls inside `0..size`.
+fn valid_range(out_size: usize, size: usize, stride: usize, k: usize, pad: usize) -> (usize, usize) {
+    let lo = if k >= pad { 0 } else { (pad - k).div_ceil(stride) };
+    let hi = if size + pad <= k { 0 } else { ((size + pad - k - 1) / stride + 1).min(out_size) };
+    (lo.min(hi), hi)
+}
+
+/// `patches[(c, r, s), j·L + p·Q + q] = x[first + j, c, p·sh + r − pt, q·sw + s − pl]`, zero in the
+/// padding, for the images `first..first + images` (L = P·Q output pixels).
+fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patches: &mut [f32], parallel: bool) {
+    let g = geometry;
+    let (out_height, out_width) = (g.out_height(), g.out_width());
+    let pixels = out_height * out_width;
+    let kernel_area = g.kernel_height * g.kernel_width;
+    let fill_row = |row: usize, out: &mut [f32]| {
+        let (c, r, s) = (row / kernel_area, (row % kernel_area) / g.kernel_width, row % g.kernel_width);
+        let (q_lo, q_hi) = valid_range(out_width, g.in_width, g.stride[1], s, g.padding_begin[1]);
+        for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
+            let plane = &x[((first + j) * g.in_channels + c) * g.in_pixels()..][..g.in_pixels()];
+            for (p, dst) in image_out.chunks_exact_mut(out_width).enumerate() {
+                let ih = (p * g.stride[0] + r) as isize - g.padding_begin[0] as isize;
+                if ih < 0 || ih as usize >= g.in_height {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let src = &plane[ih as usize * g.in_width..][..g.in_width];
+                dst[..q_lo].fill(0.0);
+                dst[q_hi..].fill(0.0);
+                // Input column of output column q: q·sw + s − pl, non-negative from q_lo on.
+                let offset = |q: usize| q * g.stride[1] + s - g.padding_begin[1];
+                if q_lo < q_hi {
+                    if g.stride[1] == 1 {
+                        dst[q_lo..q_hi].copy_from_slice(&src[offset(q_lo)..offset(q_lo) + q_hi - q_lo]);
+                    } else {
+                        for q in q_lo..q_hi {
+                            dst[q] = src[offset(q)];
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let row_len = images * pixels;
+    let patches = &mut patches[..g.patch_len() * row_len];
+    if parallel {
+        patches.par_chunks_mut(row_len).with_min_len(8).enumerate().for_each(|(row, out)| fill_row(row, out));
+    } else {
+        patches.chunks_mut(row_len).enumerate().for_each(|(row, out)| fill_row(row, out));
+    }
+}
+
+/// `dx[first + j, c, ·, ·] += Σ_(r,s) patch_grads[(c, r, s), j·L …]` scattered back to where
+/// im2col took each element from; `dx` holds the images of this chunk only.
+fn col2im(geometry: &ConvGeometry, patch_grads: &[f32], images: usize, dx: &mut [f32], parallel: bool) {
+    let g = geometry;
+    let (out_height, out_width) = (g.out_height(), g.out_width());
+    let pixels = out_height * out_width;
+    let row_len = images * pixels;
+    let add_plane = |plane_index: usize, plane: &mut [f32]| {
+        let (j, c) = (plane_index / g.in_channels, plane_index % g.in_channels);
+        for r in 0..g.kernel_height {
+            for s in 0..g.kernel_width {
+                let row = (c * g.kernel_height + r) * g.kernel_width + s;
+                let grads = &patch_grads[row * row_len + j * pixels..][..pixels];
+                let (q_lo, q_hi) = valid_range(out_width, g.in_width, g.stride[1], s, g.padding_begin[1]);
+                if q_lo >= q_hi {
+                    continue;
+                }
+                for (p, src) in grads.chunks_exact(out_width).enumerate() {
+                    let ih = (p * g.stride[0] + r) as isize - g.padding_begin[0] as isize;
+                    if ih < 0 || ih as usize >= g.in_height {
+                        continue;
+                    }
+                    let dst = &mut plane[ih as usize * g.in_width..][..g.in_width];
+                    let first_column = q_lo * g.stride[1] + s - g.padding_begin[1];
+                    if g.stride[1] == 1 {
+                        for (d, v) in dst[first_column..first_column + q_hi - q_lo].iter_mut().zip(&src[q_lo..q_hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (step, v) in src[q_lo..q_hi].iter().enumerate() {
+                            dst[first_column + step * g.stride[1]] += v;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let dx = &mut dx[..images * g.in_channels * g.in_pixels()];
+    if parallel {
+        dx.par_chunks_mut(g.in_pixels()).enumerate().for_each(|(index, plane)| add_plane(index, plane));
+    } else {
+        dx.chunks_mut(g.in_pixels()).enumerate().for_each(|(index, plane)| add_plane(index, plane));
+    }
+}
+
+/// `y = conv2d(x, w)`: x is [N, C, H, W], w is [K, C, R, S], y is [N, K, P, Q], all contiguous.
+pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let g = geometry;
+    assert_eq!(x.len(), g.input_len(), "conv input length");
+    assert_eq!(weight.len(), g.weight_len(), "conv weight length");
+    let plan = plan(g);
+    let pixels = g.out_pixels();
+    let mut y = vec![0.0f32; g.output_len()];
+    let chunk_out = plan.images_per_chunk * g.out_channels * pixels;
+    let run_chunk = |chunk: usize, y_chunk: &mut [f32]| {
+        let first = chunk * plan.images_per_chunk;
+        let images = y_chunk.len() / (g.out_channels * pixels);
+        let columns = images * pixels;
+        let threads = gemm_threads(plan.parallel_chunks, g.out_channels, columns, g.patch_len());
+        with_scratch([g.patch_len() * columns, if images > 1 { g.out_channels * columns } else { 0 }], |patches, gathered| {
+            im2col(g, x, first, images, patches, !plan.parallel_chunks);
+            let dims = [g.out_channels, columns, g.patch_len()];
+            if images == 1 {
+                matmul(y_chunk, Matrix::rows(columns), false, weight, Matrix::rows(g.patch_len()), patches, Matrix::rows(columns), dims, threads);
+            } else {
+                // The gemm writes [K, images·L]; the tensor is [images, K, L].
+                matmul(gathered, Matrix::rows(columns), false, weight, Matrix::rows(g.patch_len()), patches, Matrix::rows(columns), dims, threads);
+                for (k, row) in gathered.chunks_exact(columns).enumerate() {
+                    for (j, image_row) in row.chunks_exact(pixels).enumerate() {
+                        y_chunk[(j * g.out_channels + k) * pixels..][..pixels].copy_from_slice(image_row);
+                    }
+                }
+            }
+        });
+    };
+    if plan.parallel_chunks {
+        y.par_chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
+    } else {
+        y.chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
+    }
+    debug_assert_eq!(plan.chunks, g.batch.div_ceil(plan.images_per_chunk));
+    y
+}
+
+/// The gradients of `y = conv2d(x, w)` given `dy`: `dx` when `input_grad`, `dw` when `weight_grad`.
+pub fn backward(
+    geometry: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    input_grad: bool,
+    weight_grad: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let g = geometry;
+    assert_eq!(x.len(), g.input_len(), "conv input length");
+    assert_eq!(weight.len(), g.weight_len(), "conv weight length");
+    assert_eq!(dy.len(), g.output_len(), "conv output gradient length");
+    let plan = plan(g);
+    let pixels = g.out_pixels();
+    let chunk_in = plan.images_per_chunk * g.in_channels * g.in_pixels();
+    let mut dx = input_grad.then(|| vec![0.0f32; g.input_len()]);
+
+    // One chunk: dw += dy_c · patchesᵀ, and dx_c = col2im(wᵀ · dy_c). `dx_chunk` is this chunk's
+    // images of dx; `dw` this thread's partial sum.
+    let run_chunk = |chunk: usize, dx_chunk: Option<&mut [f32]>, dw: Option<&mut [f32]>| {
+        let first = chunk * plan.images_per_chunk;
+        let images = plan.images_per_chunk.min(g.batch - first);
+        let columns = images * pixels;
+        // Patches for the weight gradient; the same buffer then holds the patch gradients.
+        with_scratch([g.patch_len() * columns, if images > 1 { g.out_channels * columns } else { 0 }], |patches, gathered| {
+            let dy_chunk = &dy[first * g.out_channels * pixels..][..images * g.out_channels * pixels];
+            // dy of this chunk as one [K, images·L] matrix.
+            let dy_matrix: &[f32] = if images == 1 {
+                dy_chunk
+            } else {
+                for (j, image) in dy_chunk.chunks_exact(g.out_channels * pixels).enumerate() {
+                    for (k, row) in image.chunks_exact(pixels).enumerate() {
+                        gathered[k * columns + j * pixels..][..pixels].copy_from_slice(row);
+                    }
+                }
+                gathered
+            };
+            if let Some(dw) = dw {
+                im2col(g, x, first, images, patches, !plan.parallel_chunks);
+                let threads = gemm_threads(plan.parallel_chunks, g.out_channels, g.patch_len(), columns);
+                matmul(
+                    dw,
+                    Matrix::rows(g.patch_len()),
+                    true,
+                    dy_matrix,
+                    Matrix::rows(columns),
+                    patches,
+                    Matrix::transposed(columns),
+                    [g.out_channels, g.patch_len(), columns],
+                    threads,
+                );
+            }
+            if let Some(dx_chunk) = dx_chunk {
+                let threads = gemm_threads(plan.parallel_chunks, g.patch_len(), columns, g.out_channels);
+                matmul(
+                    patches,
+                    Matrix::rows(columns),
+                    false,
+                    weight,
+                    Matrix::transposed(g.patch_len()),
+                    dy_matrix,
+                    Matrix::rows(columns),
+                    [g.patch_len(), columns, g.out_channels],
+                    threads,
+                );
+                col2im(g, patches, images, dx_chunk, !plan.parallel_chunks);
+            }
+        });
+    };
+
+    let dw = if plan.parallel_chunks {
+        let zero_dw = || weight_grad.then(|| vec![0.0f32; g.weight_len()]);
+        let chunk_dx: Vec<Option<&mut [f32]>> = match dx.as_mut() {
+            Some(dx) => dx.chunks_mut(chunk_in).map(Some).collect(),
+            None => (0..plan.chunks).map(|_| None).collect(),
+        };
+        chunk_dx
+            .into_par_iter()
+            .enumerate()
+            .fold(zero_dw, |mut dw, (chunk, dx_chunk)| {
+                run_chunk(chunk, dx_chunk, dw.as_deref_mut());
+                dw
+            })
+            .reduce(zero_dw, |a, b| match (a, b) {
+                (Some(mut a), Some(b)) => {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    Some(a)
+                }
+                (a, b) => a.or(b),
+            })
+    } else {
+        let mut dw = weight_grad.then(|| vec![0.0f32; g.weight_len()]);
+        let mut dx_chunks = dx.as_mut().map(|dx| dx.chunks_mut(chunk_in));
+        for chunk in 0..plan.chunks {
+            let dx_chunk = dx_chunks.as_mut().and_then(|chunks| chunks.next());
+            run_chunk(chunk, dx_chunk, dw.as_deref_mut());
+        }
+        dw
+    };
+    (dx, dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one multiply-add at a time.
+    fn reference_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (g.out_height(), g.out_width());
+        let mut y = vec![0.0; g.output_len()];
+        for n in 0..g.batch {
+            for k in 0..g.out_channels {
+                for p in 0..oh {
+                    for q in 0..ow {
+                        let mut sum = 0.0f64;
+                        for c in 0..g.in_channels {
+                            for r in 0..g.kernel_height {
+                                for s in 0..g.kernel_width {
+                                    let ih = (p * g.stride[0] + r) as isize - g.padding_begin[0] as isize;
+                                    let iw = (q * g.stride[1] + s) as isize - g.padding_begin[1] as isize;
+                                    if ih < 0 || iw < 0 || ih as usize >= g.in_height || iw as usize >= g.in_width {
+                                        continue;
+                                    }
+                                    let xi = ((n * g.in_channels + c) * g.in_height + ih as usize) * g.in_width + iw as usize;
+                                    let wi = ((k * g.in_channels + c) * g.kernel_height + r) * g.kernel_width + s;
+                                    sum += x[xi] as f64 * w[wi] as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.out_channels + k) * oh + p) * ow + q] = sum as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn valid_range_keeps_input_columns_inside_the_image() {
+        // 5 wide, pad 1, kernel column 0, stride 2: outputs 0..3 read columns -1, 1, 3.
+        assert_eq!(valid_range(3, 5, 2, 0, 1), (1, 3));
+        // Kernel column 2 reads 1, 3, 5: the last falls outside.
+        assert_eq!(valid_range(3, 5, 2, 2, 1), (0, 2));
+        // Padding wider than the image and kernel: nothing valid.
+        assert_eq!(valid_range(2, 1, 1, 0, 3), (2, 2));
+    }
+
+    #[test]
+    fn forward_matches_the_definition_on_a_batch_split_in_chunks() {
+        let g = ConvGeometry {
+            batch: 5,
+            in_channels: 3,
+            in_height: 7,
+            in_width: 4,
+            out_channels: 6,
+            kernel_height: 3,
+            kernel_width: 2,
+            stride: [2, 1],
+            padding_begin: [1, 0],
+            padding_end: [0, 1],
+        };
+        let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+        let expected = reference_forward(&g, &x, &w);
+        let got = forward(&g, &x, &w);
+        for (a, b) in got.iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
