@@ -77,6 +77,40 @@ impl ConvGeometry {
     pub fn output_len(&self) -> usize {
         self.batch * self.out_channels * self.out_pixels()
     }
+
+    /// With stride 1 and padding narrower than the kernel, the input gradient is itself a
+    /// convolution: of the output gradient, with the weight flipped and its channels swapped
+    /// ([`flipped_weight`]), padded by kernel − 1 − padding. This is its geometry.
+    fn input_gradient_as_convolution(&self) -> Option<ConvGeometry> {
+        let narrow = self.padding_begin[0].max(self.padding_end[0]) < self.kernel_height
+            && self.padding_begin[1].max(self.padding_end[1]) < self.kernel_width;
+        (self.stride == [1, 1] && narrow).then(|| ConvGeometry {
+            batch: self.batch,
+            in_channels: self.out_channels,
+            in_height: self.out_height(),
+            in_width: self.out_width(),
+            out_channels: self.in_channels,
+            kernel_height: self.kernel_height,
+            kernel_width: self.kernel_width,
+            stride: [1, 1],
+            padding_begin: [self.kernel_height - 1 - self.padding_begin[0], self.kernel_width - 1 - self.padding_begin[1]],
+            padding_end: [self.kernel_height - 1 - self.padding_end[0], self.kernel_width - 1 - self.padding_end[1]],
+        })
+    }
+}
+
+/// `w'[c, k, r, s] = w[k, c, R − 1 − r, S − 1 − s]`: the weight of the input gradient's convolution.
+fn flipped_weight(geometry: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    let g = geometry;
+    let kernel_area = g.kernel_height * g.kernel_width;
+    let mut flipped = vec![0.0f32; weight.len()];
+    for (k, filters) in weight.chunks_exact(g.in_channels * kernel_area).enumerate() {
+        for (c, kernel) in filters.chunks_exact(kernel_area).enumerate() {
+            let target = &mut flipped[(c * g.out_channels + k) * kernel_area..][..kernel_area];
+            target.iter_mut().zip(kernel.iter().rev()).for_each(|(to, from)| *to = *from);
+        }
+    }
+    flipped
 }
 
 /// How the batch is split and who gets the threads.
@@ -226,25 +260,41 @@ fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patch
     let fill_row = |row: usize, out: &mut [f32]| {
         let (c, r, s) = (row / kernel_area, (row % kernel_area) / g.kernel_width, row % g.kernel_width);
         let (q_lo, q_hi) = valid_range(out_width, g.in_width, g.stride[1], s, g.padding_begin[1]);
+        let (p_lo, p_hi) = valid_range(out_height, g.in_height, g.stride[0], r, g.padding_begin[0]);
+        // Input column of output column q: q·sw + s − pl, non-negative from q_lo on.
+        let column = |q: usize| q * g.stride[1] + s - g.padding_begin[1];
         for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
             let plane = &x[((first + j) * g.in_channels + c) * g.in_pixels()..][..g.in_pixels()];
-            for (p, dst) in image_out.chunks_exact_mut(out_width).enumerate() {
-                let ih = (p * g.stride[0] + r) as isize - g.padding_begin[0] as isize;
-                if ih < 0 || ih as usize >= g.in_height {
-                    dst.fill(0.0);
-                    continue;
+            image_out[..p_lo * out_width].fill(0.0);
+            image_out[p_hi * out_width..].fill(0.0);
+            if p_lo >= p_hi {
+                continue;
+            }
+            let row = |p: usize| (p * g.stride[0] + r - g.padding_begin[0]) * g.in_width;
+            if q_lo >= q_hi {
+                image_out[p_lo * out_width..p_hi * out_width].fill(0.0);
+            } else if g.stride == [1, 1] && out_width == g.in_width {
+                // Output and input rows have the same length: the valid rows are one block of the
+                // plane. Copy it at once, then zero the padding columns the copy ran over.
+                let start = p_lo * out_width + q_lo;
+                let end = (p_hi - 1) * out_width + q_hi;
+                let from = row(p_lo) + column(q_lo);
+                image_out[start..end].copy_from_slice(&plane[from..from + end - start]);
+                for dst in image_out[p_lo * out_width..p_hi * out_width].chunks_exact_mut(out_width) {
+                    dst[..q_lo].fill(0.0);
+                    dst[q_hi..].fill(0.0);
                 }
-                let src = &plane[ih as usize * g.in_width..][..g.in_width];
-                dst[..q_lo].fill(0.0);
-                dst[q_hi..].fill(0.0);
-                // Input column of output column q: q·sw + s − pl, non-negative from q_lo on.
-                let offset = |q: usize| q * g.stride[1] + s - g.padding_begin[1];
-                if q_lo < q_hi {
+            } else {
+                for p in p_lo..p_hi {
+                    let dst = &mut image_out[p * out_width..][..out_width];
+                    let src = &plane[row(p)..][..g.in_width];
+                    dst[..q_lo].fill(0.0);
+                    dst[q_hi..].fill(0.0);
                     if g.stride[1] == 1 {
-                        dst[q_lo..q_hi].copy_from_slice(&src[offset(q_lo)..offset(q_lo) + q_hi - q_lo]);
+                        dst[q_lo..q_hi].copy_from_slice(&src[column(q_lo)..column(q_lo) + q_hi - q_lo]);
                     } else {
                         for q in q_lo..q_hi {
-                            dst[q] = src[offset(q)];
+                            dst[q] = src[column(q)];
                         }
                     }
                 }
@@ -357,10 +407,18 @@ pub fn backward(
     assert_eq!(x.len(), g.input_len(), "conv input length");
     assert_eq!(weight.len(), g.weight_len(), "conv weight length");
     assert_eq!(dy.len(), g.output_len(), "conv output gradient length");
+    // Where the input gradient is a convolution, it costs what the forward costs; elsewhere
+    // (strided convolutions) it is a gemm and a col2im below.
+    let (mut dx, col2im_input_grad) = match g.input_gradient_as_convolution() {
+        Some(transposed) if input_grad => (Some(forward(&transposed, dy, &flipped_weight(g, weight))), false),
+        _ => (input_grad.then(|| vec![0.0f32; g.input_len()]), input_grad),
+    };
+    if !weight_grad && !col2im_input_grad {
+        return (dx, None);
+    }
     let plan = plan(g);
     let pixels = g.out_pixels();
     let chunk_in = plan.images_per_chunk * g.in_channels * g.in_pixels();
-    let mut dx = input_grad.then(|| vec![0.0f32; g.input_len()]);
 
     // One chunk: dw += dy_c · patchesᵀ, and dx_c = col2im(wᵀ · dy_c). `dx_chunk` is this chunk's
     // images of dx; `dw` this thread's partial sum.
@@ -418,8 +476,8 @@ pub fn backward(
     let dw = if plan.parallel_chunks {
         let zero_dw = || weight_grad.then(|| vec![0.0f32; g.weight_len()]);
         let chunk_dx: Vec<Option<&mut [f32]>> = match dx.as_mut() {
-            Some(dx) => dx.chunks_mut(chunk_in).map(Some).collect(),
-            None => (0..plan.chunks).map(|_| None).collect(),
+            Some(dx) if col2im_input_grad => dx.chunks_mut(chunk_in).map(Some).collect(),
+            _ => (0..plan.chunks).map(|_| None).collect(),
         };
         chunk_dx
             .into_par_iter()
@@ -437,7 +495,7 @@ pub fn backward(
             })
     } else {
         let mut dw = weight_grad.then(|| vec![0.0f32; g.weight_len()]);
-        let mut dx_chunks = dx.as_mut().map(|dx| dx.chunks_mut(chunk_in));
+        let mut dx_chunks = dx.as_mut().filter(|_| col2im_input_grad).map(|dx| dx.chunks_mut(chunk_in));
         for chunk in 0..plan.chunks {
             let dx_chunk = dx_chunks.as_mut().and_then(|chunks| chunks.next());
             run_chunk(chunk, dx_chunk, dw.as_deref_mut());

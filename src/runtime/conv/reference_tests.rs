@@ -29,6 +29,8 @@ const CASES: &[Case] = &[
     Case { name: "7x7 stride 2 pad 3 (stem)", input: [2, 3, 20, 20], weight: [8, 3, 7, 7], stride: [2, 2], padding: [(3, 3), (3, 3)] },
     Case { name: "non-square input and kernel", input: [3, 3, 10, 6], weight: [5, 3, 3, 2], stride: [2, 1], padding: [(1, 1), (0, 0)] },
     Case { name: "asymmetric padding", input: [2, 4, 7, 8], weight: [3, 4, 3, 3], stride: [1, 2], padding: [(0, 2), (1, 0)] },
+    Case { name: "asymmetric padding, stride 1", input: [3, 4, 6, 9], weight: [5, 4, 3, 3], stride: [1, 1], padding: [(0, 2), (1, 0)] },
+    Case { name: "padding as wide as the kernel", input: [2, 3, 5, 5], weight: [4, 3, 2, 2], stride: [1, 1], padding: [(2, 2), (2, 2)] },
     Case { name: "batch 1", input: [1, 6, 8, 8], weight: [7, 6, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "1x1 map, 3x3 pad 1 (a late stage at small images)", input: [6, 32, 1, 1], weight: [16, 32, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "many images of few pixels", input: [40, 8, 2, 2], weight: [8, 8, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
