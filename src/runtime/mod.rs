@@ -18,6 +18,7 @@ pub mod dataset;
 pub mod runner;
 pub mod publish;
 pub mod benchmark;
+pub mod allocator;
 pub mod conv;
 pub mod conv_benchmark;
 pub mod checkpoint;

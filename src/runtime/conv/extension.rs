@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 use burn::tensor::ops::ConvOptions;
 
-use super::gemm_conv::{self, ConvGeometry};
+use tlrun_kernels::conv::{self as gemm_conv, ConvGeometry};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait GemmConvBackend: Backend {

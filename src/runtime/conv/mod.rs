@@ -3,7 +3,6 @@
 //! grouped or dilated convolutions, `Same` padding) burn's `conv2d`.
 
 pub mod extension;
-pub mod gemm_conv;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::PaddingConfig2d;

@@ -1,0 +1,6 @@
+//! tlrun's CPU kernels: plain functions on contiguous f32 buffers, no burn, no tensors. The
+//! runtime wraps them as burn backend-extension ops (src/runtime/conv). A crate of their own so
+//! that every build profile compiles them with full optimisation (Cargo.toml's
+//! `[profile.dev.package.tlrun-kernels]`): tests and `cargo run` train at release speed.
+
+pub mod conv;
