@@ -19,6 +19,7 @@ pub mod runner;
 pub mod publish;
 pub mod benchmark;
 pub mod allocator;
+pub mod batch_norm;
 pub mod conv;
 pub mod conv_benchmark;
 pub mod checkpoint;

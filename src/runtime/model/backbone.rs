@@ -220,7 +220,7 @@ impl Backbone {
     fn forward_op(&self, op: BackboneOp, x: Tensor<4>) -> Tensor<4> {
         match op {
             BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| crate::runtime::conv::forward(conv1, x)),
-            BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| bn1.forward(x)),
+            BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| crate::runtime::batch_norm::forward(bn1, x)),
             BackboneOp::Relu => relu(x),
             BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
             BackboneOp::Stage(number) => match self.stage(number) {

@@ -4,6 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::arch::BlockKind;
+use crate::runtime::batch_norm::forward as norm;
 use crate::runtime::conv::forward as conv_forward;
 
 /// torchvision's kaiming_normal_(mode="fan_out", nonlinearity="relu") for convolutions.
@@ -72,13 +73,13 @@ impl ResidualBlock {
 
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(downsample) => downsample.bn.forward(conv_forward(&downsample.conv, input.clone())),
+            Some(downsample) => norm(&downsample.bn, conv_forward(&downsample.conv, input.clone())),
             None => input.clone(),
         };
-        let out = relu(self.bn1.forward(conv_forward(&self.conv1, input)));
-        let out = self.bn2.forward(conv_forward(&self.conv2, out));
+        let out = relu(norm(&self.bn1, conv_forward(&self.conv1, input)));
+        let out = norm(&self.bn2, conv_forward(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv_forward(conv3, relu(out))),
+            (Some(conv3), Some(bn3)) => norm(bn3, conv_forward(conv3, relu(out))),
             _ => out,
         };
         relu(out + identity)

@@ -1,0 +1,238 @@
+//! Batch normalisation over contiguous f32 NCHW buffers in three passes a step: the channel
+//! statistics, the normalisation, and one backward that gives the input, scale and shift
+//! gradients together. burn's generic batch norm (which flex uses) builds the same from about
+//! fifteen whole-tensor operations, two of them transposing copies.
+//!
+//! The variance is the biased one (divided by the number of values), as in burn's
+//! `batch_norm_train` and PyTorch's normalisation; sums run in f64.
+
+use rayon::prelude::*;
+
+/// `[batch, channels, pixels]` of an NCHW tensor (pixels = height × width).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl NormShape {
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.pixels
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The planes of channel `c`: one run of `pixels` values per image.
+    fn planes<'a>(&self, values: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (channels, pixels) = (self.channels, self.pixels);
+        (0..self.batch).map(move |n| &values[(n * channels + c) * pixels..][..pixels])
+    }
+}
+
+/// Independent accumulators, so that the sums vectorise (one running f32 sum is a chain of
+/// dependent additions); f64 across lanes and planes.
+const LANES: usize = 16;
+
+/// `Σ term(v)` over `values`.
+fn lane_sum(values: &[f32], term: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest: f64 = chunks.remainder().iter().map(|&v| term(v) as f64).sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += term(v);
+        }
+    }
+    lanes.iter().map(|&lane| lane as f64).sum::<f64>() + rest
+}
+
+/// `(Σ g, Σ g·(v − mean))` over paired `values` and `grads`.
+fn lane_sums_of_gradient(values: &[f32], grads: &[f32], mean: f32) -> (f64, f64) {
+    let (mut plain, mut weighted) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (value_chunks, grad_chunks) = (values.chunks_exact(LANES), grads.chunks_exact(LANES));
+    let (mut rest_plain, mut rest_weighted) = (0.0f64, 0.0f64);
+    for (&v, &g) in value_chunks.remainder().iter().zip(grad_chunks.remainder()) {
+        rest_plain += g as f64;
+        rest_weighted += (g * (v - mean)) as f64;
+    }
+    for (value_chunk, grad_chunk) in value_chunks.zip(grad_chunks) {
+        for lane in 0..LANES {
+            plain[lane] += grad_chunk[lane];
+            weighted[lane] += grad_chunk[lane] * (value_chunk[lane] - mean);
+        }
+    }
+    let total = |lanes: [f32; LANES]| lanes.iter().map(|&lane| lane as f64).sum::<f64>();
+    (total(plain) + rest_plain, total(weighted) + rest_weighted)
+}
+
+/// Per channel: the mean and the biased variance, as `(means, variances)`.
+pub fn statistics(shape: NormShape, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), shape.len(), "batch norm input length");
+    let count = (shape.batch * shape.pixels).max(1) as f64;
+    let per_channel: Vec<(f32, f32)> = (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let sum: f64 = shape.planes(x, c).map(|plane| lane_sum(plane, |v| v)).sum();
+            let mean = (sum / count) as f32;
+            // Two passes: the variance of values far from zero keeps its precision.
+            let squares: f64 = shape.planes(x, c).map(|plane| lane_sum(plane, |v| (v - mean) * (v - mean))).sum();
+            (mean, (squares / count) as f32)
+        })
+        .collect();
+    per_channel.into_iter().unzip()
+}
+
+/// Per channel `y = (x − mean) / √(variance + ε) · γ + β`.
+pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<f32> {
+    assert_eq!(x.len(), shape.len(), "batch norm input length");
+    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..shape.channels)
+        .map(|c| {
+            let scale = gamma[c] as f64 / (variance[c] as f64 + epsilon).sqrt();
+            (scale as f32, (beta[c] as f64 - mean[c] as f64 * scale) as f32)
+        })
+        .unzip();
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(shape.pixels.max(1)).zip(x.par_chunks(shape.pixels.max(1))).enumerate().for_each(|(plane, (out, input))| {
+        let c = plane % shape.channels;
+        let (a, b) = (scale[c], shift[c]);
+        out.iter_mut().zip(input).for_each(|(out, &v)| *out = v * a + b);
+    });
+    y
+}
+
+/// The gradients of [`normalize`] with the batch's own statistics (training), given `dy`:
+/// `(dx, dγ, dβ)`. With x̂ the normalised input and M the values per channel,
+/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/√(var + ε) · (dy − dβ/M − x̂·dγ/M)`.
+pub fn backward(
+    shape: NormShape,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    gamma: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), shape.len(), "batch norm input length");
+    assert_eq!(dy.len(), shape.len(), "batch norm output gradient length");
+    let inv_std: Vec<f64> = variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
+    let sums: Vec<(f32, f32)> = (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (mut sum_dy, mut sum_dy_centered) = (0.0f64, 0.0f64);
+            for (x_plane, dy_plane) in shape.planes(x, c).zip(shape.planes(dy, c)) {
+                let (plain, weighted) = lane_sums_of_gradient(x_plane, dy_plane, mean[c]);
+                sum_dy += plain;
+                sum_dy_centered += weighted;
+            }
+            (sum_dy as f32, (sum_dy_centered * inv_std[c]) as f32)
+        })
+        .collect();
+    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+    let count = (shape.batch * shape.pixels).max(1) as f64;
+    let mut dx = vec![0.0f32; x.len()];
+    let pixels = shape.pixels.max(1);
+    dx.par_chunks_mut(pixels).zip(x.par_chunks(pixels).zip(dy.par_chunks(pixels))).enumerate().for_each(
+        |(plane, (out, (x_plane, dy_plane)))| {
+            let c = plane % shape.channels;
+            let scale = (gamma[c] as f64 * inv_std[c]) as f32;
+            let mean_dy = (dbeta[c] as f64 / count) as f32;
+            // x̂·dγ/M = (x − mean)·inv_std·dγ/M
+            let slope = (inv_std[c] * dgamma[c] as f64 / count) as f32;
+            let m = mean[c];
+            for ((out, &v), &g) in out.iter_mut().zip(x_plane).zip(dy_plane) {
+                *out = scale * (g - mean_dy - (v - m) * slope);
+            }
+        },
+    );
+    (dx, dgamma, dbeta)
+}
+
+/// The gradients of [`normalize`] with fixed (running) statistics, given `dy`: `(dx, dγ, dβ)`:
+/// `dx = dy·γ/√(var + ε)`, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
+pub fn backward_with_fixed_statistics(
+    shape: NormShape,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    gamma: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), shape.len(), "batch norm input length");
+    assert_eq!(dy.len(), shape.len(), "batch norm output gradient length");
+    let inv_std: Vec<f64> = variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
+    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (plain, weighted) = shape
+                .planes(x, c)
+                .zip(shape.planes(dy, c))
+                .map(|(x_plane, dy_plane)| lane_sums_of_gradient(x_plane, dy_plane, mean[c]))
+                .fold((0.0, 0.0), |(a, b), (p, w)| (a + p, b + w));
+            (plain as f32, (weighted * inv_std[c]) as f32)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .unzip();
+    let pixels = shape.pixels.max(1);
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(pixels).zip(dy.par_chunks(pixels)).enumerate().for_each(|(plane, (out, dy_plane))| {
+        let scale = (gamma[plane % shape.channels] as f64 * inv_std[plane % shape.channels]) as f32;
+        out.iter_mut().zip(dy_plane).for_each(|(out, &g)| *out = g * scale);
+    });
+    (dx, dgamma, dbeta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_output_has_the_shift_as_mean_and_the_scale_as_deviation() {
+        let shape = NormShape { batch: 3, channels: 2, pixels: 5 };
+        let x: Vec<f32> = (0..shape.len()).map(|i| (i * 7 % 11) as f32 + 100.0).collect();
+        let (mean, variance) = statistics(shape, &x);
+        let y = normalize(shape, &x, &mean, &variance, &[2.0, 0.5], &[1.0, -3.0], 0.0);
+        let (y_mean, y_variance) = statistics(shape, &y);
+        for (c, (expected_mean, expected_deviation)) in [(1.0f32, 2.0f32), (-3.0, 0.5)].into_iter().enumerate() {
+            assert!((y_mean[c] - expected_mean).abs() < 1e-4, "{y_mean:?}");
+            assert!((y_variance[c].sqrt() - expected_deviation).abs() < 1e-4, "{y_variance:?}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let shape = NormShape { batch: 2, channels: 2, pixels: 3 };
+        let x: Vec<f32> = (0..shape.len()).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.7).collect();
+        let r: Vec<f32> = (0..shape.len()).map(|i| ((i * 3 % 5) as f32 - 2.0) * 0.3).collect();
+        let gamma = [1.5f32, -0.5];
+        let beta = [0.2f32, 0.1];
+        let epsilon = 1e-5;
+        // loss = Σ r·y, so dy = r.
+        let loss = |x: &[f32], gamma: &[f32]| -> f64 {
+            let (mean, variance) = statistics(shape, x);
+            let y = normalize(shape, x, &mean, &variance, gamma, &beta, epsilon);
+            y.iter().zip(&r).map(|(y, r)| (*y as f64) * (*r as f64)).sum()
+        };
+        let (mean, variance) = statistics(shape, &x);
+        let (dx, dgamma, _) = backward(shape, &x, &r, &mean, &variance, &gamma, epsilon);
+        let h = 1e-2f32;
+        for i in 0..x.len() {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            let numeric = (loss(&plus, &gamma) - loss(&minus, &gamma)) / (2.0 * h as f64);
+            assert!((numeric - dx[i] as f64).abs() < 2e-3, "dx[{i}]: {numeric} vs {}", dx[i]);
+        }
+        for c in 0..2 {
+            let (mut plus, mut minus) = (gamma, gamma);
+            plus[c] += h;
+            minus[c] -= h;
+            let numeric = (loss(&x, &plus) - loss(&x, &minus)) / (2.0 * h as f64);
+            assert!((numeric - dgamma[c] as f64).abs() < 2e-3, "dgamma[{c}]: {numeric} vs {}", dgamma[c]);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! tlrun's fused batch norm against burn's `BatchNorm` on flex: outputs, the input, γ and β
+//! gradients, and the running statistics, to 1e-4 relative, in training, frozen and evaluation.
+
+use burn::module::Module;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::prelude::*;
+
+use super::{forward, fused_applies};
+
+fn pseudo_random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let values: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // Far from zero, so the variance is computed from large values.
+            (state >> 40) as f32 / (1u64 << 23) as f32 * 3.0 + 5.0
+        })
+        .collect();
+    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
+}
+
+fn relative_error<const D: usize>(got: Tensor<D>, expected: Tensor<D>) -> f32 {
+    let scale = expected.clone().abs().max().into_scalar::<f32>().max(1e-12);
+    (got - expected).abs().max().into_scalar::<f32>() / scale
+}
+
+/// A layer with non-trivial γ, β and running statistics (one training step of burn's). A new one
+/// for each run: clones of a layer share their running statistics.
+fn layer(channels: usize, device: &Device) -> BatchNorm {
+    let norm = BatchNormConfig::new(channels).init(device);
+    let norm = BatchNorm {
+        gamma: burn::module::Param::from_tensor(Tensor::arange(0..channels as i64, device).float().mul_scalar(0.3).add_scalar(0.5)),
+        beta: burn::module::Param::from_tensor(Tensor::arange(0..channels as i64, device).float().mul_scalar(-0.2)),
+        ..norm
+    };
+    let _ = norm.forward(pseudo_random([4, channels, 3, 3], 99, &device.clone().autodiff()));
+    norm
+}
+
+struct Outcome {
+    y: Tensor<4>,
+    dx: Option<Tensor<4>>,
+    dgamma: Option<Tensor<1>>,
+    dbeta: Option<Tensor<1>>,
+    running: (Tensor<1>, Tensor<1>),
+}
+
+fn run(norm: &BatchNorm, fused: bool, autodiff: bool) -> Outcome {
+    let device = if autodiff { Device::flex().autodiff() } else { Device::flex() };
+    let norm = norm.clone().to_device(&device);
+    let x = pseudo_random([3, 4, 5, 7], 1, &device);
+    let x = if autodiff { x.require_grad() } else { x };
+    assert!(fused_applies(&x));
+    let y = if fused { forward(&norm, x.clone()) } else { norm.forward(x.clone()) };
+    let running = (norm.running_mean.value().to_device(&Device::flex()), norm.running_var.value().to_device(&Device::flex()));
+    if !autodiff {
+        return Outcome { y, dx: None, dgamma: None, dbeta: None, running };
+    }
+    let r = pseudo_random(y.dims(), 2, &device);
+    let grads = (y.clone() * r).sum().backward();
+    Outcome {
+        dx: x.grad(&grads),
+        dgamma: norm.gamma.val().grad(&grads),
+        dbeta: norm.beta.val().grad(&grads),
+        y: y.inner(),
+        running,
+    }
+}
+
+fn assert_same(got: Outcome, expected: Outcome, what: &str) {
+    assert!(relative_error(got.y, expected.y) <= 1e-4, "{what}: output");
+    match (got.dx, expected.dx) {
+        (Some(a), Some(b)) => assert!(relative_error(a, b) <= 1e-4, "{what}: input gradient"),
+        (a, b) => assert_eq!(a.is_some(), b.is_some(), "{what}: input gradient presence"),
+    }
+    match (got.dgamma, expected.dgamma) {
+        (Some(a), Some(b)) => assert!(relative_error(a, b) <= 1e-4, "{what}: γ gradient"),
+        (a, b) => assert_eq!(a.is_some(), b.is_some(), "{what}: γ gradient presence"),
+    }
+    match (got.dbeta, expected.dbeta) {
+        (Some(a), Some(b)) => assert!(relative_error(a, b) <= 1e-4, "{what}: β gradient"),
+        (a, b) => assert_eq!(a.is_some(), b.is_some(), "{what}: β gradient presence"),
+    }
+    assert!(relative_error(got.running.0.clone(), expected.running.0.clone()) <= 1e-4, "{what}: running mean {} vs {}", got.running.0, expected.running.0);
+    assert!(relative_error(got.running.1.clone(), expected.running.1.clone()) <= 1e-4, "{what}: running variance {} vs {}", got.running.1, expected.running.1);
+}
+
+#[test]
+fn training_matches_burn() {
+    assert_same(run(&layer(4, &Device::flex()), true, true), run(&layer(4, &Device::flex()), false, true), "training");
+}
+
+#[test]
+fn a_frozen_layer_matches_burn_and_keeps_its_running_statistics() {
+    let norm = layer(4, &Device::flex()).freeze();
+    let before = norm.running_mean.value().into_data();
+    let fused = run(&norm, true, true);
+    assert_eq!(fused.running.0.clone().into_data(), before, "a frozen layer's running mean moved");
+    assert!(fused.dgamma.is_none() && fused.dbeta.is_none(), "a frozen layer got parameter gradients");
+    assert_same(fused, run(&layer(4, &Device::flex()).freeze(), false, true), "frozen");
+}
+
+#[test]
+fn evaluation_matches_burn() {
+    assert_same(run(&layer(4, &Device::flex()), true, false), run(&layer(4, &Device::flex()), false, false), "evaluation");
+}
