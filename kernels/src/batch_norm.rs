@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use crate::conv::filled;
+
 /// `[batch, channels, pixels]` of an NCHW tensor (pixels = height × width).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NormShape {
@@ -94,13 +96,16 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
             (scale as f32, (beta[c] as f64 - mean[c] as f64 * scale) as f32)
         })
         .unzip();
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(shape.pixels.max(1)).zip(x.par_chunks(shape.pixels.max(1))).enumerate().for_each(|(plane, (out, input))| {
-        let c = plane % shape.channels;
-        let (a, b) = (scale[c], shift[c]);
-        out.iter_mut().zip(input).for_each(|(out, &v)| *out = v * a + b);
-    });
-    y
+    // Every plane of the output is written.
+    filled(x.len(), |y| {
+        y.par_chunks_mut(shape.pixels.max(1)).zip(x.par_chunks(shape.pixels.max(1))).enumerate().for_each(|(plane, (out, input))| {
+            let c = plane % shape.channels;
+            let (a, b) = (scale[c], shift[c]);
+            out.iter_mut().zip(input).for_each(|(out, &v)| {
+                out.write(v * a + b);
+            });
+        });
+    })
 }
 
 /// The gradients of [`normalize`] with the batch's own statistics (training), given `dy`:
@@ -132,21 +137,23 @@ pub fn backward(
         .collect();
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let count = (shape.batch * shape.pixels).max(1) as f64;
-    let mut dx = vec![0.0f32; x.len()];
     let pixels = shape.pixels.max(1);
-    dx.par_chunks_mut(pixels).zip(x.par_chunks(pixels).zip(dy.par_chunks(pixels))).enumerate().for_each(
-        |(plane, (out, (x_plane, dy_plane)))| {
-            let c = plane % shape.channels;
-            let scale = (gamma[c] as f64 * inv_std[c]) as f32;
-            let mean_dy = (dbeta[c] as f64 / count) as f32;
-            // x̂·dγ/M = (x − mean)·inv_std·dγ/M
-            let slope = (inv_std[c] * dgamma[c] as f64 / count) as f32;
-            let m = mean[c];
-            for ((out, &v), &g) in out.iter_mut().zip(x_plane).zip(dy_plane) {
-                *out = scale * (g - mean_dy - (v - m) * slope);
-            }
-        },
-    );
+    // Every plane of dx is written.
+    let dx = filled(x.len(), |dx| {
+        dx.par_chunks_mut(pixels).zip(x.par_chunks(pixels).zip(dy.par_chunks(pixels))).enumerate().for_each(
+            |(plane, (out, (x_plane, dy_plane)))| {
+                let c = plane % shape.channels;
+                let scale = (gamma[c] as f64 * inv_std[c]) as f32;
+                let mean_dy = (dbeta[c] as f64 / count) as f32;
+                // x̂·dγ/M = (x − mean)·inv_std·dγ/M
+                let slope = (inv_std[c] * dgamma[c] as f64 / count) as f32;
+                let m = mean[c];
+                for ((out, &v), &g) in out.iter_mut().zip(x_plane).zip(dy_plane) {
+                    out.write(scale * (g - mean_dy - (v - m) * slope));
+                }
+            },
+        );
+    });
     (dx, dgamma, dbeta)
 }
 
@@ -178,10 +185,14 @@ pub fn backward_with_fixed_statistics(
         .into_iter()
         .unzip();
     let pixels = shape.pixels.max(1);
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(pixels).zip(dy.par_chunks(pixels)).enumerate().for_each(|(plane, (out, dy_plane))| {
-        let scale = (gamma[plane % shape.channels] as f64 * inv_std[plane % shape.channels]) as f32;
-        out.iter_mut().zip(dy_plane).for_each(|(out, &g)| *out = g * scale);
+    // Every plane of dx is written.
+    let dx = filled(x.len(), |dx| {
+        dx.par_chunks_mut(pixels).zip(dy.par_chunks(pixels)).enumerate().for_each(|(plane, (out, dy_plane))| {
+            let scale = (gamma[plane % shape.channels] as f64 * inv_std[plane % shape.channels]) as f32;
+            out.iter_mut().zip(dy_plane).for_each(|(out, &g)| {
+                out.write(g * scale);
+            });
+        });
     });
     (dx, dgamma, dbeta)
 }

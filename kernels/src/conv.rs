@@ -11,6 +11,7 @@
 //! are reused from step to step.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -125,7 +126,7 @@ struct Plan {
 /// Output pixels per gemm below which gemm loses speed to its packing.
 const MIN_COLUMNS: usize = 256;
 /// Output pixels per gemm that are enough.
-const TARGET_COLUMNS: usize = 2048;
+const TARGET_COLUMNS: usize = 512;
 /// The patch matrix of one chunk stays below this many floats (16 MB).
 const MAX_PATCH_FLOATS: usize = 4 << 20;
 
@@ -172,12 +173,31 @@ impl Matrix {
     }
 }
 
+/// Where a gemm writes: over initialised values (optionally adding to them), or into memory
+/// not yet initialised (the output of a fresh tensor, which then needs no zeroing).
+enum Destination<'a> {
+    Overwrite(&'a mut [f32]),
+    Accumulate(&'a mut [f32]),
+    Fresh(&'a mut [MaybeUninit<f32>]),
+}
+
+impl Destination<'_> {
+    fn parts(&mut self) -> (*mut f32, usize, bool) {
+        match self {
+            Destination::Overwrite(values) => (values.as_mut_ptr(), values.len(), false),
+            Destination::Accumulate(values) => (values.as_mut_ptr(), values.len(), true),
+            // Writing f32s through a pointer into MaybeUninit<f32> memory is sound; gemm does not
+            // read the destination when it does not accumulate.
+            Destination::Fresh(values) => (values.as_mut_ptr().cast::<f32>(), values.len(), false),
+        }
+    }
+}
+
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
-    dst: &mut [f32],
+    mut dst: Destination<'_>,
     dst_layout: Matrix,
-    accumulate: bool,
     lhs: &[f32],
     lhs_layout: Matrix,
     rhs: &[f32],
@@ -188,18 +208,19 @@ fn matmul(
     let last = |layout: Matrix, rows: usize, columns: usize| {
         if rows == 0 || columns == 0 { 0 } else { (rows - 1) * layout.row_stride + (columns - 1) * layout.column_stride + 1 }
     };
+    let (dst_pointer, dst_len, accumulate) = dst.parts();
     // The bounds gemm will touch, checked here so the unsafe call below stays in bounds.
-    assert!(dst.len() >= last(dst_layout, m, n), "gemm destination too small");
+    assert!(dst_len >= last(dst_layout, m, n), "gemm destination too small");
     assert!(lhs.len() >= last(lhs_layout, m, k), "gemm left operand too small");
     assert!(rhs.len() >= last(rhs_layout, k, n), "gemm right operand too small");
-    // SAFETY: every index gemm reads or writes is below the lengths asserted above, and `dst`
-    // does not alias `lhs` or `rhs` (it is borrowed mutably).
+    // SAFETY: every index gemm reads or writes is below the lengths asserted above, and the
+    // destination does not alias `lhs` or `rhs` (it is borrowed mutably).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst_pointer,
             dst_layout.column_stride as isize,
             dst_layout.row_stride as isize,
             accumulate,
@@ -217,6 +238,24 @@ fn matmul(
             parallelism,
         )
     }
+}
+
+/// A vector of `len` values, every one written by `fill` (which must write them all).
+pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` wrote every one of the first `len` elements (the callers' loops cover the
+    // whole output, as the tests against burn's reference ops check).
+    unsafe { values.set_len(len) };
+    values
+}
+
+/// `dst = src` into memory that may not be initialised yet.
+pub(crate) fn write(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    dst.iter_mut().zip(src).for_each(|(dst, &value)| {
+        dst.write(value);
+    });
 }
 
 thread_local! {
@@ -362,9 +401,8 @@ pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(weight.len(), g.weight_len(), "conv weight length");
     let plan = plan(g);
     let pixels = g.out_pixels();
-    let mut y = vec![0.0f32; g.output_len()];
     let chunk_out = plan.images_per_chunk * g.out_channels * pixels;
-    let run_chunk = |chunk: usize, y_chunk: &mut [f32]| {
+    let run_chunk = |chunk: usize, y_chunk: &mut [MaybeUninit<f32>]| {
         let first = chunk * plan.images_per_chunk;
         let images = y_chunk.len() / (g.out_channels * pixels);
         let columns = images * pixels;
@@ -373,25 +411,26 @@ pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
             im2col(g, x, first, images, patches, !plan.parallel_chunks);
             let dims = [g.out_channels, columns, g.patch_len()];
             if images == 1 {
-                matmul(y_chunk, Matrix::rows(columns), false, weight, Matrix::rows(g.patch_len()), patches, Matrix::rows(columns), dims, threads);
+                matmul(Destination::Fresh(y_chunk), Matrix::rows(columns), weight, Matrix::rows(g.patch_len()), patches, Matrix::rows(columns), dims, threads);
             } else {
                 // The gemm writes [K, images·L]; the tensor is [images, K, L].
-                matmul(gathered, Matrix::rows(columns), false, weight, Matrix::rows(g.patch_len()), patches, Matrix::rows(columns), dims, threads);
+                matmul(Destination::Overwrite(gathered), Matrix::rows(columns), weight, Matrix::rows(g.patch_len()), patches, Matrix::rows(columns), dims, threads);
                 for (k, row) in gathered.chunks_exact(columns).enumerate() {
                     for (j, image_row) in row.chunks_exact(pixels).enumerate() {
-                        y_chunk[(j * g.out_channels + k) * pixels..][..pixels].copy_from_slice(image_row);
+                        write(&mut y_chunk[(j * g.out_channels + k) * pixels..][..pixels], image_row);
                     }
                 }
             }
         });
     };
-    if plan.parallel_chunks {
-        y.par_chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
-    } else {
-        y.chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
-    }
-    debug_assert_eq!(plan.chunks, g.batch.div_ceil(plan.images_per_chunk));
-    y
+    // Each chunk writes all K·L outputs of each of its images.
+    filled(g.output_len(), |y| {
+        if plan.parallel_chunks {
+            y.par_chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
+        } else {
+            y.chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
+        }
+    })
 }
 
 /// The gradients of `y = conv2d(x, w)` given `dy`: `dx` when `input_grad`, `dw` when `weight_grad`.
@@ -444,9 +483,8 @@ pub fn backward(
                 im2col(g, x, first, images, patches, !plan.parallel_chunks);
                 let threads = gemm_threads(plan.parallel_chunks, g.out_channels, g.patch_len(), columns);
                 matmul(
-                    dw,
+                    Destination::Accumulate(dw),
                     Matrix::rows(g.patch_len()),
-                    true,
                     dy_matrix,
                     Matrix::rows(columns),
                     patches,
@@ -458,9 +496,8 @@ pub fn backward(
             if let Some(dx_chunk) = dx_chunk {
                 let threads = gemm_threads(plan.parallel_chunks, g.patch_len(), columns, g.out_channels);
                 matmul(
-                    patches,
+                    Destination::Overwrite(patches),
                     Matrix::rows(columns),
-                    false,
                     weight,
                     Matrix::transposed(g.patch_len()),
                     dy_matrix,
