@@ -482,9 +482,11 @@ pub fn backward(
             if let Some(dw) = dw {
                 im2col(g, x, first, images, patches, !plan.parallel_chunks);
                 let threads = gemm_threads(plan.parallel_chunks, g.out_channels, g.patch_len(), columns);
+                // dw is accumulated transposed, [CRS, K]: gemm then reads the patches along
+                // their rows as they lie, and transposes only the smaller dy while packing.
                 matmul(
                     Destination::Accumulate(dw),
-                    Matrix::rows(g.patch_len()),
+                    Matrix::transposed(g.out_channels),
                     dy_matrix,
                     Matrix::rows(columns),
                     patches,
@@ -539,7 +541,18 @@ pub fn backward(
         }
         dw
     };
-    (dx, dw)
+    (dx, dw.map(|transposed| transpose(&transposed, g.patch_len(), g.out_channels)))
+}
+
+/// `[rows, columns]` → `[columns, rows]`.
+fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    filled(values.len(), |out| {
+        for (r, row) in values.chunks_exact(columns).enumerate() {
+            for (c, &value) in row.iter().enumerate() {
+                out[c * rows + r].write(value);
+            }
+        }
+    })
 }
 
 #[cfg(test)]
