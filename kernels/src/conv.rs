@@ -319,9 +319,14 @@ fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patch
                 let end = (p_hi - 1) * out_width + q_hi;
                 let from = row(p_lo) + column(q_lo);
                 image_out[start..end].copy_from_slice(&plane[from..from + end - start]);
+                // A column or two per row: plain stores, not a memset call each.
                 for dst in image_out[p_lo * out_width..p_hi * out_width].chunks_exact_mut(out_width) {
-                    dst[..q_lo].fill(0.0);
-                    dst[q_hi..].fill(0.0);
+                    for value in &mut dst[..q_lo] {
+                        *value = 0.0;
+                    }
+                    for value in &mut dst[q_hi..] {
+                        *value = 0.0;
+                    }
                 }
             } else {
                 for p in p_lo..p_hi {
@@ -544,12 +549,18 @@ pub fn backward(
     (dx, dw.map(|transposed| transpose(&transposed, g.patch_len(), g.out_channels)))
 }
 
-/// `[rows, columns]` → `[columns, rows]`.
+/// `[rows, columns]` → `[columns, rows]`, in tiles that stay in cache (a weight gradient of
+/// resnet18's last stage is 2.4 million values).
 fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    const TILE: usize = 32;
     filled(values.len(), |out| {
-        for (r, row) in values.chunks_exact(columns).enumerate() {
-            for (c, &value) in row.iter().enumerate() {
-                out[c * rows + r].write(value);
+        for row_start in (0..rows).step_by(TILE) {
+            for column_start in (0..columns).step_by(TILE) {
+                for r in row_start..(row_start + TILE).min(rows) {
+                    for c in column_start..(column_start + TILE).min(columns) {
+                        out[c * rows + r].write(values[r * columns + c]);
+                    }
+                }
             }
         }
     })
@@ -588,6 +599,17 @@ mod tests {
             }
         }
         y
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        let values: Vec<f32> = (0..35 * 70).map(|i| i as f32).collect();
+        let transposed = transpose(&values, 35, 70);
+        for r in 0..35 {
+            for c in 0..70 {
+                assert_eq!(transposed[c * 35 + r], values[r * 70 + c]);
+            }
+        }
     }
 
     #[test]
