@@ -130,17 +130,25 @@ const TARGET_COLUMNS: usize = 512;
 /// The patch matrix of one chunk stays below this many floats (16 MB).
 const MAX_PATCH_FLOATS: usize = 4 << 20;
 
+/// Chunks a batch is split into at least, when each keeps enough columns. A constant, not the
+/// thread count: the chunks decide the order of the weight gradient's sums, and a run must give
+/// the same weights on any number of threads.
+const PREFERRED_CHUNKS: usize = 8;
+/// Weight-gradient partial sums: lane `l` adds chunks `l`, `l + LANES`, … in order, and the lanes
+/// are added in order at the end, whichever threads ran them.
+const GRADIENT_LANES: usize = 8;
+
 fn plan(geometry: &ConvGeometry) -> Plan {
     let threads = rayon::current_num_threads().max(1);
     let pixels = geometry.out_pixels().max(1);
     let by_memory = (MAX_PATCH_FLOATS / (geometry.patch_len() * pixels)).max(1);
     let mut images = TARGET_COLUMNS.div_ceil(pixels).min(by_memory).clamp(1, geometry.batch);
-    // Prefer two chunks per thread, as long as each keeps enough columns.
-    if geometry.batch.div_ceil(images) < 2 * threads {
-        let for_threads = geometry.batch.div_ceil(2 * threads);
-        images = images.min(for_threads.max(MIN_COLUMNS.div_ceil(pixels))).clamp(1, geometry.batch);
+    if geometry.batch.div_ceil(images) < PREFERRED_CHUNKS {
+        let for_chunks = geometry.batch.div_ceil(PREFERRED_CHUNKS);
+        images = images.min(for_chunks.max(MIN_COLUMNS.div_ceil(pixels))).clamp(1, geometry.batch);
     }
     let chunks = geometry.batch.div_ceil(images);
+    // How the work is spread over threads changes no sum: gemm splits its output, not its depth.
     Plan { images_per_chunk: images, chunks, parallel_chunks: chunks >= threads && threads > 1 }
 }
 
@@ -517,35 +525,35 @@ pub fn backward(
         });
     };
 
-    let dw = if plan.parallel_chunks {
-        let zero_dw = || weight_grad.then(|| vec![0.0f32; g.weight_len()]);
-        let chunk_dx: Vec<Option<&mut [f32]>> = match dx.as_mut() {
-            Some(dx) if col2im_input_grad => dx.chunks_mut(chunk_in).map(Some).collect(),
-            _ => (0..plan.chunks).map(|_| None).collect(),
-        };
-        chunk_dx
-            .into_par_iter()
-            .enumerate()
-            .fold(zero_dw, |mut dw, (chunk, dx_chunk)| {
-                run_chunk(chunk, dx_chunk, dw.as_deref_mut());
-                dw
-            })
-            .reduce(zero_dw, |a, b| match (a, b) {
-                (Some(mut a), Some(b)) => {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    Some(a)
-                }
-                (a, b) => a.or(b),
-            })
-    } else {
+    let chunk_dx: Vec<Option<&mut [f32]>> = match dx.as_mut() {
+        Some(dx) if col2im_input_grad => dx.chunks_mut(chunk_in).map(Some).collect(),
+        _ => (0..plan.chunks).map(|_| None).collect(),
+    };
+    let lanes = GRADIENT_LANES.min(plan.chunks);
+    let mut lane_work: Vec<Vec<(usize, Option<&mut [f32]>)>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (chunk, dx_chunk) in chunk_dx.into_iter().enumerate() {
+        lane_work[chunk % lanes].push((chunk, dx_chunk));
+    }
+    let run_lane = |work: Vec<(usize, Option<&mut [f32]>)>| {
         let mut dw = weight_grad.then(|| vec![0.0f32; g.weight_len()]);
-        let mut dx_chunks = dx.as_mut().filter(|_| col2im_input_grad).map(|dx| dx.chunks_mut(chunk_in));
-        for chunk in 0..plan.chunks {
-            let dx_chunk = dx_chunks.as_mut().and_then(|chunks| chunks.next());
+        for (chunk, dx_chunk) in work {
             run_chunk(chunk, dx_chunk, dw.as_deref_mut());
         }
         dw
     };
+    let partial_sums: Vec<Option<Vec<f32>>> = if plan.parallel_chunks {
+        lane_work.into_par_iter().map(run_lane).collect()
+    } else {
+        lane_work.into_iter().map(run_lane).collect()
+    };
+    let dw = partial_sums.into_iter().reduce(|total, lane| match (total, lane) {
+        (Some(mut total), Some(lane)) => {
+            total.iter_mut().zip(&lane).for_each(|(total, value)| *total += value);
+            Some(total)
+        }
+        (total, lane) => total.or(lane),
+    });
+    let dw = dw.flatten();
     (dx, dw.map(|transposed| transpose(&transposed, g.patch_len(), g.out_channels)))
 }
 
@@ -599,6 +607,37 @@ mod tests {
             }
         }
         y
+    }
+
+    #[test]
+    fn the_same_bits_on_any_number_of_threads() {
+        // Many chunks of small gemms, and a strided case for the col2im path; then two images
+        // whose gemms are large enough to be split across threads.
+        for (batch, channels, side, stride) in [(37, 5, 9, 1), (37, 5, 9, 2), (2, 64, 16, 1), (2, 64, 16, 2)] {
+            let g = ConvGeometry {
+                batch,
+                in_channels: channels,
+                in_height: side,
+                in_width: side,
+                out_channels: channels + 2,
+                kernel_height: 3,
+                kernel_width: 3,
+                stride: [stride, stride],
+                padding_begin: [1, 1],
+                padding_end: [1, 1],
+            };
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let dy: Vec<f32> = (0..g.output_len()).map(|i| ((i * 29 % 89) as f32 - 44.0) / 20.0).collect();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| (forward(&g, &x, &w), backward(&g, &x, &w, &dy, true, true)))
+            };
+            let one = run(1);
+            for threads in [2, 3, 5] {
+                assert!(run(threads) == one, "stride {stride}: {threads} threads gave other bits than one");
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Batch norm for the networks tlrun trains. On the CPU (flex, f32, [N, C, H, W]) it runs tlrun's
 //! fused ops (three passes a training step instead of about fifteen); elsewhere burn's
 //! `BatchNorm::forward`. Training behaviour, running statistics and freezing follow burn's
-//! `BatchNorm` exactly: the batch's statistics when the device is a training device and the
-//! layer is not frozen, the running statistics otherwise.
+//! `BatchNorm`: the batch's statistics when the device is a training device and the layer is not
+//! frozen, the running statistics otherwise. One difference, on every backend: the running
+//! variance takes the batch's unbiased variance, as in PyTorch.
 
 pub mod extension;
 
@@ -13,51 +14,75 @@ use burn::tensor::DType;
 
 use extension::FusedBatchNormBackend;
 
-/// What `BatchNorm::forward` computes.
+/// What `BatchNorm::forward` computes, except that the running variance is updated with the
+/// batch's unbiased variance, as PyTorch does (burn uses the biased one; the normalisation itself
+/// uses the biased variance in both).
 pub fn forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if !fused_applies(&x) {
-        return norm.forward(x);
-    }
+    let fused = fused_applies(&x);
+    forward_with(norm, x, fused)
+}
+
+/// [`forward`] with tlrun's fused ops (`fused`: on flex only) or burn's.
+fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool) -> Tensor<4> {
     let device = x.device();
-    let [_, channels, _, _] = x.dims();
+    let [batch, channels, height, width] = x.dims();
     let (gamma, beta) = (norm.gamma.val(), norm.beta.val());
-    if device.is_autodiff() && norm.training.is_enabled() {
-        let statistics =
-            Tensor::<2>::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm_statistics(x.clone().into_dispatch()));
-        update_running_statistics(norm, statistics.clone(), channels, &device);
-        Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm_train(
-            x.into_dispatch(),
-            gamma.into_dispatch(),
-            beta.into_dispatch(),
-            statistics.into_dispatch(),
-            norm.epsilon,
-        ))
-    } else {
+    let training = device.is_autodiff() && norm.training.is_enabled();
+    if !training {
+        if !fused {
+            return norm.forward(x);
+        }
         let running = Tensor::cat(vec![norm.running_mean.value(), norm.running_var.value()], 0).reshape([2, channels]).to_device(&device);
-        Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm(
+        return Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
             running.into_dispatch(),
             norm.epsilon,
-        ))
+        ));
     }
+    let (output, mean, variance) = if fused {
+        let statistics =
+            Tensor::<2>::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm_statistics(x.clone().into_dispatch()));
+        let mean = statistics.clone().slice([0..1, 0..channels]).reshape([channels]);
+        let variance = statistics.clone().slice([1..2, 0..channels]).reshape([channels]);
+        let output = Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm_train(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            statistics.into_dispatch(),
+            norm.epsilon,
+        ));
+        (output, mean, variance)
+    } else {
+        let result = burn::tensor::module::batch_norm_train(x, gamma, beta, norm.epsilon);
+        (result.output, result.mean, result.variance)
+    };
+    update_running_statistics(norm, mean, variance, batch * height * width, &device);
+    output
 }
 
-/// burn's update: `running = running·(1 − momentum) + batch·momentum`.
-fn update_running_statistics(norm: &BatchNorm, statistics: Tensor<2>, channels: usize, device: &Device) {
-    let statistics = statistics.detach();
-    let batch_mean = statistics.clone().slice([0..1, 0..channels]).reshape([channels]);
-    let batch_variance = statistics.slice([1..2, 0..channels]).reshape([channels]);
+/// `running = running·(1 − momentum) + batch·momentum`, the variance unbiased (× n/(n − 1) over
+/// the n values per channel), as PyTorch's BatchNorm does.
+fn update_running_statistics(norm: &BatchNorm, mean: Tensor<1>, variance: Tensor<1>, values: usize, device: &Device) {
     let momentum = norm.momentum;
-    let running_mean = norm.running_mean.value_sync().to_device(device).mul_scalar(1.0 - momentum).add(batch_mean.mul_scalar(momentum));
-    let running_var = norm.running_var.value_sync().to_device(device).mul_scalar(1.0 - momentum).add(batch_variance.mul_scalar(momentum));
+    let unbiased = if values > 1 { values as f64 / (values - 1) as f64 } else { 1.0 };
+    let running_mean = norm.running_mean.value_sync().to_device(device).mul_scalar(1.0 - momentum).add(mean.detach().mul_scalar(momentum));
+    let running_var = norm
+        .running_var
+        .value_sync()
+        .to_device(device)
+        .mul_scalar(1.0 - momentum)
+        .add(variance.detach().mul_scalar(momentum * unbiased));
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
 }
 
 /// flex (with or without autodiff) and f32.
 pub fn fused_applies(x: &Tensor<4>) -> bool {
+    if crate::runtime::conv::burn_kernels_only() {
+        return false;
+    }
     let on_flex = match x.device().as_dispatch().clone().inner() {
         DispatchDevice::Flex(_) => true,
         #[allow(unreachable_patterns)]

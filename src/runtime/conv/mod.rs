@@ -43,8 +43,18 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     }
 }
 
+/// `TLRUN_BURN_KERNELS=1` runs burn's own convolution and batch norm everywhere: the reference,
+/// for comparing a run's numbers or speed with tlrun's kernels (docs/performance.md).
+pub fn burn_kernels_only() -> bool {
+    static ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ONLY.get_or_init(|| std::env::var_os("TLRUN_BURN_KERNELS").is_some_and(|value| value == "1"))
+}
+
 /// flex (with or without autodiff), f32 and a shape the gemm op covers.
 pub fn gemm_conv_applies(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    if burn_kernels_only() {
+        return false;
+    }
     let on_flex = match x.device().as_dispatch().clone().inner() {
         DispatchDevice::Flex(_) => true,
         #[allow(unreachable_patterns)]
