@@ -108,6 +108,27 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
     })
 }
 
+/// `1/√(var + ε)` per channel.
+fn inverse_deviations(variance: &[f32], epsilon: f64) -> Vec<f64> {
+    variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect()
+}
+
+/// `(dβ, dγ)` per channel: `Σ dy` and `Σ dy·x̂`, with x̂ = (x − mean)·inv_std.
+fn parameter_gradients(shape: NormShape, x: &[f32], dy: &[f32], mean: &[f32], inv_std: &[f64]) -> (Vec<f32>, Vec<f32>) {
+    let sums: Vec<(f32, f32)> = (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (plain, weighted) = shape
+                .planes(x, c)
+                .zip(shape.planes(dy, c))
+                .map(|(x_plane, dy_plane)| lane_sums_of_gradient(x_plane, dy_plane, mean[c]))
+                .fold((0.0, 0.0), |(a, b), (p, w)| (a + p, b + w));
+            (plain as f32, (weighted * inv_std[c]) as f32)
+        })
+        .collect();
+    sums.into_iter().unzip()
+}
+
 /// The gradients of [`normalize`] with the batch's own statistics (training), given `dy`:
 /// `(dx, dγ, dβ)`. With x̂ the normalised input and M the values per channel,
 /// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/√(var + ε) · (dy − dβ/M − x̂·dγ/M)`.
@@ -122,20 +143,8 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), shape.len(), "batch norm input length");
     assert_eq!(dy.len(), shape.len(), "batch norm output gradient length");
-    let inv_std: Vec<f64> = variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
-    let sums: Vec<(f32, f32)> = (0..shape.channels)
-        .into_par_iter()
-        .map(|c| {
-            let (mut sum_dy, mut sum_dy_centered) = (0.0f64, 0.0f64);
-            for (x_plane, dy_plane) in shape.planes(x, c).zip(shape.planes(dy, c)) {
-                let (plain, weighted) = lane_sums_of_gradient(x_plane, dy_plane, mean[c]);
-                sum_dy += plain;
-                sum_dy_centered += weighted;
-            }
-            (sum_dy as f32, (sum_dy_centered * inv_std[c]) as f32)
-        })
-        .collect();
-    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+    let inv_std = inverse_deviations(variance, epsilon);
+    let (dbeta, dgamma) = parameter_gradients(shape, x, dy, mean, &inv_std);
     let count = (shape.batch * shape.pixels).max(1) as f64;
     let pixels = shape.pixels.max(1);
     // Every plane of dx is written.
@@ -170,20 +179,8 @@ pub fn backward_with_fixed_statistics(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), shape.len(), "batch norm input length");
     assert_eq!(dy.len(), shape.len(), "batch norm output gradient length");
-    let inv_std: Vec<f64> = variance.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
-    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..shape.channels)
-        .into_par_iter()
-        .map(|c| {
-            let (plain, weighted) = shape
-                .planes(x, c)
-                .zip(shape.planes(dy, c))
-                .map(|(x_plane, dy_plane)| lane_sums_of_gradient(x_plane, dy_plane, mean[c]))
-                .fold((0.0, 0.0), |(a, b), (p, w)| (a + p, b + w));
-            (plain as f32, (weighted * inv_std[c]) as f32)
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .unzip();
+    let inv_std = inverse_deviations(variance, epsilon);
+    let (dbeta, dgamma) = parameter_gradients(shape, x, dy, mean, &inv_std);
     let pixels = shape.pixels.max(1);
     // Every plane of dx is written.
     let dx = filled(x.len(), |dx| {

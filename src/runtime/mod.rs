@@ -21,6 +21,8 @@ pub mod benchmark;
 pub mod allocator;
 pub mod batch_norm;
 pub mod conv;
+#[cfg(test)]
+mod reference_inputs;
 pub mod conv_benchmark;
 pub mod checkpoint;
 pub mod probe;

@@ -7,22 +7,11 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 
 use super::{forward, fused_applies};
+use crate::runtime::reference_inputs::{self, relative_error};
 
+/// Far from zero (in [2, 8)), so the variance is computed from large values.
 fn pseudo_random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let values: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            // Far from zero, so the variance is computed from large values.
-            (state >> 40) as f32 / (1u64 << 23) as f32 * 3.0 + 5.0
-        })
-        .collect();
-    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
-}
-
-fn relative_error<const D: usize>(got: Tensor<D>, expected: Tensor<D>) -> f32 {
-    let scale = expected.clone().abs().max().into_scalar::<f32>().max(1e-12);
-    (got - expected).abs().max().into_scalar::<f32>() / scale
+    reference_inputs::pseudo_random(shape, seed, device).mul_scalar(3.0).add_scalar(5.0)
 }
 
 /// A layer with non-trivial γ, β and running statistics (one training step of burn's). A new one

@@ -9,6 +9,7 @@ use burn::tensor::Distribution;
 use burn::tensor::ops::ConvOptions;
 
 use super::{conv2d, forward, gemm_conv_applies};
+use crate::runtime::reference_inputs::{pseudo_random, relative_error};
 
 struct Case {
     name: &'static str,
@@ -36,25 +37,6 @@ const CASES: &[Case] = &[
     Case { name: "many images of few pixels", input: [40, 8, 2, 2], weight: [8, 8, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "kernel the size of the input", input: [2, 3, 4, 4], weight: [2, 3, 4, 4], stride: [1, 1], padding: [(0, 0), (0, 0)] },
 ];
-
-/// Values in [-1, 1) from a fixed sequence: tests run in parallel, so burn's seeded device RNG
-/// would not give the reference and tlrun's op the same tensors.
-fn pseudo_random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let values: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect();
-    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
-}
-
-/// max |got − expected| / max |expected|.
-fn relative_error(got: Tensor<4>, expected: Tensor<4>) -> f32 {
-    let scale = expected.clone().abs().max().into_scalar::<f32>().max(1e-12);
-    (got - expected).abs().max().into_scalar::<f32>() / scale
-}
 
 struct Results {
     y: Tensor<4>,
