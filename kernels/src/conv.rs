@@ -369,31 +369,50 @@ fn col2im(geometry: &ConvGeometry, patch_grads: &[f32], images: usize, dx: &mut 
     let (out_height, out_width) = (g.out_height(), g.out_width());
     let pixels = out_height * out_width;
     let row_len = images * pixels;
+    // With a horizontal stride, an output column's contributions land `stride` input columns
+    // apart. They are summed in a copy of the plane whose rows are split by column phase
+    // (columns φ, φ + stride, … side by side), where each run is contiguous, then interleaved back.
+    let column_stride = g.stride[1];
+    let phase_offsets: Vec<usize> = (0..column_stride)
+        .scan(0, |offset, phase| {
+            let start = *offset;
+            *offset += g.in_width.saturating_sub(phase).div_ceil(column_stride);
+            Some(start)
+        })
+        .collect();
     let add_plane = |plane_index: usize, plane: &mut [f32]| {
         let (j, c) = (plane_index / g.in_channels, plane_index % g.in_channels);
+        let mut phases = if column_stride > 1 { vec![0.0f32; g.in_pixels()] } else { Vec::new() };
+        let sums: &mut [f32] = if column_stride > 1 { &mut phases } else { plane };
         for r in 0..g.kernel_height {
             for s in 0..g.kernel_width {
                 let row = (c * g.kernel_height + r) * g.kernel_width + s;
                 let grads = &patch_grads[row * row_len + j * pixels..][..pixels];
-                let (q_lo, q_hi) = valid_range(out_width, g.in_width, g.stride[1], s, g.padding_begin[1]);
+                let (q_lo, q_hi) = valid_range(out_width, g.in_width, column_stride, s, g.padding_begin[1]);
                 if q_lo >= q_hi {
                     continue;
                 }
+                let first_column = q_lo * column_stride + s - g.padding_begin[1];
+                // Where this kernel column's run starts in a row of `sums`.
+                let start = phase_offsets[first_column % column_stride] + first_column / column_stride;
                 for (p, src) in grads.chunks_exact(out_width).enumerate() {
                     let ih = (p * g.stride[0] + r) as isize - g.padding_begin[0] as isize;
                     if ih < 0 || ih as usize >= g.in_height {
                         continue;
                     }
-                    let dst = &mut plane[ih as usize * g.in_width..][..g.in_width];
-                    let first_column = q_lo * g.stride[1] + s - g.padding_begin[1];
-                    if g.stride[1] == 1 {
-                        for (d, v) in dst[first_column..first_column + q_hi - q_lo].iter_mut().zip(&src[q_lo..q_hi]) {
-                            *d += v;
-                        }
-                    } else {
-                        for (step, v) in src[q_lo..q_hi].iter().enumerate() {
-                            dst[first_column + step * g.stride[1]] += v;
-                        }
+                    let dst = &mut sums[ih as usize * g.in_width + start..][..q_hi - q_lo];
+                    for (d, v) in dst.iter_mut().zip(&src[q_lo..q_hi]) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        if column_stride > 1 {
+            for (plane_row, phase_row) in plane.chunks_exact_mut(g.in_width).zip(phases.chunks_exact(g.in_width)) {
+                for (phase, &offset) in phase_offsets.iter().enumerate() {
+                    let count = g.in_width.saturating_sub(phase).div_ceil(column_stride);
+                    for (k, &value) in phase_row[offset..offset + count].iter().enumerate() {
+                        plane_row[phase + k * column_stride] += value;
                     }
                 }
             }
