@@ -409,11 +409,16 @@ fn col2im(geometry: &ConvGeometry, patch_grads: &[f32], images: usize, dx: &mut 
         }
         if column_stride > 1 {
             for (plane_row, phase_row) in plane.chunks_exact_mut(g.in_width).zip(phases.chunks_exact(g.in_width)) {
-                for (phase, &offset) in phase_offsets.iter().enumerate() {
-                    let count = g.in_width.saturating_sub(phase).div_ceil(column_stride);
-                    for (k, &value) in phase_row[offset..offset + count].iter().enumerate() {
-                        plane_row[phase + k * column_stride] += value;
+                // Whole groups of `stride` columns take one value from each phase.
+                let groups = g.in_width / column_stride;
+                for (k, group) in plane_row.chunks_exact_mut(column_stride).enumerate() {
+                    for (phase, value) in group.iter_mut().enumerate() {
+                        *value += phase_row[phase_offsets[phase] + k];
                     }
+                }
+                for column in groups * column_stride..g.in_width {
+                    let phase = column % column_stride;
+                    plane_row[column] += phase_row[phase_offsets[phase] + column / column_stride];
                 }
             }
         }
