@@ -1,4 +1,4 @@
-"""PyTorch's side of `tlrun bench`: the same networks (resnet_small at 32 px, resnet18 at 64 px,
+"""PyTorch's side of `tlrun bench`: the same networks (resnet_small at 32 px, resnet18 at 28 and 64 px,
 batch 64, 10 classes, random images), training steps (AdamW) and inference batches per second on
 the CPU with the same thread count. Run by hand, on a quiet machine, right after `tlrun bench`:
 
@@ -66,4 +66,5 @@ if __name__ == "__main__":
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
     print(f"{'network':<14} {'size':>5} {'batch':>6} {'train img/s':>12} {'infer img/s':>12}")
     measure("resnet_small", resnet_small(10), 32)
+    measure("resnet18", torchvision.models.resnet18(num_classes=10), 28)
     measure("resnet18", torchvision.models.resnet18(num_classes=10), 64)

@@ -10,7 +10,7 @@ pub struct BenchArgs {
     /// Timed steps per network (after 2 warm-up steps).
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
-    /// Skip resnet18 at 64px (the slow one).
+    /// Only resnet_small (skip resnet18 at 28 and 64 px).
     #[arg(long)]
     pub quick: bool,
     /// Recipes to time `lint` on (default: pipelines/).
@@ -36,7 +36,7 @@ pub fn run(args: &BenchArgs) -> u8 {
     println!("{:<14} {:>5} {:>6} {:>12} {:>12}", "network", "size", "batch", "train img/s", "infer img/s");
     let mut cases = vec![("resnet_small", 32)];
     if !args.quick {
-        cases.push(("resnet18", 64));
+        cases.extend([("resnet18", 28), ("resnet18", 64)]);
     }
     for (architecture, size) in cases {
         let result = match measure(architecture, size, 64, 2, args.steps) {
