@@ -129,9 +129,20 @@ fn parameter_gradients(shape: NormShape, x: &[f32], dy: &[f32], mean: &[f32], in
     sums.into_iter().unzip()
 }
 
-/// The gradients of [`normalize`] with the batch's own statistics (training), given `dy`:
-/// `(dx, dγ, dβ)`. With x̂ the normalised input and M the values per channel,
-/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/√(var + ε) · (dy − dβ/M − x̂·dγ/M)`.
+/// Where the statistics a normalisation used came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistics {
+    /// The batch's own (training): they depend on x, and so does the gradient.
+    Batch,
+    /// Fixed (running statistics: evaluation, frozen layers).
+    Fixed,
+}
+
+/// The gradients of [`normalize`] given `dy`: `(dx, dγ, dβ)`. With x̂ the normalised input and M
+/// the values per channel, `dβ = Σ dy`, `dγ = Σ dy·x̂`, and
+/// `dx = γ/√(var + ε) · (dy − dβ/M − x̂·dγ/M)` with the batch's statistics,
+/// `dx = dy·γ/√(var + ε)` with fixed ones.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     shape: NormShape,
     x: &[f32],
@@ -140,6 +151,7 @@ pub fn backward(
     variance: &[f32],
     gamma: &[f32],
     epsilon: f64,
+    statistics: Statistics,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), shape.len(), "batch norm input length");
     assert_eq!(dy.len(), shape.len(), "batch norm output gradient length");
@@ -153,43 +165,24 @@ pub fn backward(
             |(plane, (out, (x_plane, dy_plane)))| {
                 let c = plane % shape.channels;
                 let scale = (gamma[c] as f64 * inv_std[c]) as f32;
-                let mean_dy = (dbeta[c] as f64 / count) as f32;
-                // x̂·dγ/M = (x − mean)·inv_std·dγ/M
-                let slope = (inv_std[c] * dgamma[c] as f64 / count) as f32;
-                let m = mean[c];
-                for ((out, &v), &g) in out.iter_mut().zip(x_plane).zip(dy_plane) {
-                    out.write(scale * (g - mean_dy - (v - m) * slope));
+                match statistics {
+                    Statistics::Batch => {
+                        let mean_dy = (dbeta[c] as f64 / count) as f32;
+                        // x̂·dγ/M = (x − mean)·inv_std·dγ/M
+                        let slope = (inv_std[c] * dgamma[c] as f64 / count) as f32;
+                        let m = mean[c];
+                        for ((out, &v), &g) in out.iter_mut().zip(x_plane).zip(dy_plane) {
+                            out.write(scale * (g - mean_dy - (v - m) * slope));
+                        }
+                    }
+                    Statistics::Fixed => {
+                        for (out, &g) in out.iter_mut().zip(dy_plane) {
+                            out.write(g * scale);
+                        }
+                    }
                 }
             },
         );
-    });
-    (dx, dgamma, dbeta)
-}
-
-/// The gradients of [`normalize`] with fixed (running) statistics, given `dy`: `(dx, dγ, dβ)`:
-/// `dx = dy·γ/√(var + ε)`, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
-pub fn backward_with_fixed_statistics(
-    shape: NormShape,
-    x: &[f32],
-    dy: &[f32],
-    mean: &[f32],
-    variance: &[f32],
-    gamma: &[f32],
-    epsilon: f64,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert_eq!(x.len(), shape.len(), "batch norm input length");
-    assert_eq!(dy.len(), shape.len(), "batch norm output gradient length");
-    let inv_std = inverse_deviations(variance, epsilon);
-    let (dbeta, dgamma) = parameter_gradients(shape, x, dy, mean, &inv_std);
-    let pixels = shape.pixels.max(1);
-    // Every plane of dx is written.
-    let dx = filled(x.len(), |dx| {
-        dx.par_chunks_mut(pixels).zip(dy.par_chunks(pixels)).enumerate().for_each(|(plane, (out, dy_plane))| {
-            let scale = (gamma[plane % shape.channels] as f64 * inv_std[plane % shape.channels]) as f32;
-            out.iter_mut().zip(dy_plane).for_each(|(out, &g)| {
-                out.write(g * scale);
-            });
-        });
     });
     (dx, dgamma, dbeta)
 }
@@ -226,7 +219,7 @@ mod tests {
             y.iter().zip(&r).map(|(y, r)| (*y as f64) * (*r as f64)).sum()
         };
         let (mean, variance) = statistics(shape, &x);
-        let (dx, dgamma, _) = backward(shape, &x, &r, &mean, &variance, &gamma, epsilon);
+        let (dx, dgamma, _) = backward(shape, &x, &r, &mean, &variance, &gamma, epsilon, Statistics::Batch);
         let h = 1e-2f32;
         for i in 0..x.len() {
             let (mut plus, mut minus) = (x.clone(), x.clone());

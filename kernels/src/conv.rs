@@ -1,6 +1,6 @@
 //! 2-D convolution on contiguous f32 NCHW buffers as im2col × gemm, with a backward of its own:
-//! the input gradient as one gemm and a col2im, the weight gradient as one gemm per chunk of
-//! images. burn's generic backward, which flex uses, computes the weight gradient as a
+//! the input gradient as a convolution (stride 1) or one gemm and a col2im (strided), the weight
+//! gradient as one gemm per chunk of images. burn's generic backward, which flex uses, computes the weight gradient as a
 //! convolution whose kernel is the output gradient and the input gradient as a transposed
 //! convolution; both are several times slower than these gemms (docs/performance.md).
 //!
@@ -290,6 +290,13 @@ fn with_scratch<R>(lengths: [usize; 2], work: impl FnOnce(&mut [f32], &mut [f32]
     })
 }
 
+/// The scratch a chunk of `images` needs: its patch matrix, and (for several images) its
+/// outputs or output gradients as one [K, images·L] matrix.
+fn chunk_scratch(geometry: &ConvGeometry, images: usize) -> [usize; 2] {
+    let columns = images * geometry.out_pixels();
+    [geometry.patch_len() * columns, if images > 1 { geometry.out_channels * columns } else { 0 }]
+}
+
 /// The output columns `lo..hi` whose input index `o * stride + k - pad` falls inside `0..size`.
 fn valid_range(out_size: usize, size: usize, stride: usize, k: usize, pad: usize) -> (usize, usize) {
     let lo = if k >= pad { 0 } else { (pad - k).div_ceil(stride) };
@@ -444,7 +451,7 @@ pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         let images = y_chunk.len() / (g.out_channels * pixels);
         let columns = images * pixels;
         let threads = gemm_threads(plan.parallel_chunks, g.out_channels, columns, g.patch_len());
-        with_scratch([g.patch_len() * columns, if images > 1 { g.out_channels * columns } else { 0 }], |patches, gathered| {
+        with_scratch(chunk_scratch(g, images), |patches, gathered| {
             im2col(g, x, first, images, patches, !plan.parallel_chunks);
             let dims = [g.out_channels, columns, g.patch_len()];
             if images == 1 {
@@ -503,7 +510,7 @@ pub fn backward(
         let images = plan.images_per_chunk.min(g.batch - first);
         let columns = images * pixels;
         // Patches for the weight gradient; the same buffer then holds the patch gradients.
-        with_scratch([g.patch_len() * columns, if images > 1 { g.out_channels * columns } else { 0 }], |patches, gathered| {
+        with_scratch(chunk_scratch(g, images), |patches, gathered| {
             let dy_chunk = &dy[first * g.out_channels * pixels..][..images * g.out_channels * pixels];
             // dy of this chunk as one [K, images·L] matrix.
             let dy_matrix: &[f32] = if images == 1 {

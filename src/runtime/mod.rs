@@ -24,6 +24,7 @@ pub mod conv;
 #[cfg(test)]
 mod reference_inputs;
 pub mod conv_benchmark;
+pub mod kernel_choice;
 pub mod checkpoint;
 pub mod probe;
 pub mod forgetting;

@@ -7,18 +7,18 @@
 
 pub mod extension;
 
-use burn::backend::{Dispatch, DispatchDevice};
+use burn::backend::Dispatch;
 use burn::nn::BatchNorm;
 use burn::prelude::*;
-use burn::tensor::DType;
 
+use crate::runtime::kernel_choice::runs_tlrun_kernels;
 use extension::FusedBatchNormBackend;
 
 /// What `BatchNorm::forward` computes, except that the running variance is updated with the
 /// batch's unbiased variance, as PyTorch does (burn uses the biased one; the normalisation itself
 /// uses the biased variance in both).
 pub fn forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let fused = fused_applies(&x);
+    let fused = runs_tlrun_kernels(&x);
     forward_with(norm, x, fused)
 }
 
@@ -39,6 +39,7 @@ fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool) -> Tensor<4> {
             beta.into_dispatch(),
             running.into_dispatch(),
             norm.epsilon,
+            false,
         ));
     }
     let (output, mean, variance) = if fused {
@@ -46,12 +47,13 @@ fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool) -> Tensor<4> {
             Tensor::<2>::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm_statistics(x.clone().into_dispatch()));
         let mean = statistics.clone().slice([0..1, 0..channels]).reshape([channels]);
         let variance = statistics.clone().slice([1..2, 0..channels]).reshape([channels]);
-        let output = Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm_train(
+        let output = Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
             statistics.into_dispatch(),
             norm.epsilon,
+            true,
         ));
         (output, mean, variance)
     } else {
@@ -76,19 +78,6 @@ fn update_running_statistics(norm: &BatchNorm, mean: Tensor<1>, variance: Tensor
         .add(variance.detach().mul_scalar(momentum * unbiased));
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
-}
-
-/// flex (with or without autodiff) and f32.
-pub fn fused_applies(x: &Tensor<4>) -> bool {
-    if crate::runtime::conv::burn_kernels_only() {
-        return false;
-    }
-    let on_flex = match x.device().as_dispatch().clone().inner() {
-        DispatchDevice::Flex(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
-    };
-    on_flex && x.dtype() == DType::F32
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 
-use super::{forward, fused_applies};
+use super::forward;
+use crate::runtime::kernel_choice::runs_tlrun_kernels;
 use crate::runtime::reference_inputs::{self, relative_error};
 
 /// Far from zero (in [2, 8)), so the variance is computed from large values.
@@ -42,7 +43,7 @@ fn run(norm: &BatchNorm, fused: bool, autodiff: bool) -> Outcome {
     let norm = norm.clone().to_device(&device);
     let x = pseudo_random([3, 4, 5, 7], 1, &device);
     let x = if autodiff { x.require_grad() } else { x };
-    assert!(fused_applies(&x));
+    assert!(runs_tlrun_kernels(&x));
     let y = if fused { forward(&norm, x.clone()) } else { norm.forward(x.clone()) };
     let running = (norm.running_mean.value_sync().to_device(&Device::flex()), norm.running_var.value_sync().to_device(&Device::flex()));
     if !autodiff {

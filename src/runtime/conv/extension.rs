@@ -9,7 +9,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
-use burn::tensor::TensorData;
+use burn::tensor::{Shape, TensorData};
 use burn::tensor::ops::ConvOptions;
 
 use tlrun_kernels::conv::{self as gemm_conv, ConvGeometry};
@@ -47,7 +47,8 @@ fn flex_geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) 
         .expect("gemm_conv2d is called only on shapes `gemm_conv_applies` accepted")
 }
 
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+/// A contiguous flex tensor holding a kernel's output (batch norm's ops use it too).
+pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 

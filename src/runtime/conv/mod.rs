@@ -4,13 +4,14 @@
 
 pub mod extension;
 
-use burn::backend::{Dispatch, DispatchDevice};
+use burn::backend::Dispatch;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 
+use crate::runtime::kernel_choice::runs_tlrun_kernels;
 use extension::GemmConvBackend;
 
 /// What `Conv2d::forward` computes, through [`conv2d`].
@@ -43,27 +44,9 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     }
 }
 
-/// `TLRUN_BURN_KERNELS=1` runs burn's own convolution and batch norm everywhere: the reference,
-/// for comparing a run's numbers or speed with tlrun's kernels (docs/performance.md).
-pub fn burn_kernels_only() -> bool {
-    static ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ONLY.get_or_init(|| std::env::var_os("TLRUN_BURN_KERNELS").is_some_and(|value| value == "1"))
-}
-
-/// flex (with or without autodiff), f32 and a shape the gemm op covers.
+/// tlrun's kernels take `x` (flex, f32), the weight is f32 too, and the gemm op covers the shape.
 pub fn gemm_conv_applies(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
-    if burn_kernels_only() {
-        return false;
-    }
-    let on_flex = match x.device().as_dispatch().clone().inner() {
-        DispatchDevice::Flex(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
-    };
-    on_flex
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && extension::geometry(&x.dims(), &weight.dims(), options).is_some()
+    runs_tlrun_kernels(x) && weight.dtype() == DType::F32 && extension::geometry(&x.dims(), &weight.dims(), options).is_some()
 }
 
 #[cfg(test)]

@@ -1,0 +1,24 @@
+//! Which kernels a tensor runs: tlrun's (`kernels/`, through runtime/conv and runtime/batch_norm)
+//! or burn's own. One rule for every op, so convolution and batch norm never disagree.
+
+use burn::backend::DispatchDevice;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// `TLRUN_BURN_KERNELS=1` runs burn's own convolution and batch norm everywhere: the reference,
+/// for comparing a run's numbers or speed with tlrun's kernels (docs/performance.md).
+pub fn burn_kernels_only() -> bool {
+    static ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ONLY.get_or_init(|| std::env::var_os("TLRUN_BURN_KERNELS").is_some_and(|value| value == "1"))
+}
+
+/// tlrun's kernels take `x`: it is f32 on flex (with or without autodiff), and burn's kernels
+/// were not asked for. Each op adds the shapes it covers.
+pub fn runs_tlrun_kernels(x: &Tensor<4>) -> bool {
+    let on_flex = match x.device().as_dispatch().clone().inner() {
+        DispatchDevice::Flex(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    };
+    !burn_kernels_only() && on_flex && x.dtype() == DType::F32
+}
