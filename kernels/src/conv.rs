@@ -16,6 +16,8 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::live_taps::LiveTaps;
+
 /// The shape of one convolution: dilation 1, one group, any stride and per-side padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -304,6 +306,9 @@ fn valid_range(out_size: usize, size: usize, stride: usize, k: usize, pad: usize
     (lo.min(hi), hi)
 }
 
+/// Output maps of at most this many pixels are gathered element by element (see `im2col`).
+const SMALL_MAP_PIXELS: usize = 16;
+
 /// `patches[(c, r, s), j·L + p·Q + q] = x[first + j, c, p·sh + r − pt, q·sw + s − pl]`, zero in the
 /// padding, for the images `first..first + images` (L = P·Q output pixels).
 fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patches: &mut [f32], parallel: bool) {
@@ -317,6 +322,25 @@ fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patch
         let (p_lo, p_hi) = valid_range(out_height, g.in_height, g.stride[0], r, g.padding_begin[0]);
         // Input column of output column q: q·sw + s − pl, non-negative from q_lo on.
         let column = |q: usize| q * g.stride[1] + s - g.padding_begin[1];
+        let row = |p: usize| (p * g.stride[0] + r - g.padding_begin[0]) * g.in_width;
+        if pixels <= SMALL_MAP_PIXELS {
+            // Maps of a few pixels (late stages at small image sizes): per image, the row and
+            // block bookkeeping below would cost more than the copying. Gather element by element
+            // from offsets worked out once.
+            let mut sources = [None; SMALL_MAP_PIXELS];
+            for p in p_lo..p_hi {
+                for q in q_lo..q_hi {
+                    sources[p * out_width + q] = Some(row(p) + column(q));
+                }
+            }
+            for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
+                let plane = &x[((first + j) * g.in_channels + c) * g.in_pixels()..][..g.in_pixels()];
+                for (value, source) in image_out.iter_mut().zip(&sources) {
+                    *value = source.map_or(0.0, |index| plane[index]);
+                }
+            }
+            return;
+        }
         for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
             let plane = &x[((first + j) * g.in_channels + c) * g.in_pixels()..][..g.in_pixels()];
             image_out[..p_lo * out_width].fill(0.0);
@@ -324,7 +348,6 @@ fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patch
             if p_lo >= p_hi {
                 continue;
             }
-            let row = |p: usize| (p * g.stride[0] + r - g.padding_begin[0]) * g.in_width;
             if q_lo >= q_hi {
                 image_out[p_lo * out_width..p_hi * out_width].fill(0.0);
             } else if g.stride == [1, 1] && out_width == g.in_width {
@@ -439,10 +462,18 @@ fn col2im(geometry: &ConvGeometry, patch_grads: &[f32], images: usize, dx: &mut 
 }
 
 /// `y = conv2d(x, w)`: x is [N, C, H, W], w is [K, C, R, S], y is [N, K, P, Q], all contiguous.
+/// Kernel taps that only ever read padding are skipped ([`LiveTaps`]).
 pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), geometry.input_len(), "conv input length");
+    assert_eq!(weight.len(), geometry.weight_len(), "conv weight length");
+    match LiveTaps::of(geometry) {
+        Some(taps) => forward_whole_kernel(&taps.cropped, x, &taps.crop(geometry, weight)),
+        None => forward_whole_kernel(geometry, x, weight),
+    }
+}
+
+fn forward_whole_kernel(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let g = geometry;
-    assert_eq!(x.len(), g.input_len(), "conv input length");
-    assert_eq!(weight.len(), g.weight_len(), "conv weight length");
     let plan = plan(g);
     let pixels = g.out_pixels();
     let chunk_out = plan.images_per_chunk * g.out_channels * pixels;
@@ -478,6 +509,7 @@ pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 }
 
 /// The gradients of `y = conv2d(x, w)` given `dy`: `dx` when `input_grad`, `dw` when `weight_grad`.
+/// Kernel taps that only ever read padding are skipped; their weight gradient is zero.
 pub fn backward(
     geometry: &ConvGeometry,
     x: &[f32],
@@ -486,14 +518,31 @@ pub fn backward(
     input_grad: bool,
     weight_grad: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    assert_eq!(x.len(), geometry.input_len(), "conv input length");
+    assert_eq!(weight.len(), geometry.weight_len(), "conv weight length");
+    assert_eq!(dy.len(), geometry.output_len(), "conv output gradient length");
+    match LiveTaps::of(geometry) {
+        Some(taps) => {
+            let (dx, dw) = backward_whole_kernel(&taps.cropped, x, &taps.crop(geometry, weight), dy, input_grad, weight_grad);
+            (dx, dw.map(|cropped| taps.expand(geometry, &cropped)))
+        }
+        None => backward_whole_kernel(geometry, x, weight, dy, input_grad, weight_grad),
+    }
+}
+
+fn backward_whole_kernel(
+    geometry: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    input_grad: bool,
+    weight_grad: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let g = geometry;
-    assert_eq!(x.len(), g.input_len(), "conv input length");
-    assert_eq!(weight.len(), g.weight_len(), "conv weight length");
-    assert_eq!(dy.len(), g.output_len(), "conv output gradient length");
     // Where the input gradient is a convolution, it costs what the forward costs; elsewhere
     // (strided convolutions) it is a gemm and a col2im below.
     let (mut dx, col2im_input_grad) = match g.input_gradient_as_convolution() {
-        Some(transposed) if input_grad => (Some(forward(&transposed, dy, &flipped_weight(g, weight))), false),
+        Some(transposed) if input_grad => (Some(forward_whole_kernel(&transposed, dy, &flipped_weight(g, weight))), false),
         _ => (input_grad.then(|| vec![0.0f32; g.input_len()]), input_grad),
     };
     if !weight_grad && !col2im_input_grad {
@@ -690,6 +739,40 @@ mod tests {
         assert_eq!(valid_range(3, 5, 2, 2, 1), (0, 2));
         // Padding wider than the image and kernel: nothing valid.
         assert_eq!(valid_range(2, 1, 1, 0, 3), (2, 2));
+    }
+
+    #[test]
+    fn taps_that_read_only_padding_are_skipped_without_changing_a_result() {
+        // A 3x3 kernel on 1x1 maps, resnet18's strided 2x2 → 1x1, 5x5 kernels cropped on both sides or on one.
+        for (side, kernel, stride, padding) in [(1, 3, 1, 1), (2, 3, 2, 1), (1, 5, 1, 2), (2, 5, 1, 2)] {
+            let g = ConvGeometry {
+                batch: 3,
+                in_channels: 4,
+                in_height: side,
+                in_width: side + 1,
+                out_channels: 5,
+                kernel_height: kernel,
+                kernel_width: kernel,
+                stride: [stride, stride],
+                padding_begin: [padding, padding],
+                padding_end: [padding, padding],
+            };
+            assert!(LiveTaps::of(&g).is_some(), "side {side}: some taps only read padding");
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let dy: Vec<f32> = (0..g.output_len()).map(|i| ((i * 29 % 89) as f32 - 44.0) / 20.0).collect();
+            let close = |got: &[f32], expected: &[f32], what: &str| {
+                assert_eq!(got.len(), expected.len());
+                for (a, b) in got.iter().zip(expected) {
+                    assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "side {side}, {what}: {a} vs {b}");
+                }
+            };
+            close(&forward(&g, &x, &w), &reference_forward(&g, &x, &w), "forward");
+            let (dx, dw) = backward(&g, &x, &w, &dy, true, true);
+            let (whole_dx, whole_dw) = backward_whole_kernel(&g, &x, &w, &dy, true, true);
+            close(&dx.unwrap(), &whole_dx.unwrap(), "input gradient");
+            close(&dw.unwrap(), &whole_dw.unwrap(), "weight gradient");
+        }
     }
 
     #[test]

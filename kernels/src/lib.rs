@@ -5,3 +5,4 @@
 
 pub mod batch_norm;
 pub mod conv;
+mod live_taps;

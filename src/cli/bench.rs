@@ -13,6 +13,10 @@ pub struct BenchArgs {
     /// Only resnet_small (skip resnet18 at 28 and 64 px).
     #[arg(long)]
     pub quick: bool,
+    /// Only this network at this image size, e.g. `resnet18@28` (no data-pipeline or lint
+    /// figures): for profiling one network.
+    #[arg(long, value_name = "NAME@PX", value_parser = parse_network)]
+    pub network: Option<(String, u32)>,
     /// Recipes to time `lint` on (default: pipelines/).
     #[arg(long, default_value = "pipelines")]
     pub recipes: PathBuf,
@@ -35,7 +39,9 @@ pub fn run(args: &BenchArgs) -> u8 {
     }
     println!("{:<14} {:>5} {:>6} {:>12} {:>12}", "network", "size", "batch", "train img/s", "infer img/s");
     let mut cases = vec![("resnet_small", 32)];
-    if !args.quick {
+    if let Some((architecture, size)) = &args.network {
+        cases = vec![(architecture.as_str(), *size)];
+    } else if !args.quick {
         cases.extend([("resnet18", 28), ("resnet18", 64)]);
     }
     for (architecture, size) in cases {
@@ -51,6 +57,9 @@ pub fn run(args: &BenchArgs) -> u8 {
             result.network, result.size, result.batch, result.train_images_per_second, result.infer_images_per_second
         );
     }
+    if args.network.is_some() {
+        return 0;
+    }
     println!("data pipeline (batch copy + flip/crop + tensor, 32px): {:.0} img/s", crate::runtime::benchmark::data_images_per_second(32, 64));
     if let Some(peak) = peak_memory_mib() {
         println!("peak memory: {peak:.0} MiB");
@@ -58,6 +67,19 @@ pub fn run(args: &BenchArgs) -> u8 {
     lint_latency(&args.recipes);
     lint_scaling();
     0
+}
+
+/// `resnet18@28` → ("resnet18", 28), for the architectures the zoo's recipes can name.
+fn parse_network(value: &str) -> Result<(String, u32), String> {
+    let (name, size) = value.split_once('@').ok_or_else(|| format!("expected NAME@PX, e.g. resnet18@28, not `{value}`"))?;
+    let size: u32 = size.parse().map_err(|_| format!("`{size}` is not an image size in pixels"))?;
+    if crate::arch::lookup(name).is_none() {
+        return Err(format!("unknown architecture `{name}`"));
+    }
+    if !(8..=1024).contains(&size) {
+        return Err(format!("image size {size} px is outside 8..=1024"));
+    }
+    Ok((name.to_string(), size))
 }
 
 /// Lint time against recipe size: 2,500 / 5,000 / 10,000 stages, and 20,000 broken items, parsed,

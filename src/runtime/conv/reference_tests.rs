@@ -34,6 +34,7 @@ const CASES: &[Case] = &[
     Case { name: "padding as wide as the kernel", input: [2, 3, 5, 5], weight: [4, 3, 2, 2], stride: [1, 1], padding: [(2, 2), (2, 2)] },
     Case { name: "batch 1", input: [1, 6, 8, 8], weight: [7, 6, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "1x1 map, 3x3 pad 1 (a late stage at small images)", input: [6, 32, 1, 1], weight: [16, 32, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
+    Case { name: "2x2 to 1x1, 3x3 stride 2 pad 1 (the cropped kernel of a late stage)", input: [5, 16, 2, 2], weight: [8, 16, 3, 3], stride: [2, 2], padding: [(1, 1), (1, 1)] },
     Case { name: "many images of few pixels", input: [40, 8, 2, 2], weight: [8, 8, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "kernel the size of the input", input: [2, 3, 4, 4], weight: [2, 3, 4, 4], stride: [1, 1], padding: [(0, 0), (0, 0)] },
 ];
