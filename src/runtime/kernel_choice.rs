@@ -14,7 +14,7 @@ pub fn burn_kernels_only() -> bool {
 
 /// tlrun's kernels take `x`: it is f32 on flex (with or without autodiff), and burn's kernels
 /// were not asked for. Each op adds the shapes it covers.
-pub fn runs_tlrun_kernels(x: &Tensor<4>) -> bool {
+pub fn runs_tlrun_kernels<const D: usize>(x: &Tensor<D>) -> bool {
     let on_flex = match x.device().as_dispatch().clone().inner() {
         DispatchDevice::Flex(_) => true,
         #[allow(unreachable_patterns)]

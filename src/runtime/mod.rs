@@ -21,6 +21,7 @@ pub mod benchmark;
 pub mod allocator;
 pub mod batch_norm;
 pub mod conv;
+pub mod fused_adamw;
 #[cfg(test)]
 mod reference_inputs;
 pub mod conv_benchmark;

@@ -12,6 +12,7 @@ use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimiz
 use burn::prelude::*;
 
 use crate::check::recipe::{Optimizer, OptimizerKind};
+use crate::runtime::fused_adamw;
 
 /// Every BatchNorm parameter (`gamma`, `beta`) and every bias: what fastai's `wd_bn_bias=False`
 /// and timm's `param_groups_weight_decay` keep out of weight decay.
@@ -99,10 +100,52 @@ impl burn::optim::Optimizer for CyclingAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let previous = state.map(|AdamWState { momentum }| momentum);
+        let fused = fused_adamw::applies(&tensor, &grad, previous.as_ref().map(|moments| (&moments.moment_1, &moments.moment_2)));
+        if !fused {
+            return self.step_with_tensor_ops(lr, tensor, grad, previous);
+        }
+        let time = previous.as_ref().map_or(1, |moments| moments.time + 1);
+        let constants = fused_adamw::Constants {
+            beta_1: self.beta_1.get(),
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            time: time as i32,
+            learning_rate: lr,
+            weight_decay: self.weight_decay,
+        };
+        let (tensor, moment_1, moment_2) =
+            fused_adamw::step(tensor, grad, previous.map(|moments| (moments.moment_1, moments.moment_2)), constants);
+        (tensor, Some(AdamWState { momentum: AdaptiveMomentumState { time, moment_1, moment_2, max_moment_2: None } }))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        let AdamWState { momentum } = state;
+        AdamWState {
+            momentum: AdaptiveMomentumState {
+                time: momentum.time,
+                moment_1: momentum.moment_1.to_device(device),
+                moment_2: momentum.moment_2.to_device(device),
+                max_moment_2: momentum.max_moment_2.map(|moment| moment.to_device(device)),
+            },
+        }
+    }
+}
+
+impl CyclingAdamW {
+    /// The step as tensor operations: every backend the fused op does not cover (CUDA, f16), and
+    /// the reference the fused op is tested against.
+    fn step_with_tensor_ops<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        previous: Option<AdaptiveMomentumState<D>>,
+    ) -> (Tensor<D>, Option<AdamWState<D>>) {
         let beta_1 = self.beta_1.get();
         let beta_2 = self.beta_2;
-        let moments = match state {
-            Some(AdamWState { momentum }) => AdaptiveMomentumState {
+        let moments = match previous {
+            Some(momentum) => AdaptiveMomentumState {
                 time: momentum.time + 1,
                 moment_1: momentum.moment_1.mul_scalar(beta_1).add(grad.clone().mul_scalar(1.0 - beta_1)),
                 moment_2: momentum.moment_2.mul_scalar(beta_2).add(grad.square().mul_scalar(1.0 - beta_2)),
@@ -122,18 +165,6 @@ impl burn::optim::Optimizer for CyclingAdamW {
         let decay = lr * self.weight_decay;
         let decayed = if decay == 0.0 { tensor } else { tensor.mul_scalar(1.0 - decay) };
         (decayed - delta.mul_scalar(lr), Some(AdamWState { momentum: moments }))
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        let AdamWState { momentum } = state;
-        AdamWState {
-            momentum: AdaptiveMomentumState {
-                time: momentum.time,
-                moment_1: momentum.moment_1.to_device(device),
-                moment_2: momentum.moment_2.to_device(device),
-                max_moment_2: momentum.max_moment_2.map(|moment| moment.to_device(device)),
-            },
-        }
     }
 }
 
@@ -176,6 +207,40 @@ mod tests {
         }
         for (got, want) in values(after_two).iter().zip(&expected) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    /// The fused flex op (what training runs on the CPU) against the tensor-op formula (what every
+    /// other backend runs): three steps, β₁ moving, with and without decay, a tensor of several
+    /// parallel chunks.
+    #[test]
+    fn the_fused_step_matches_the_tensor_op_step() {
+        let device = Device::flex();
+        let momentum = Momentum::new(0.95);
+        for weight_decay in [0.0, 0.05] {
+            let optimizer = CyclingAdamW { beta_1: momentum.clone(), beta_2: 0.99, epsilon: 1e-5, weight_decay };
+            let shape = [64, 32, 3, 3];
+            let parameter = crate::runtime::reference_inputs::pseudo_random(shape, 1, &device);
+            assert!(fused_adamw::applies(&parameter, &parameter, None), "flex f32 takes the fused op");
+            let (mut fused, mut fused_state) = (parameter.clone(), None);
+            let (mut reference, mut reference_state) = (parameter, None);
+            for (step, beta_1) in [0.95, 0.9, 0.85].into_iter().enumerate() {
+                momentum.set(beta_1);
+                let gradient = crate::runtime::reference_inputs::pseudo_random(shape, 10 + step as u64, &device);
+                (fused, fused_state) = optimizer.step(0.01, fused, gradient.clone(), fused_state);
+                let previous = reference_state.map(|AdamWState { momentum }| momentum);
+                (reference, reference_state) = optimizer.step_with_tensor_ops(0.01, reference, gradient, previous);
+            }
+            let difference = (fused.clone() - reference.clone()).abs().max().into_scalar::<f32>();
+            let moved = (reference - crate::runtime::reference_inputs::pseudo_random(shape, 1, &device)).abs().max().into_scalar::<f32>();
+            assert!(difference <= 1e-6 && moved > 1e-3, "decay {weight_decay}: fused and tensor ops differ by {difference} (moved {moved})");
+            let (fused_moments, reference_moments) = (fused_state.unwrap().momentum, reference_state.unwrap().momentum);
+            assert_eq!(fused_moments.time, 3);
+            assert_eq!(reference_moments.time, 3);
+            for (a, b) in [(fused_moments.moment_1, reference_moments.moment_1), (fused_moments.moment_2, reference_moments.moment_2)] {
+                let difference = (a - b).abs().max().into_scalar::<f32>();
+                assert!(difference <= 1e-7, "decay {weight_decay}: moments differ by {difference}");
+            }
         }
     }
 
