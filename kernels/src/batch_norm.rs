@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use crate::activation;
 use crate::conv::filled;
 
 /// `[batch, channels, pixels]` of an NCHW tensor (pixels = height × width).
@@ -88,7 +89,9 @@ pub fn statistics(shape: NormShape, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Per channel `y = (x − mean) / √(variance + ε) · γ + β`.
-pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<f32> {
+/// With `relu`, the ReLU of that ([`activation::relu`]), in the same pass.
+#[allow(clippy::too_many_arguments)]
+pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, relu: bool) -> Vec<f32> {
     assert_eq!(x.len(), shape.len(), "batch norm input length");
     let (scale, shift): (Vec<f32>, Vec<f32>) = (0..shape.channels)
         .map(|c| {
@@ -101,9 +104,15 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
         y.par_chunks_mut(shape.pixels.max(1)).zip(x.par_chunks(shape.pixels.max(1))).enumerate().for_each(|(plane, (out, input))| {
             let c = plane % shape.channels;
             let (a, b) = (scale[c], shift[c]);
-            out.iter_mut().zip(input).for_each(|(out, &v)| {
-                out.write(v * a + b);
-            });
+            if relu {
+                out.iter_mut().zip(input).for_each(|(out, &v)| {
+                    out.write(activation::relu(v * a + b));
+                });
+            } else {
+                out.iter_mut().zip(input).for_each(|(out, &v)| {
+                    out.write(v * a + b);
+                });
+            }
         });
     })
 }
@@ -196,7 +205,7 @@ mod tests {
         let shape = NormShape { batch: 3, channels: 2, pixels: 5 };
         let x: Vec<f32> = (0..shape.len()).map(|i| (i * 7 % 11) as f32 + 100.0).collect();
         let (mean, variance) = statistics(shape, &x);
-        let y = normalize(shape, &x, &mean, &variance, &[2.0, 0.5], &[1.0, -3.0], 0.0);
+        let y = normalize(shape, &x, &mean, &variance, &[2.0, 0.5], &[1.0, -3.0], 0.0, false);
         let (y_mean, y_variance) = statistics(shape, &y);
         for (c, (expected_mean, expected_deviation)) in [(1.0f32, 2.0f32), (-3.0, 0.5)].into_iter().enumerate() {
             assert!((y_mean[c] - expected_mean).abs() < 1e-4, "{y_mean:?}");
@@ -215,7 +224,7 @@ mod tests {
         // loss = Σ r·y, so dy = r.
         let loss = |x: &[f32], gamma: &[f32]| -> f64 {
             let (mean, variance) = statistics(shape, x);
-            let y = normalize(shape, x, &mean, &variance, gamma, &beta, epsilon);
+            let y = normalize(shape, x, &mean, &variance, gamma, &beta, epsilon, false);
             y.iter().zip(&r).map(|(y, r)| (*y as f64) * (*r as f64)).sum()
         };
         let (mean, variance) = statistics(shape, &x);

@@ -3,6 +3,7 @@
 //! that every build profile compiles them with full optimisation (Cargo.toml's
 //! `[profile.dev.package.tlrun-kernels]`): tests and `cargo run` train at release speed.
 
+pub mod activation;
 pub mod adamw;
 pub mod batch_norm;
 pub mod conv;

@@ -19,6 +19,7 @@ pub mod runner;
 pub mod publish;
 pub mod benchmark;
 pub mod allocator;
+pub mod add_relu;
 pub mod batch_norm;
 pub mod conv;
 pub mod fused_adamw;

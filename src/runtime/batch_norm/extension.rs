@@ -10,6 +10,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use tlrun_kernels::activation;
 use tlrun_kernels::batch_norm::{self as kernels, NormShape, Statistics};
 
 use crate::runtime::conv::extension::flex_tensor;
@@ -22,8 +23,8 @@ pub trait FusedBatchNormBackend: Backend {
     fn fused_batch_norm_statistics(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// `x` normalised with `statistics` (mean row 0, variance row 1), then scaled and shifted per
-    /// channel. `batch_statistics`: they are `x`'s own and the op is differentiated as batch norm
-    /// in training; otherwise they are fixed (running statistics).
+    /// channel, then (`relu`) its ReLU. `batch_statistics`: they are `x`'s own and the op is
+    /// differentiated as batch norm in training; otherwise they are fixed (running statistics).
     fn fused_batch_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -31,6 +32,7 @@ pub trait FusedBatchNormBackend: Backend {
         statistics: FloatTensor<Self>,
         epsilon: f64,
         batch_statistics: bool,
+        relu: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -47,7 +49,7 @@ fn rows(statistics: &FlexTensor) -> (Vec<f32>, Vec<f32>) {
     (values[..channels].to_vec(), values[channels..].to_vec())
 }
 
-fn normalize(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, statistics: &FlexTensor, epsilon: f64) -> FlexTensor {
+fn normalize(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, statistics: &FlexTensor, epsilon: f64, relu: bool) -> FlexTensor {
     let x = x.to_contiguous();
     let (mean, variance) = rows(statistics);
     let y = kernels::normalize(
@@ -58,6 +60,7 @@ fn normalize(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, statistics: &Fl
         gamma.to_contiguous().storage::<f32>(),
         beta.to_contiguous().storage::<f32>(),
         epsilon,
+        relu,
     );
     flex_tensor(y, x.layout().shape().clone())
 }
@@ -71,8 +74,8 @@ impl FusedBatchNormBackend for Flex {
         flex_tensor(mean, [2, channels])
     }
 
-    fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, statistics: FlexTensor, epsilon: f64, _: bool) -> FlexTensor {
-        normalize(x, gamma, beta, &statistics, epsilon)
+    fn fused_batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, statistics: FlexTensor, epsilon: f64, _: bool, relu: bool) -> FlexTensor {
+        normalize(x, gamma, beta, &statistics, epsilon, relu)
     }
 }
 
@@ -83,13 +86,20 @@ struct BatchNormBackward {
 }
 
 impl Backward<Flex, 3> for BatchNormBackward {
-    /// (x, γ, statistics, ε)
-    type State = (NodeId, NodeId, FlexTensor, f64);
+    /// (x, γ, statistics, ε, the output when a ReLU followed: its zeros mask the gradient)
+    type State = (NodeId, NodeId, FlexTensor, f64, Option<FlexTensor>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [x_node, gamma_node, beta_node] = ops.parents;
+        let (x_state, gamma_state, statistics, epsilon, relu_output) = ops.state;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (x_state, gamma_state, statistics, epsilon) = ops.state;
+        let dy = match relu_output {
+            Some(y) => {
+                let y = y.to_contiguous();
+                flex_tensor(activation::relu_gradient(dy.storage::<f32>(), y.storage::<f32>()), y.layout().shape().clone())
+            }
+            None => dy,
+        };
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state).to_contiguous();
         let gamma = checkpointer.retrieve_node_output::<FlexTensor>(gamma_state).to_contiguous();
         let (mean, variance) = rows(&statistics);
@@ -128,6 +138,7 @@ impl<C: CheckpointStrategy> FusedBatchNormBackend for Autodiff<Flex, C> {
         statistics: FloatTensor<Self>,
         epsilon: f64,
         batch_statistics: bool,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let statistics = statistics.into_primitive();
         let backward = BatchNormBackward { statistics: if batch_statistics { Statistics::Batch } else { Statistics::Fixed } };
@@ -135,11 +146,13 @@ impl<C: CheckpointStrategy> FusedBatchNormBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let gamma_state = prep.checkpoint(&gamma);
-                let y = normalize(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), &statistics, epsilon);
-                prep.finish((x_state, gamma_state, statistics, epsilon), y)
+                let y = normalize(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), &statistics, epsilon, relu);
+                // The output shares its buffer with the one handed on: no copy.
+                let relu_output = relu.then(|| y.clone());
+                prep.finish((x_state, gamma_state, statistics, epsilon, relu_output), y)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(normalize(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), &statistics, epsilon))
+                prep.finish(normalize(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), &statistics, epsilon, relu))
             }
         }
     }

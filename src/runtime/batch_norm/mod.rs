@@ -19,18 +19,26 @@ use extension::FusedBatchNormBackend;
 /// uses the biased variance in both).
 pub fn forward(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let fused = runs_tlrun_kernels(&x);
-    forward_with(norm, x, fused)
+    forward_with(norm, x, fused, false)
 }
 
-/// [`forward`] with tlrun's fused ops (`fused`: on flex only) or burn's.
-fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool) -> Tensor<4> {
+/// `relu(forward(norm, x))`, the ReLU in the same pass on flex (and its gradient in the same
+/// backward).
+pub fn forward_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let fused = runs_tlrun_kernels(&x);
+    forward_with(norm, x, fused, true)
+}
+
+/// [`forward`] with tlrun's fused ops (`fused`: on flex only) or burn's, then a ReLU (`relu`).
+fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool, relu: bool) -> Tensor<4> {
+    let then_relu = |y: Tensor<4>| if relu { burn::tensor::activation::relu(y) } else { y };
     let device = x.device();
     let [batch, channels, height, width] = x.dims();
     let (gamma, beta) = (norm.gamma.val(), norm.beta.val());
     let training = device.is_autodiff() && norm.training.is_enabled();
     if !training {
         if !fused {
-            return norm.forward(x);
+            return then_relu(norm.forward(x));
         }
         let running = Tensor::cat(vec![norm.running_mean.value(), norm.running_var.value()], 0).reshape([2, channels]).to_device(&device);
         return Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm(
@@ -40,6 +48,7 @@ fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool) -> Tensor<4> {
             running.into_dispatch(),
             norm.epsilon,
             false,
+            relu,
         ));
     }
     let (output, mean, variance) = if fused {
@@ -54,11 +63,12 @@ fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool) -> Tensor<4> {
             statistics.into_dispatch(),
             norm.epsilon,
             true,
+            relu,
         ));
         (output, mean, variance)
     } else {
         let result = burn::tensor::module::batch_norm_train(x, gamma, beta, norm.epsilon);
-        (result.output, result.mean, result.variance)
+        (then_relu(result.output), result.mean, result.variance)
     };
     update_running_statistics(norm, mean, variance, batch * height * width, &device);
     output

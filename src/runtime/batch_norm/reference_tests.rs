@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 
-use super::forward;
+use super::{forward, forward_relu};
 use crate::runtime::kernel_choice::runs_tlrun_kernels;
 use crate::runtime::reference_inputs::{self, relative_error};
 
@@ -38,13 +38,19 @@ struct Outcome {
     running: (Tensor<1>, Tensor<1>),
 }
 
-fn run(norm: &BatchNorm, fused: bool, autodiff: bool) -> Outcome {
+/// `relu`: the batch norm followed by a ReLU (fused: `forward_relu`; burn: `relu(forward)`).
+fn run_with(norm: &BatchNorm, fused: bool, autodiff: bool, relu: bool) -> Outcome {
     let device = if autodiff { Device::flex().autodiff() } else { Device::flex() };
     let norm = norm.clone().to_device(&device);
     let x = pseudo_random([3, 4, 5, 7], 1, &device);
     let x = if autodiff { x.require_grad() } else { x };
     assert!(runs_tlrun_kernels(&x));
-    let y = if fused { forward(&norm, x.clone()) } else { norm.forward(x.clone()) };
+    let y = match (fused, relu) {
+        (true, false) => forward(&norm, x.clone()),
+        (true, true) => forward_relu(&norm, x.clone()),
+        (false, false) => norm.forward(x.clone()),
+        (false, true) => burn::tensor::activation::relu(norm.forward(x.clone())),
+    };
     let running = (norm.running_mean.value_sync().to_device(&Device::flex()), norm.running_var.value_sync().to_device(&Device::flex()));
     if !autodiff {
         return Outcome { y, dx: None, dgamma: None, dbeta: None, running };
@@ -58,6 +64,10 @@ fn run(norm: &BatchNorm, fused: bool, autodiff: bool) -> Outcome {
         y: y.inner(),
         running,
     }
+}
+
+fn run(norm: &BatchNorm, fused: bool, autodiff: bool) -> Outcome {
+    run_with(norm, fused, autodiff, false)
 }
 
 fn assert_same(got: Outcome, expected: Outcome, what: &str) {
@@ -88,7 +98,7 @@ fn the_running_variance_takes_the_unbiased_batch_variance_like_pytorch() {
         let device = Device::flex().autodiff();
         let norm = BatchNormConfig::new(4).init(&device);
         let x = pseudo_random([3, 4, 5, 7], 1, &device);
-        let _ = if fused { forward(&norm, x.clone()) } else { super::forward_with(&norm, x.clone(), false) };
+        let _ = if fused { forward(&norm, x.clone()) } else { super::forward_with(&norm, x.clone(), false, false) };
         // Per channel over n = 3·5·7 values: Σ(x − mean)² / (n − 1).
         let values = x.inner().swap_dims(0, 1).reshape([4, 105]);
         let centered = values.clone() - values.mean_dim(1);
@@ -114,4 +124,25 @@ fn a_frozen_layer_matches_burn_and_keeps_its_running_statistics() {
 #[test]
 fn evaluation_matches_burn() {
     assert_same(run(&layer(4, &Device::flex()), true, false), run(&layer(4, &Device::flex()), false, false), "evaluation");
+}
+
+#[test]
+fn with_a_relu_it_matches_burns_batch_norm_then_relu() {
+    let device = Device::flex();
+    for (what, autodiff, frozen) in [("training", true, false), ("frozen", true, true), ("evaluation", false, false)] {
+        // With the running statistics the outputs are all positive; β − 4 puts them on both sides.
+        let make = || {
+            let norm = layer(4, &device);
+            if !autodiff || frozen {
+                let shifted = BatchNorm { beta: burn::module::Param::from_tensor(norm.beta.val().sub_scalar(4.0)), ..norm };
+                if frozen { shifted.freeze() } else { shifted }
+            } else {
+                norm
+            }
+        };
+        let fused = run_with(&make(), true, autodiff, true);
+        let zeros = fused.y.clone().equal_elem(0.0).int().sum().into_scalar::<i64>();
+        assert!(zeros > 0 && zeros < fused.y.shape().num_elements() as i64, "{what}: the ReLU cuts some outputs and keeps others");
+        assert_same(fused, run_with(&make(), false, autodiff, true), what);
+    }
 }

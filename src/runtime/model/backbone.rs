@@ -213,7 +213,19 @@ impl Backbone {
     /// Runs the kept layers in order. Returns `[N, C, H, W]`, or `[N, C, 1, 1]` once pooled; a
     /// kept `fc` returns `[N, F, 1, 1]` so the head always receives rank 4.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        self.ops.iter().fold(input, |x, op| self.forward_op(*op, x))
+        let mut x = input;
+        let mut ops = self.ops.iter().peekable();
+        while let Some(&op) = ops.next() {
+            x = match (op, ops.peek(), &self.bn1) {
+                // The stem's batch norm and ReLU in one pass (runtime/batch_norm's `forward_relu`).
+                (BackboneOp::Bn1, Some(BackboneOp::Relu), Some(bn1)) => {
+                    ops.next();
+                    crate::runtime::batch_norm::forward_relu(bn1, x)
+                }
+                _ => self.forward_op(op, x),
+            };
+        }
+        x
     }
 
     /// One kept layer of the forward pass.

@@ -1,10 +1,10 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::arch::BlockKind;
-use crate::runtime::batch_norm::forward as norm;
+use crate::runtime::add_relu::add_relu;
+use crate::runtime::batch_norm::{forward as norm, forward_relu as norm_relu};
 use crate::runtime::conv::forward as conv_forward;
 
 /// torchvision's kaiming_normal_(mode="fan_out", nonlinearity="relu") for convolutions.
@@ -76,12 +76,11 @@ impl ResidualBlock {
             Some(downsample) => norm(&downsample.bn, conv_forward(&downsample.conv, input.clone())),
             None => input.clone(),
         };
-        let out = relu(norm(&self.bn1, conv_forward(&self.conv1, input)));
-        let out = norm(&self.bn2, conv_forward(&self.conv2, out));
+        let out = norm_relu(&self.bn1, conv_forward(&self.conv1, input));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => norm(bn3, conv_forward(conv3, relu(out))),
-            _ => out,
+            (Some(conv3), Some(bn3)) => norm(bn3, conv_forward(conv3, norm_relu(&self.bn2, conv_forward(&self.conv2, out)))),
+            _ => norm(&self.bn2, conv_forward(&self.conv2, out)),
         };
-        relu(out + identity)
+        add_relu(out, identity)
     }
 }
