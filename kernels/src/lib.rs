@@ -7,4 +7,5 @@ pub mod activation;
 pub mod adamw;
 pub mod batch_norm;
 pub mod conv;
+pub mod max_pool;
 mod live_taps;

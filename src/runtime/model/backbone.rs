@@ -234,7 +234,7 @@ impl Backbone {
             BackboneOp::Conv1 => self.conv1.as_ref().map_or(x.clone(), |conv1| crate::runtime::conv::forward(conv1, x)),
             BackboneOp::Bn1 => self.bn1.as_ref().map_or(x.clone(), |bn1| crate::runtime::batch_norm::forward(bn1, x)),
             BackboneOp::Relu => relu(x),
-            BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| maxpool.forward(x)),
+            BackboneOp::MaxPool => self.maxpool.as_ref().map_or(x.clone(), |maxpool| crate::runtime::max_pool::forward(maxpool, x)),
             BackboneOp::Stage(number) => match self.stage(number) {
                 Some(blocks) => blocks.iter().fold(x, |x, block| block.forward(x)),
                 None => x,
