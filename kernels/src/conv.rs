@@ -16,6 +16,7 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::direct_conv;
 use crate::live_taps::LiveTaps;
 
 /// The shape of one convolution: dilation 1, one group, any stride and per-side padding.
@@ -467,8 +468,18 @@ pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), geometry.input_len(), "conv input length");
     assert_eq!(weight.len(), geometry.weight_len(), "conv weight length");
     match LiveTaps::of(geometry) {
-        Some(taps) => forward_whole_kernel(&taps.cropped, x, &taps.crop(geometry, weight)),
-        None => forward_whole_kernel(geometry, x, weight),
+        Some(taps) => convolve(&taps.cropped, x, &taps.crop(geometry, weight)),
+        None => convolve(geometry, x, weight),
+    }
+}
+
+/// The convolution by the direct kernel where it applies (3×3, stride 1, padding 1, AVX-512),
+/// else by im2col × gemm.
+fn convolve(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if direct_conv::applies(geometry) {
+        direct_conv::forward(geometry, x, weight)
+    } else {
+        forward_whole_kernel(geometry, x, weight)
     }
 }
 
@@ -542,7 +553,7 @@ fn backward_whole_kernel(
     // Where the input gradient is a convolution, it costs what the forward costs; elsewhere
     // (strided convolutions) it is a gemm and a col2im below.
     let (mut dx, col2im_input_grad) = match g.input_gradient_as_convolution() {
-        Some(transposed) if input_grad => (Some(forward_whole_kernel(&transposed, dy, &flipped_weight(g, weight))), false),
+        Some(transposed) if input_grad => (Some(convolve(&transposed, dy, &flipped_weight(g, weight))), false),
         _ => (input_grad.then(|| vec![0.0f32; g.input_len()]), input_grad),
     };
     if !weight_grad && !col2im_input_grad {
@@ -772,6 +783,37 @@ mod tests {
             let (whole_dx, whole_dw) = backward_whole_kernel(&g, &x, &w, &dy, true, true);
             close(&dx.unwrap(), &whole_dx.unwrap(), "input gradient");
             close(&dw.unwrap(), &whole_dw.unwrap(), "weight gradient");
+        }
+    }
+
+    #[test]
+    fn the_direct_kernel_matches_the_definition_and_im2col_times_gemm() {
+        // The stem of resnet_small (3 → 16), more channels than one block, a non-square image.
+        for (in_channels, out_channels, height, width) in [(3, 16, 5, 32), (20, 32, 7, 16), (16, 48, 16, 48)] {
+            let g = ConvGeometry {
+                batch: 3,
+                in_channels,
+                in_height: height,
+                in_width: width,
+                out_channels,
+                kernel_height: 3,
+                kernel_width: 3,
+                stride: [1, 1],
+                padding_begin: [1, 1],
+                padding_end: [1, 1],
+            };
+            if !direct_conv::applies(&g) {
+                eprintln!("no AVX-512 here: the direct kernel is not tested");
+                return;
+            }
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let direct = direct_conv::forward(&g, &x, &w);
+            for (expected, what) in [(reference_forward(&g, &x, &w), "definition"), (forward_whole_kernel(&g, &x, &w), "im2col × gemm")] {
+                for (a, b) in direct.iter().zip(&expected) {
+                    assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{in_channels} → {out_channels}, {what}: {a} vs {b}");
+                }
+            }
         }
     }
 

@@ -7,5 +7,6 @@ pub mod activation;
 pub mod adamw;
 pub mod batch_norm;
 pub mod conv;
+mod direct_conv;
 pub mod max_pool;
 mod live_taps;

@@ -32,6 +32,8 @@ const CASES: &[Case] = &[
     Case { name: "asymmetric padding", input: [2, 4, 7, 8], weight: [3, 4, 3, 3], stride: [1, 2], padding: [(0, 2), (1, 0)] },
     Case { name: "asymmetric padding, stride 1", input: [3, 4, 6, 9], weight: [5, 4, 3, 3], stride: [1, 1], padding: [(0, 2), (1, 0)] },
     Case { name: "padding as wide as the kernel", input: [2, 3, 5, 5], weight: [4, 3, 2, 2], stride: [1, 1], padding: [(2, 2), (2, 2)] },
+    Case { name: "3x3 pad 1, 32 from 16 channels on rows of 16 (the direct kernel, forward and input gradient)", input: [2, 16, 5, 16], weight: [32, 16, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
+    Case { name: "3x3 pad 1, 16 from 3 channels (the direct kernel on a stem)", input: [3, 3, 4, 32], weight: [16, 3, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "batch 1", input: [1, 6, 8, 8], weight: [7, 6, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "1x1 map, 3x3 pad 1 (a late stage at small images)", input: [6, 32, 1, 1], weight: [16, 32, 3, 3], stride: [1, 1], padding: [(1, 1), (1, 1)] },
     Case { name: "2x2 to 1x1, 3x3 stride 2 pad 1 (the cropped kernel of a late stage)", input: [5, 16, 2, 2], weight: [8, 16, 3, 3], stride: [2, 2], padding: [(1, 1), (1, 1)] },
