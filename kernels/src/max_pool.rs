@@ -25,9 +25,8 @@ pub struct PoolGeometry {
 impl PoolGeometry {
     /// `None` when a window could hold only padding, or a size is zero: those go to burn.
     pub fn checked(self) -> Option<Self> {
-        let nonzero = [self.planes, self.height, self.width, self.kernel[0], self.kernel[1], self.stride[0], self.stride[1]]
-            .iter()
-            .all(|&size| size > 0);
+        let nonzero =
+            [self.planes, self.height, self.width, self.kernel[0], self.kernel[1], self.stride[0], self.stride[1]].iter().all(|&size| size > 0);
         // PyTorch requires padding ≤ kernel / 2, so that every window meets the image.
         let meets_image = (0..2).all(|axis| 2 * self.padding_begin[axis].max(self.padding_end[axis]) <= self.kernel[axis]);
         let fits = self.height + self.padding_begin[0] + self.padding_end[0] >= self.kernel[0]
@@ -59,50 +58,71 @@ impl PoolGeometry {
     }
 }
 
-/// The pooled planes and, when `with_indices`, the index within its plane of each output's
-/// maximum (empty otherwise: evaluation needs no backward).
-pub fn forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Vec<u32>) {
-    let g = *geometry;
-    assert_eq!(x.len(), g.input_len(), "max pool input length");
-    assert!(g.height * g.width <= u32::MAX as usize, "max pool plane too large for u32 indices");
-    let (out_height, out_width) = (g.out_height(), g.out_width());
-    let out_plane = out_height * out_width;
-    let in_plane = g.height * g.width;
-    // Output columns q whose window's column s lies inside the image, per kernel column s.
-    let valid_columns: Vec<(usize, usize)> = (0..g.kernel[1])
-        .map(|s| {
-            let inside = |q: usize| {
-                let column = (q * g.stride[1] + s) as isize - g.padding_begin[1] as isize;
-                column >= 0 && (column as usize) < g.width
-            };
-            let first = (0..out_width).find(|&q| inside(q)).unwrap_or(out_width);
-            let end = (first..out_width).find(|&q| !inside(q)).unwrap_or(out_width);
-            (first, end)
-        })
-        .collect();
-    // One output row at a time, kernel tap by kernel tap in row-major order, so that the
-    // compare-and-select runs across a row's outputs (vectorised) and the first maximum wins.
-    let pool_plane = |input: &[f32], out: &mut [std::mem::MaybeUninit<f32>], indices: Option<&mut [u32]>| {
-        let mut indices = indices;
-        let mut best = vec![f32::NEG_INFINITY; out_width];
-        let mut best_index = vec![0u32; out_width];
+/// One kernel column's outputs `first..end` in a row: their input columns start at `column`, and at
+/// `start` in the row split by column phase.
+struct Tap {
+    first: usize,
+    end: usize,
+    start: usize,
+    column: usize,
+}
+
+/// Planes per parallel task: its scratch rows are allocated once for all of them.
+const PLANES_PER_TASK: usize = 16;
+
+/// What a plane's pooling needs besides its values.
+struct Plan<'a> {
+    g: PoolGeometry,
+    out_height: usize,
+    out_width: usize,
+    phase_starts: &'a [usize],
+    taps: &'a [Tap],
+}
+
+// One output row at a time, kernel tap by kernel tap in row-major order (the first maximum
+// wins), each tap a compare-and-select across the row's outputs.
+#[inline(always)]
+fn pool_planes(plan: &Plan, inputs: &[f32], outs: &mut [std::mem::MaybeUninit<f32>], mut all_indices: Option<&mut [u32]>) {
+    let Plan { g, out_height, out_width, phase_starts, taps } = *plan;
+    let mut phased = vec![0.0f32; g.width];
+    let mut best = vec![f32::NEG_INFINITY; out_width];
+    let mut best_index = vec![0u32; out_width];
+    let (in_plane, out_plane) = (g.height * g.width, out_height * out_width);
+    for (plane, (input, out)) in inputs.chunks_exact(in_plane).zip(outs.chunks_exact_mut(out_plane)).enumerate() {
+        let mut indices = all_indices.as_deref_mut().map(|indices| &mut indices[plane * out_plane..][..out_plane]);
         for p in 0..out_height {
             let (row_first, row_end) = g.window(0, p, g.height);
             best.fill(f32::NEG_INFINITY);
-            for (q, index) in best_index.iter_mut().enumerate() {
-                // Where no value beats −∞ (a window of −∞ only): its first cell inside the image.
-                *index = (row_first * g.width + g.window(1, q, g.width).0) as u32;
+            if indices.is_some() {
+                for (q, index) in best_index.iter_mut().enumerate() {
+                    // Where no value beats −∞ (a window of −∞ only): its first cell in the image.
+                    *index = (row_first * g.width + g.window(1, q, g.width).0) as u32;
+                }
             }
             for row in row_first..row_end {
                 let values = &input[row * g.width..][..g.width];
-                for (s, &(q_first, q_end)) in valid_columns.iter().enumerate() {
-                    for q in q_first..q_end {
-                        let column = q * g.stride[1] + s - g.padding_begin[1];
-                        let value = values[column];
-                        // Strictly greater: the first maximum wins; a NaN takes over and stays.
-                        let better = value > best[q] || (value.is_nan() && !best[q].is_nan());
-                        best[q] = if better { value } else { best[q] };
-                        best_index[q] = if better { (row * g.width + column) as u32 } else { best_index[q] };
+                for (phase, &start) in phase_starts.iter().enumerate() {
+                    for (to, &from) in phased[start..].iter_mut().zip(values.iter().skip(phase).step_by(g.stride[1])) {
+                        *to = from;
+                    }
+                }
+                for tap in taps {
+                    let run = &phased[tap.start..][..tap.end - tap.first];
+                    let best = &mut best[tap.first..tap.end];
+                    if indices.is_some() {
+                        let first_index = (row * g.width + tap.column) as u32;
+                        let step = g.stride[1] as u32;
+                        let best_index = &mut best_index[tap.first..tap.end];
+                        for (i, ((best, best_index), &value)) in best.iter_mut().zip(best_index.iter_mut()).zip(run).enumerate() {
+                            let better = value > *best || (value.is_nan() && !best.is_nan());
+                            *best = if better { value } else { *best };
+                            *best_index = if better { first_index + i as u32 * step } else { *best_index };
+                        }
+                    } else {
+                        for (best, &value) in best.iter_mut().zip(run) {
+                            let better = value > *best || (value.is_nan() && !best.is_nan());
+                            *best = if better { value } else { *best };
+                        }
                     }
                 }
             }
@@ -113,16 +133,69 @@ pub fn forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f
                 indices[p * out_width..][..out_width].copy_from_slice(&best_index);
             }
         }
-    };
+    }
+}
+
+/// [`pool_planes`] compiled for AVX-512 (16 lanes), chosen at run time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn pool_planes_avx512(plan: &Plan, input: &[f32], out: &mut [std::mem::MaybeUninit<f32>], indices: Option<&mut [u32]>) {
+    pool_planes(plan, input, out, indices)
+}
+
+fn pool_planes_fastest(plan: &Plan, input: &[f32], out: &mut [std::mem::MaybeUninit<f32>], indices: Option<&mut [u32]>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { pool_planes_avx512(plan, input, out, indices) };
+    }
+    pool_planes(plan, input, out, indices)
+}
+
+/// The pooled planes and, when `with_indices`, the index within its plane of each output's
+/// maximum (empty otherwise: evaluation needs no backward).
+pub fn forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Vec<u32>) {
+    let g = *geometry;
+    assert_eq!(x.len(), g.input_len(), "max pool input length");
+    assert!(g.height * g.width <= u32::MAX as usize, "max pool plane too large for u32 indices");
+    let (out_height, out_width) = (g.out_height(), g.out_width());
+    let out_plane = out_height * out_width;
+    let in_plane = g.height * g.width;
+    // Per kernel column s: the output columns q whose window column q·stride + s − pad lies in the
+    // image, and where that run of input columns starts in a row split by column phase (columns
+    // φ, φ + stride, … side by side): there it is contiguous, and the loops below vectorise.
+    let phase_starts: Vec<usize> = (0..g.stride[1])
+        .scan(0, |offset, phase| {
+            let start = *offset;
+            *offset += g.width.saturating_sub(phase).div_ceil(g.stride[1]);
+            Some(start)
+        })
+        .collect();
+    let taps: Vec<Tap> = (0..g.kernel[1])
+        .filter_map(|s| {
+            let inside = |q: usize| {
+                let column = (q * g.stride[1] + s) as isize - g.padding_begin[1] as isize;
+                column >= 0 && (column as usize) < g.width
+            };
+            let first = (0..out_width).find(|&q| inside(q))?;
+            let end = (first..out_width).find(|&q| !inside(q)).unwrap_or(out_width);
+            let column = first * g.stride[1] + s - g.padding_begin[1];
+            let (phase, rank) = (column % g.stride[1], column / g.stride[1]);
+            Some(Tap { first, end, start: phase_starts[phase] + rank, column })
+        })
+        .collect();
+    let plan = Plan { g, out_height, out_width, phase_starts: &phase_starts, taps: &taps };
     let mut indices = if with_indices { vec![0u32; g.output_len()] } else { Vec::new() };
     let y = filled(g.output_len(), |y| {
         if with_indices {
-            y.par_chunks_mut(out_plane)
-                .zip(x.par_chunks(in_plane))
-                .zip(indices.par_chunks_mut(out_plane))
-                .for_each(|((out, input), indices)| pool_plane(input, out, Some(indices)));
+            y.par_chunks_mut(PLANES_PER_TASK * out_plane)
+                .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
+                .zip(indices.par_chunks_mut(PLANES_PER_TASK * out_plane))
+                .for_each(|((out, input), indices)| pool_planes_fastest(&plan, input, out, Some(indices)));
         } else {
-            y.par_chunks_mut(out_plane).zip(x.par_chunks(in_plane)).for_each(|(out, input)| pool_plane(input, out, None));
+            y.par_chunks_mut(PLANES_PER_TASK * out_plane)
+                .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
+                .for_each(|(out, input)| pool_planes_fastest(&plan, input, out, None));
         }
     });
     (y, indices)
@@ -135,13 +208,11 @@ pub fn backward(geometry: &PoolGeometry, dy: &[f32], indices: &[u32]) -> Vec<f32
     assert_eq!(indices.len(), g.output_len(), "max pool indices length");
     let out_plane = g.out_height() * g.out_width();
     let mut dx = vec![0.0f32; g.input_len()];
-    dx.par_chunks_mut(g.height * g.width).zip(dy.par_chunks(out_plane).zip(indices.par_chunks(out_plane))).for_each(
-        |(dx, (dy, indices))| {
-            for (&gradient, &index) in dy.iter().zip(indices) {
-                dx[index as usize] += gradient;
-            }
-        },
-    );
+    dx.par_chunks_mut(g.height * g.width).zip(dy.par_chunks(out_plane).zip(indices.par_chunks(out_plane))).for_each(|(dx, (dy, indices))| {
+        for (&gradient, &index) in dy.iter().zip(indices) {
+            dx[index as usize] += gradient;
+        }
+    });
     dx
 }
 
@@ -172,7 +243,10 @@ mod tests {
                     let mut best = f32::NEG_INFINITY;
                     for r in 0..g.kernel[0] {
                         for s in 0..g.kernel[1] {
-                            let (row, column) = ((p * g.stride[0] + r) as isize - g.padding_begin[0] as isize, (q * g.stride[1] + s) as isize - g.padding_begin[1] as isize);
+                            let (row, column) = (
+                                (p * g.stride[0] + r) as isize - g.padding_begin[0] as isize,
+                                (q * g.stride[1] + s) as isize - g.padding_begin[1] as isize,
+                            );
                             if row >= 0 && column >= 0 && (row as usize) < g.height && (column as usize) < g.width {
                                 best = best.max(plane[row as usize * g.width + column as usize]);
                             }
