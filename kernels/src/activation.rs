@@ -4,6 +4,8 @@
 //! exactly 0 the gradient is 0, as PyTorch's `threshold_backward` gives). NaN passes through both,
 //! as in PyTorch and burn-flex: a diverging run must show a NaN loss, not a finite one.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::conv::filled;
@@ -27,11 +29,7 @@ fn relu_slope(dy: f32, y: f32) -> f32 {
 pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "add_relu: inputs of different lengths");
     filled(a.len(), |y| {
-        y.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(y, (a, b))| {
-            for (y, (&a, &b)) in y.iter_mut().zip(a.iter().zip(b)) {
-                y.write(relu(a + b));
-            }
-        });
+        y.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(y, (a, b))| add_relu_chunk(y, a, b));
     })
 }
 
@@ -39,12 +37,24 @@ pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
 pub fn relu_gradient(dy: &[f32], y: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), y.len(), "relu_gradient: inputs of different lengths");
     filled(dy.len(), |dx| {
-        dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(dx, (dy, y))| {
-            for (dx, (&dy, &y)) in dx.iter_mut().zip(dy.iter().zip(y)) {
-                dx.write(relu_slope(dy, y));
-            }
-        });
+        dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(dx, (dy, y))| relu_gradient_chunk(dx, dy, y));
     })
+}
+
+multiversion! {
+    fn add_relu_chunk(y: &mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) {
+        for (y, (&a, &b)) in y.iter_mut().zip(a.iter().zip(b)) {
+            y.write(relu(a + b));
+        }
+    }
+}
+
+multiversion! {
+    fn relu_gradient_chunk(dx: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32]) {
+        for (dx, (&dy, &y)) in dx.iter_mut().zip(dy.iter().zip(y)) {
+            dx.write(relu_slope(dy, y));
+        }
+    }
 }
 
 #[cfg(test)]

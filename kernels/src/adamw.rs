@@ -26,15 +26,7 @@ pub fn step(parameter: &mut [f32], gradient: &[f32], moment_1: &mut [f32], momen
     let len = parameter.len();
     assert!(gradient.len() == len && moment_1.len() == len && moment_2.len() == len, "AdamW: tensors of different lengths");
     let c = *constants;
-    let (keep_1, keep_2) = (1.0 - c.beta_1, 1.0 - c.beta_2);
-    let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = *m * c.beta_1 + g * keep_1;
-            *v = *v * c.beta_2 + g * g * keep_2;
-            let delta = (*m / c.bias_correction[0]) / ((*v / c.bias_correction[1]).sqrt() + c.epsilon);
-            *p = *p * c.decay_factor - delta * c.learning_rate;
-        }
-    };
+    let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| update_chunk(p, g, m, v, c);
     if len <= CHUNK {
         update(parameter, gradient, moment_1, moment_2);
     } else {
@@ -44,6 +36,18 @@ pub fn step(parameter: &mut [f32], gradient: &[f32], moment_1: &mut [f32], momen
             .zip(moment_1.par_chunks_mut(CHUNK))
             .zip(moment_2.par_chunks_mut(CHUNK))
             .for_each(|(((p, g), m), v)| update(p, g, m, v));
+    }
+}
+
+multiversion! {
+    fn update_chunk(parameter: &mut [f32], gradient: &[f32], moment_1: &mut [f32], moment_2: &mut [f32], c: AdamWStep) {
+        let (keep_1, keep_2) = (1.0 - c.beta_1, 1.0 - c.beta_2);
+        for (((p, &g), m), v) in parameter.iter_mut().zip(gradient).zip(moment_1.iter_mut()).zip(moment_2.iter_mut()) {
+            *m = *m * c.beta_1 + g * keep_1;
+            *v = *v * c.beta_2 + g * g * keep_2;
+            let delta = (*m / c.bias_correction[0]) / ((*v / c.bias_correction[1]).sqrt() + c.epsilon);
+            *p = *p * c.decay_factor - delta * c.learning_rate;
+        }
     }
 }
 

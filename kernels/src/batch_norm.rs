@@ -6,6 +6,8 @@
 //! The variance is the biased one (divided by the number of values), as in burn's
 //! `batch_norm_train` and PyTorch's normalisation; sums run in f64.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::activation;
@@ -40,6 +42,7 @@ impl NormShape {
 const LANES: usize = 16;
 
 /// `Σ term(v)` over `values`.
+#[inline(always)]
 fn lane_sum(values: &[f32], term: impl Fn(f32) -> f32) -> f64 {
     let mut lanes = [0.0f32; LANES];
     let chunks = values.chunks_exact(LANES);
@@ -52,6 +55,21 @@ fn lane_sum(values: &[f32], term: impl Fn(f32) -> f32) -> f64 {
     lanes.iter().map(|&lane| lane as f64).sum::<f64>() + rest
 }
 
+multiversion! {
+    /// `Σ v` over `values`.
+    fn plane_sum(values: &[f32]) -> f64 {
+        lane_sum(values, |v| v)
+    }
+}
+
+multiversion! {
+    /// `Σ (v − mean)²` over `values`.
+    fn plane_squared_deviations(values: &[f32], mean: f32) -> f64 {
+        lane_sum(values, |v| (v - mean) * (v - mean))
+    }
+}
+
+multiversion! {
 /// `(Σ g, Σ g·(v − mean))` over paired `values` and `grads`.
 fn lane_sums_of_gradient(values: &[f32], grads: &[f32], mean: f32) -> (f64, f64) {
     let (mut plain, mut weighted) = ([0.0f32; LANES], [0.0f32; LANES]);
@@ -70,6 +88,7 @@ fn lane_sums_of_gradient(values: &[f32], grads: &[f32], mean: f32) -> (f64, f64)
     let total = |lanes: [f32; LANES]| lanes.iter().map(|&lane| lane as f64).sum::<f64>();
     (total(plain) + rest_plain, total(weighted) + rest_weighted)
 }
+}
 
 /// Per channel: the mean and the biased variance, as `(means, variances)`.
 pub fn statistics(shape: NormShape, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
@@ -78,10 +97,10 @@ pub fn statistics(shape: NormShape, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let per_channel: Vec<(f32, f32)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = shape.planes(x, c).map(|plane| lane_sum(plane, |v| v)).sum();
+            let sum: f64 = shape.planes(x, c).map(plane_sum).sum();
             let mean = (sum / count) as f32;
             // Two passes: the variance of values far from zero keeps its precision.
-            let squares: f64 = shape.planes(x, c).map(|plane| lane_sum(plane, |v| (v - mean) * (v - mean))).sum();
+            let squares: f64 = shape.planes(x, c).map(|plane| plane_squared_deviations(plane, mean)).sum();
             (mean, (squares / count) as f32)
         })
         .collect();
@@ -103,18 +122,42 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
     filled(x.len(), |y| {
         y.par_chunks_mut(shape.pixels.max(1)).zip(x.par_chunks(shape.pixels.max(1))).enumerate().for_each(|(plane, (out, input))| {
             let c = plane % shape.channels;
-            let (a, b) = (scale[c], shift[c]);
-            if relu {
-                out.iter_mut().zip(input).for_each(|(out, &v)| {
-                    out.write(activation::relu(v * a + b));
-                });
-            } else {
-                out.iter_mut().zip(input).for_each(|(out, &v)| {
-                    out.write(v * a + b);
-                });
-            }
+            normalize_plane(out, input, scale[c], shift[c], relu);
         });
     })
+}
+
+multiversion! {
+    /// `out = v·a + b`, then its ReLU (`relu`).
+    fn normalize_plane(out: &mut [MaybeUninit<f32>], input: &[f32], a: f32, b: f32, relu: bool) {
+        if relu {
+            out.iter_mut().zip(input).for_each(|(out, &v)| {
+                out.write(activation::relu(v * a + b));
+            });
+        } else {
+            out.iter_mut().zip(input).for_each(|(out, &v)| {
+                out.write(v * a + b);
+            });
+        }
+    }
+}
+
+multiversion! {
+    /// dx of one plane with the batch's statistics: `scale·(g − mean_dy − (v − mean)·slope)`.
+    fn batch_gradient_plane(out: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32], scale: f32, mean_dy: f32, slope: f32, mean: f32) {
+        for ((out, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+            out.write(scale * (g - mean_dy - (v - mean) * slope));
+        }
+    }
+}
+
+multiversion! {
+    /// dx of one plane with fixed statistics: `g·scale`.
+    fn fixed_gradient_plane(out: &mut [MaybeUninit<f32>], dy: &[f32], scale: f32) {
+        for (out, &g) in out.iter_mut().zip(dy) {
+            out.write(g * scale);
+        }
+    }
 }
 
 /// `1/√(var + ε)` per channel.
@@ -179,16 +222,9 @@ pub fn backward(
                         let mean_dy = (dbeta[c] as f64 / count) as f32;
                         // x̂·dγ/M = (x − mean)·inv_std·dγ/M
                         let slope = (inv_std[c] * dgamma[c] as f64 / count) as f32;
-                        let m = mean[c];
-                        for ((out, &v), &g) in out.iter_mut().zip(x_plane).zip(dy_plane) {
-                            out.write(scale * (g - mean_dy - (v - m) * slope));
-                        }
+                        batch_gradient_plane(out, x_plane, dy_plane, scale, mean_dy, slope, mean[c]);
                     }
-                    Statistics::Fixed => {
-                        for (out, &g) in out.iter_mut().zip(dy_plane) {
-                            out.write(g * scale);
-                        }
-                    }
+                    Statistics::Fixed => fixed_gradient_plane(out, dy_plane, scale),
                 }
             },
         );

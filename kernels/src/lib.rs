@@ -3,6 +3,9 @@
 //! that every build profile compiles them with full optimisation (Cargo.toml's
 //! `[profile.dev.package.tlrun-kernels]`): tests and `cargo run` train at release speed.
 
+#[macro_use]
+mod simd;
+
 pub mod activation;
 pub mod adamw;
 pub mod batch_norm;
