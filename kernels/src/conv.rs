@@ -788,8 +788,9 @@ mod tests {
 
     #[test]
     fn the_direct_kernel_matches_the_definition_and_im2col_times_gemm() {
-        // The stem of resnet_small (3 → 16), more channels than one block, a non-square image.
-        for (in_channels, out_channels, height, width) in [(3, 16, 5, 32), (20, 32, 7, 16), (16, 48, 16, 48)] {
+        // The stem of resnet_small (3 → 16), more channels than one block, a non-square image, and a
+        // masked rest of a row (28 = 16 + 12).
+        for (in_channels, out_channels, height, width) in [(3, 16, 5, 32), (20, 32, 7, 16), (16, 48, 16, 48), (8, 16, 3, 28)] {
             let g = ConvGeometry {
                 batch: 3,
                 in_channels,

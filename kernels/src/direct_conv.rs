@@ -1,20 +1,33 @@
 //! The 3×3, stride 1, padding 1 convolution computed directly with AVX-512, without im2col: each
 //! step loads 16 neighbouring pixels of one input row once and multiplies them into 16 output
 //! channels held in registers (the scheme of oneDNN's direct convolutions). im2col × gemm writes
-//! and reads back a patch matrix nine times the input's size, which on resnet_small's 16-channel
-//! layers cost more than the multiplications; and gemm's 64-row tiles are a quarter used when a
-//! layer has 16 output channels. Measured on one core: 164 GFLOP/s for 16 → 16 channels at 32 px,
-//! against about 60 for im2col × gemm (`tlrun bench --ops`, docs/performance.md).
+//! and reads back a patch matrix nine times the input's size, which on layers of few channels
+//! costs as much as the multiplications. Forward of a batch of 64 on 2 cores, alternating the two
+//! in one process (2026-11-30): 16 → 16 channels at 32 px 1.32–1.40 ms against im2col × gemm's
+//! 1.92; 32 → 32 at 16 px 1.12–1.41 against 1.79–2.05; 64 → 64 at 16 px 4.96 against 5.97.
 //!
-//! It covers output channels in multiples of 16 and rows of a multiple of 16 pixels, on CPUs with
-//! AVX-512F (checked at run time); everything else takes im2col × gemm.
+//! It covers output channels in multiples of 16, rows of at least 16 pixels (the rest of a row in
+//! a masked vector), up to 64 input channels, on CPUs with AVX-512F (checked at run time);
+//! everything else takes im2col × gemm.
 
 use crate::conv::ConvGeometry;
 
 /// Output channels per register block, and pixels per vector.
 const BLOCK: usize = 16;
 
-/// Whether the direct kernel computes this convolution on this CPU.
+/// Lanes in use across a map's tiles below which im2col × gemm is the better choice (rows of 20
+/// pixels would fill 20 of 32).
+const MIN_LANE_USE: f64 = 0.75;
+
+/// The weights of one block of 16 output channels (C · 9 · 16 floats) are read again for every
+/// tile: from the L1 cache (48 KB here) they keep up with the multiplications, from L2 they do not.
+/// Up to 64 input channels they fit; above, im2col × gemm was faster on every map size measured
+/// (128 → 128 channels on 4, 8 and 28 px maps: 120–144 against 159–184 GFLOP/s on 2 cores).
+const L1_WEIGHT_BYTES: usize = 40 << 10;
+
+/// Whether the direct kernel computes this convolution on this CPU. Rows shorter than a vector
+/// stay with im2col × gemm: packing two rows of 7 or 8 pixels into one vector (tried) took 1.26x
+/// and 1.07x gemm's time.
 pub(crate) fn applies(g: &ConvGeometry) -> bool {
     let shape = g.kernel_height == 3
         && g.kernel_width == 3
@@ -22,8 +35,32 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
         && g.padding_begin == [1, 1]
         && g.padding_end == [1, 1]
         && g.out_channels.is_multiple_of(BLOCK)
-        && g.in_width.is_multiple_of(BLOCK);
-    shape && avx512()
+        && g.in_width >= BLOCK;
+    let weights_in_cache = g.in_channels * 9 * BLOCK * size_of::<f32>() <= L1_WEIGHT_BYTES;
+    shape && weights_in_cache && lane_use(&tiles(g.in_height, g.in_width)) >= MIN_LANE_USE && avx512()
+}
+
+/// The output pixels one vector computes: `lanes` (16, or the rest of a row) consecutive pixels of
+/// row `row` from column `column`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tile {
+    row: usize,
+    column: usize,
+    lanes: usize,
+}
+
+/// An output map of `height` × `width` (at least 16) in tiles: each row in vectors of 16 and a
+/// masked rest.
+fn tiles(height: usize, width: usize) -> Vec<Tile> {
+    (0..height)
+        .flat_map(|row| (0..width).step_by(BLOCK).map(move |column| Tile { row, column, lanes: BLOCK.min(width - column) }))
+        .collect()
+}
+
+/// The share of the tiles' lanes that hold an output pixel.
+fn lane_use(tiles: &[Tile]) -> f64 {
+    let used: usize = tiles.iter().map(|tile| tile.lanes).sum();
+    used as f64 / (tiles.len().max(1) * BLOCK) as f64
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -57,7 +94,7 @@ mod imp {
 
     use rayon::prelude::*;
 
-    use super::BLOCK;
+    use super::{BLOCK, Tile, tiles};
     use crate::conv::{ConvGeometry, filled};
 
     thread_local! {
@@ -82,6 +119,7 @@ mod imp {
         assert_eq!(x.len(), g.input_len(), "conv input length");
         assert_eq!(weight.len(), g.weight_len(), "conv weight length");
         let weight = blocked_weight(g, weight);
+        let tiles = tiles(g.in_height, g.in_width);
         let (height, width) = (g.in_height, g.in_width);
         let (image_in, image_out) = (g.in_channels * height * width, g.out_channels * height * width);
         let padded_len = g.in_channels * (height + 2) * (width + 2);
@@ -89,69 +127,128 @@ mod imp {
             y.par_chunks_mut(image_out).zip(x.par_chunks(image_in)).for_each(|(y, x)| {
                 PADDED.with(|cell| {
                     let mut padded = cell.borrow_mut();
-                    padded.clear();
                     padded.resize(padded_len, 0.0);
-                    pad(g, x, &mut padded);
                     // SAFETY: `applies` checked AVX-512F at run time; the lengths asserted in
                     // `image` bound every access.
-                    unsafe { image(g, &padded, &weight, y) };
+                    unsafe {
+                        pad(g, x, &mut padded[..padded_len]);
+                        image(g, &tiles, &padded[..padded_len], &weight, y);
+                    }
                 })
             });
         })
     }
 
-    /// The image's channels into `padded` (zeros already), one pixel in from every edge.
+    /// The image's channels into `padded`, one pixel in from every edge, with a border of zeros.
+    /// Every value is written (the buffer is reused unzeroed); rows go over in runs of 16, which
+    /// compile to vector moves instead of a `memcpy` call per row.
+    #[target_feature(enable = "avx512f")]
     fn pad(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
         let (height, width) = (g.in_height, g.in_width);
         let padded_width = width + 2;
         for (plane, padded_plane) in x.chunks_exact(height * width).zip(padded.chunks_exact_mut((height + 2) * padded_width)) {
-            for (row, padded_row) in plane.chunks_exact(width).zip(padded_plane.chunks_exact_mut(padded_width).skip(1)) {
-                padded_row[1..=width].copy_from_slice(row);
+            let (top, rest) = padded_plane.split_at_mut(padded_width);
+            let (middle, bottom) = rest.split_at_mut(height * padded_width);
+            top.fill(0.0);
+            bottom.fill(0.0);
+            for (row, padded_row) in plane.chunks_exact(width).zip(middle.chunks_exact_mut(padded_width)) {
+                padded_row[0] = 0.0;
+                padded_row[width + 1] = 0.0;
+                let inside = &mut padded_row[1..=width];
+                let mut runs = inside.chunks_exact_mut(BLOCK);
+                let mut sources = row.chunks_exact(BLOCK);
+                for (to, from) in (&mut runs).zip(&mut sources) {
+                    to.copy_from_slice(from);
+                }
+                runs.into_remainder().copy_from_slice(sources.remainder());
             }
         }
     }
 
     /// One image: `y` [K, H, W] from `padded` [C, H + 2, W + 2] and the blocked weight.
     #[target_feature(enable = "avx512f")]
-    unsafe fn image(g: &ConvGeometry, padded: &[f32], weight: &[f32], y: &mut [MaybeUninit<f32>]) {
+    unsafe fn image(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], weight: &[f32], y: &mut [MaybeUninit<f32>]) {
         let (channels, height, width) = (g.in_channels, g.in_height, g.in_width);
         let padded_width = width + 2;
         let padded_plane = (height + 2) * padded_width;
         assert_eq!(padded.len(), channels * padded_plane);
         assert_eq!(weight.len(), g.out_channels * channels * 9);
         assert_eq!(y.len(), g.out_channels * height * width);
-        assert!(g.out_channels.is_multiple_of(BLOCK) && width.is_multiple_of(BLOCK));
+        assert!(g.out_channels.is_multiple_of(BLOCK));
+        for tile in tiles {
+            assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
+        }
         let y = y.as_mut_ptr().cast::<f32>();
-        // SAFETY: the pointers stay inside the buffers whose lengths are asserted above: a load
-        // reads padded row `row + r` ≤ H + 1 from column `column + s` ≤ W − 16 + 2 for 16 values,
-        // within its W + 2; taps index block · C · 9 · 16 + (c · 9 + tap) · 16 + k < K · C · 9; a
-        // store writes 16 values of output row `row` from `column` ≤ W − 16.
+        // SAFETY: every access stays inside the buffers whose lengths are asserted above. A
+        // tile's lanes read padded row `row + r` ≤ H + 1, columns `column + s …` up to
+        // `column + lanes − 1 + 2` ≤ W + 1 of its W + 2 (a masked load reads its lanes only).
+        // Taps index block · C · 9 · 16 + (c · 9 + tap) · 16 + k < K · C · 9; a tile's store
+        // writes `lanes` values of output row `row` from `column`.
         unsafe {
             for block in 0..g.out_channels / BLOCK {
                 let block_weight = weight.as_ptr().add(block * channels * 9 * BLOCK);
-                for row in 0..height {
-                    for column in (0..width).step_by(BLOCK) {
-                        let mut sums = [_mm512_setzero_ps(); BLOCK];
-                        for c in 0..channels {
-                            for r in 0..3 {
-                                // Row `row + r` of the padded plane, from column `column`: the input
-                                // pixels `column − 1 + s …` for the kernel column s.
-                                let input = padded.as_ptr().add(c * padded_plane + (row + r) * padded_width + column);
-                                for s in 0..3 {
-                                    let pixels = _mm512_loadu_ps(input.add(s));
-                                    let taps = block_weight.add(((c * 3 + r) * 3 + s) * BLOCK);
-                                    for (k, sum) in sums.iter_mut().enumerate() {
-                                        *sum = _mm512_fmadd_ps(_mm512_set1_ps(*taps.add(k)), pixels, *sum);
+                for tile in tiles {
+                    let offset = tile.row * padded_width + tile.column;
+                    // The 16 output channels' sums over every input channel and tap; `$load`
+                    // gives the tile's pixels for the tap at offset `$tap` = r·(W + 2) + s in the
+                    // padded plane `$plane`. A macro, not a closure: closures do not take on the
+                    // function's target features, and the intrinsics would not be inlined.
+                    macro_rules! tile_sums {
+                        ($plane:ident, $tap:ident => $load:expr) => {{
+                            let mut sums = [_mm512_setzero_ps(); BLOCK];
+                            for c in 0..channels {
+                                let $plane = padded.as_ptr().add(c * padded_plane);
+                                for r in 0..3 {
+                                    for s in 0..3 {
+                                        let $tap = r * padded_width + s;
+                                        let pixels = $load;
+                                        let taps = block_weight.add(((c * 3 + r) * 3 + s) * BLOCK);
+                                        for (k, sum) in sums.iter_mut().enumerate() {
+                                            *sum = _mm512_fmadd_ps(_mm512_set1_ps(*taps.add(k)), pixels, *sum);
+                                        }
                                     }
                                 }
                             }
-                        }
-                        for (k, sum) in sums.iter().enumerate() {
-                            _mm512_storeu_ps(y.add(((block * BLOCK + k) * height + row) * width + column), *sum);
-                        }
+                            sums
+                        }};
+                    }
+                    let sums = if tile.lanes == BLOCK {
+                        tile_sums!(plane, tap => _mm512_loadu_ps(plane.add(offset + tap)))
+                    } else {
+                        let mask = ((1u32 << tile.lanes) - 1) as __mmask16;
+                        tile_sums!(plane, tap => _mm512_maskz_loadu_ps(mask, plane.add(offset + tap)))
+                    };
+                    let store = ((1u32 << tile.lanes) - 1) as __mmask16;
+                    for (k, sum) in sums.iter().enumerate() {
+                        _mm512_mask_storeu_ps(y.add(((block * BLOCK + k) * height + tile.row) * width + tile.column), store, *sum);
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_every_output_pixel_once() {
+        for (height, width) in [(32, 32), (5, 28), (3, 16), (2, 56)] {
+            let mut covered = vec![0; height * width];
+            for tile in tiles(height, width) {
+                for column in tile.column..tile.column + tile.lanes {
+                    covered[tile.row * width + column] += 1;
+                }
+            }
+            assert!(covered.iter().all(|&count| count == 1), "{height}x{width}: {covered:?}");
+        }
+    }
+
+    #[test]
+    fn rows_that_would_leave_lanes_empty_stay_with_gemm() {
+        assert_eq!(lane_use(&tiles(4, 32)), 1.0);
+        assert!((lane_use(&tiles(4, 28)) - 28.0 / 32.0).abs() < 1e-12);
+        assert!(lane_use(&tiles(4, 20)) < MIN_LANE_USE, "rows of 20 fill 20 of 32 lanes");
     }
 }
