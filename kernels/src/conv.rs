@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::direct_conv;
 use crate::live_taps::LiveTaps;
-use crate::narrow_rows;
+use crate::patch_rows;
 
 /// The shape of one convolution: dilation 1, one group, any stride and per-side padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,13 +343,11 @@ fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patch
             }
             return;
         }
-        if g.stride[1] == 1 {
-            let planes = &x[(first * g.in_channels + c) * g.in_pixels()..];
-            let shift = s as isize - g.padding_begin[1] as isize;
-            let image_stride = g.in_channels * g.in_pixels();
-            if narrow_rows::fill(planes, image_stride, g.in_pixels(), out, out_height, out_width, (p_lo, p_hi), (q_lo, q_hi), row, shift) {
-                return;
-            }
+        let planes = &x[(first * g.in_channels + c) * g.in_pixels()..];
+        let shift = s as isize - g.padding_begin[1] as isize;
+        let (image_stride, size) = (g.in_channels * g.in_pixels(), (out_height, out_width));
+        if patch_rows::fill(planes, image_stride, g.in_pixels(), out, size, (p_lo, p_hi), (q_lo, q_hi), row, shift, g.stride[1]) {
+            return;
         }
         for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
             let plane = &x[((first + j) * g.in_channels + c) * g.in_pixels()..][..g.in_pixels()];

@@ -13,4 +13,4 @@ pub mod conv;
 mod direct_conv;
 pub mod max_pool;
 mod live_taps;
-mod narrow_rows;
+mod patch_rows;
