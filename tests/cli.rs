@@ -252,3 +252,23 @@ fn a_missing_zoo_folder_is_noted_and_an_error_under_strict() {
     assert_eq!(strict.status.code(), Some(1));
     assert!(stdout(&strict).contains("TL1004") && stdout(&strict).contains("no zoo to find `typo` in"), "{}", stdout(&strict));
 }
+
+/// `tlrun bench --network NAME@PX` times that network alone; a name the zoo cannot build, or a
+/// malformed value, is refused before anything runs.
+#[test]
+fn bench_times_one_network_and_refuses_unknown_ones() {
+    let dir = workspace();
+    let output = tlrun(dir.path(), &["bench", "--network", "resnet_small@16", "--steps", "1"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<String> = stdout(&output).lines().filter(|line| line.starts_with("resnet")).map(str::to_string).collect();
+    assert_eq!(rows.len(), 1, "one network: {rows:?}");
+    assert!(rows[0].starts_with("resnet_small") && rows[0].split_whitespace().nth(1) == Some("16"), "{rows:?}");
+    assert!(!stdout(&output).contains("lint"), "no lint figures with --network");
+    let refusals = [("resnet99@28", "unknown architecture `resnet99`"), ("resnet18", "expected NAME@PX"), ("resnet18@big", "`big` is not an image size")];
+    for (bad, reason) in refusals {
+        let output = tlrun(dir.path(), &["bench", "--network", bad]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: clap's usage error");
+        assert!(stderr.contains(reason), "{bad}: {stderr}");
+    }
+}

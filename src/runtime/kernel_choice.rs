@@ -1,11 +1,13 @@
-//! Which kernels a tensor runs: tlrun's (`kernels/`, through runtime/conv and runtime/batch_norm)
-//! or burn's own. One rule for every op, so convolution and batch norm never disagree.
+//! Which kernels a tensor runs: tlrun's (`kernels/`, through runtime's `conv`, `batch_norm`,
+//! `add_relu`, `max_pool` and `fused_adamw`) or burn's own. One rule for every op, so they never
+//! disagree.
 
 use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use burn::tensor::DType;
 
-/// `TLRUN_BURN_KERNELS=1` runs burn's own convolution and batch norm everywhere: the reference,
+/// `TLRUN_BURN_KERNELS=1` runs burn's own ops (convolution, batch norm, ReLU and the residual add,
+/// max pool, AdamW) everywhere: the reference,
 /// for comparing a run's numbers or speed with tlrun's kernels (docs/performance.md).
 pub fn burn_kernels_only() -> bool {
     static ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
