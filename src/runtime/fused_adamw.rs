@@ -2,10 +2,10 @@
 //! gradient and its moments instead of a dozen whole-tensor operations. The optimizer
 //! (`runtime/optimizer.rs`) calls [`step`] and keeps its tensor-op formula for every other backend.
 
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::prelude::*;
 use burn::tensor::DType;
 use tlrun_kernels::adamw::{self as kernels, AdamWStep};
@@ -14,21 +14,13 @@ use crate::runtime::kernel_choice::runs_tlrun_kernels;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedAdamWBackend: Backend {
-    /// (parameter, first moment, second moment) after one AdamW step; f32 only. The scalars are
-    /// β₁, β₂, ε, 1 − β₁ᵗ, 1 − β₂ᵗ, the learning rate and 1 − lr·weight decay.
-    #[allow(clippy::too_many_arguments)]
+    /// (parameter, first moment, second moment) after one AdamW step; f32 only.
     fn fused_adamw_step(
         parameter: FloatTensor<Self>,
         gradient: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
-        beta_1: f64,
-        beta_2: f64,
-        epsilon: f64,
-        bias_correction_1: f64,
-        bias_correction_2: f64,
-        learning_rate: f64,
-        decay_factor: f64,
+        constants: AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -46,22 +38,8 @@ impl FusedAdamWBackend for Flex {
         gradient: FlexTensor,
         moment_1: FlexTensor,
         moment_2: FlexTensor,
-        beta_1: f64,
-        beta_2: f64,
-        epsilon: f64,
-        bias_correction_1: f64,
-        bias_correction_2: f64,
-        learning_rate: f64,
-        decay_factor: f64,
+        constants: AdamWStep,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let constants = AdamWStep {
-            beta_1: beta_1 as f32,
-            beta_2: beta_2 as f32,
-            epsilon: epsilon as f32,
-            bias_correction: [bias_correction_1 as f32, bias_correction_2 as f32],
-            learning_rate: learning_rate as f32,
-            decay_factor: decay_factor as f32,
-        };
         let (mut parameter, mut moment_1, mut moment_2) =
             (owned_contiguous(parameter), owned_contiguous(moment_1), owned_contiguous(moment_2));
         let gradient = gradient.to_contiguous();
@@ -83,27 +61,10 @@ impl<C: CheckpointStrategy> FusedAdamWBackend for Autodiff<Flex, C> {
         gradient: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
-        beta_1: f64,
-        beta_2: f64,
-        epsilon: f64,
-        bias_correction_1: f64,
-        bias_correction_2: f64,
-        learning_rate: f64,
-        decay_factor: f64,
+        constants: AdamWStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (parameter, moment_1, moment_2) = Flex::fused_adamw_step(
-            parameter.into_primitive(),
-            gradient.into_primitive(),
-            moment_1.into_primitive(),
-            moment_2.into_primitive(),
-            beta_1,
-            beta_2,
-            epsilon,
-            bias_correction_1,
-            bias_correction_2,
-            learning_rate,
-            decay_factor,
-        );
+        let [parameter, gradient, moment_1, moment_2] = [parameter, gradient, moment_1, moment_2].map(|tensor| tensor.into_primitive());
+        let (parameter, moment_1, moment_2) = Flex::fused_adamw_step(parameter, gradient, moment_1, moment_2, constants);
         (FloatTensor::<Self>::new(parameter), FloatTensor::<Self>::new(moment_1), FloatTensor::<Self>::new(moment_2))
     }
 }
@@ -118,6 +79,21 @@ pub struct Constants {
     pub time: i32,
     pub learning_rate: f64,
     pub weight_decay: f64,
+}
+
+impl Constants {
+    /// As the kernel takes them: f32, like the scalars of burn's tensor ops, with the bias
+    /// corrections 1 − βᵗ and the decay factor 1 − lr·weight decay worked out in f64 first.
+    fn kernel_step(&self) -> AdamWStep {
+        AdamWStep {
+            beta_1: self.beta_1 as f32,
+            beta_2: self.beta_2 as f32,
+            epsilon: self.epsilon as f32,
+            bias_correction: [(1.0 - self.beta_1.powi(self.time)) as f32, (1.0 - self.beta_2.powi(self.time)) as f32],
+            learning_rate: self.learning_rate as f32,
+            decay_factor: (1.0 - self.learning_rate * self.weight_decay) as f32,
+        }
+    }
 }
 
 /// The fused op takes these tensors: f32 on flex, and burn's kernels were not asked for
@@ -139,19 +115,12 @@ pub fn step<const D: usize>(
     constants: Constants,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
     let (moment_1, moment_2) = moments.unwrap_or_else(|| (parameter.zeros_like(), parameter.zeros_like()));
-    let c = constants;
     let (parameter, moment_1, moment_2) = <Dispatch as FusedAdamWBackend>::fused_adamw_step(
         parameter.into_dispatch(),
         gradient.into_dispatch(),
         moment_1.into_dispatch(),
         moment_2.into_dispatch(),
-        c.beta_1,
-        c.beta_2,
-        c.epsilon,
-        1.0 - c.beta_1.powi(c.time),
-        1.0 - c.beta_2.powi(c.time),
-        c.learning_rate,
-        1.0 - c.learning_rate * c.weight_decay,
+        constants.kernel_step(),
     );
     (Tensor::from_dispatch(parameter), Tensor::from_dispatch(moment_1), Tensor::from_dispatch(moment_2))
 }
