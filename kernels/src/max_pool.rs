@@ -136,20 +136,11 @@ fn pool_planes(plan: &Plan, inputs: &[f32], outs: &mut [std::mem::MaybeUninit<f3
     }
 }
 
-/// [`pool_planes`] compiled for AVX-512 (16 lanes), chosen at run time.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn pool_planes_avx512(plan: &Plan, input: &[f32], out: &mut [std::mem::MaybeUninit<f32>], indices: Option<&mut [u32]>) {
-    pool_planes(plan, input, out, indices)
-}
-
-fn pool_planes_fastest(plan: &Plan, input: &[f32], out: &mut [std::mem::MaybeUninit<f32>], indices: Option<&mut [u32]>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F, checked just above.
-        return unsafe { pool_planes_avx512(plan, input, out, indices) };
+multiversion! {
+    /// [`pool_planes`], compiled for AVX-512 (16 lanes) too and chosen at run time.
+    fn pool_planes_fastest(plan: &Plan, input: &[f32], out: &mut [std::mem::MaybeUninit<f32>], indices: Option<&mut [u32]>) {
+        pool_planes(plan, input, out, indices)
     }
-    pool_planes(plan, input, out, indices)
 }
 
 /// The pooled planes and, when `with_indices`, the index within its plane of each output's
