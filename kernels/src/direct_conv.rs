@@ -37,7 +37,7 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
         && g.out_channels.is_multiple_of(BLOCK)
         && g.in_width >= BLOCK;
     let weights_in_cache = g.in_channels * 9 * BLOCK * size_of::<f32>() <= L1_WEIGHT_BYTES;
-    shape && weights_in_cache && lane_use(&tiles(g.in_height, g.in_width)) >= MIN_LANE_USE && avx512()
+    shape && weights_in_cache && lane_use(&tiles(g.in_height, g.in_width)) >= MIN_LANE_USE && crate::simd::avx512()
 }
 
 /// The output pixels one vector computes: `lanes` (16, or the rest of a row) consecutive pixels of
@@ -61,16 +61,6 @@ fn tiles(height: usize, width: usize) -> Vec<Tile> {
 fn lane_use(tiles: &[Tile]) -> f64 {
     let used: usize = tiles.iter().map(|tile| tile.lanes).sum();
     used as f64 / (tiles.len().max(1) * BLOCK) as f64
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn avx512() -> bool {
-    false
 }
 
 /// `y = conv2d(x, w)` for a geometry [`applies`] accepted.

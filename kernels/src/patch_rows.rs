@@ -23,7 +23,7 @@ pub(crate) fn fill(
     stride: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if crate::simd::avx512() {
         let (out_height, out_width) = out_size;
         let pixels = out_height * out_width;
         let images = out.len() / pixels.max(1);

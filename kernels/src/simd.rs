@@ -18,7 +18,7 @@ macro_rules! multiversion {
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     generic($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx512f") {
+                if crate::simd::avx512() {
                     // SAFETY: the CPU has AVX-512F, checked just above.
                     return unsafe { avx512($($arg),*) };
                 }
@@ -26,4 +26,12 @@ macro_rules! multiversion {
             generic($($arg),*)
         }
     };
+}
+
+/// Whether this CPU has AVX-512F: the one check every AVX-512 path asks (std caches the answer).
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
