@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::direct_conv;
 use crate::live_taps::LiveTaps;
 use crate::patch_rows;
+use crate::single_pixel::SinglePixel;
 
 /// The shape of one convolution: dilation 1, one group, any stride and per-side padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +160,7 @@ fn plan(geometry: &ConvGeometry) -> Plan {
 /// Multiply-adds below which splitting one gemm across threads costs more than it saves.
 const PARALLEL_GEMM_WORK: usize = 1 << 20;
 
-fn gemm_threads(parallel_chunks: bool, m: usize, n: usize, k: usize) -> Parallelism {
+pub(crate) fn gemm_threads(parallel_chunks: bool, m: usize, n: usize, k: usize) -> Parallelism {
     if parallel_chunks || m * n * k < PARALLEL_GEMM_WORK || rayon::current_num_threads() < 2 {
         Parallelism::None
     } else {
@@ -170,24 +171,33 @@ fn gemm_threads(parallel_chunks: bool, m: usize, n: usize, k: usize) -> Parallel
 /// A row-major or transposed view of a matrix for gemm: element (i, j) is at
 /// `data[i * row_stride + j * column_stride]`.
 #[derive(Clone, Copy)]
-struct Matrix {
+pub(crate) struct Matrix {
     row_stride: usize,
     column_stride: usize,
 }
 
 impl Matrix {
-    fn rows(row_stride: usize) -> Self {
+    pub(crate) fn rows(row_stride: usize) -> Self {
         Matrix { row_stride, column_stride: 1 }
     }
 
     fn transposed(row_stride: usize) -> Self {
         Matrix { row_stride: 1, column_stride: row_stride }
     }
+
+    pub(crate) fn strided(row_stride: usize, column_stride: usize) -> Self {
+        Matrix { row_stride, column_stride }
+    }
+
+    /// The same elements with rows and columns swapped.
+    pub(crate) fn transpose(self) -> Self {
+        Matrix { row_stride: self.column_stride, column_stride: self.row_stride }
+    }
 }
 
 /// Where a gemm writes: over initialised values (optionally adding to them), or into memory
 /// not yet initialised (the output of a fresh tensor, which then needs no zeroing).
-enum Destination<'a> {
+pub(crate) enum Destination<'a> {
     Overwrite(&'a mut [f32]),
     Accumulate(&'a mut [f32]),
     Fresh(&'a mut [MaybeUninit<f32>]),
@@ -207,7 +217,7 @@ impl Destination<'_> {
 
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     mut dst: Destination<'_>,
     dst_layout: Matrix,
     lhs: &[f32],
@@ -470,10 +480,14 @@ fn col2im(geometry: &ConvGeometry, patch_grads: &[f32], images: usize, dx: &mut 
 }
 
 /// `y = conv2d(x, w)`: x is [N, C, H, W], w is [K, C, R, S], y is [N, K, P, Q], all contiguous.
-/// Kernel taps that only ever read padding are skipped ([`LiveTaps`]).
+/// A one-pixel output is a gemm per kernel tap ([`SinglePixel`]); elsewhere, kernel taps that only
+/// ever read padding are skipped ([`LiveTaps`]).
 pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), geometry.input_len(), "conv input length");
     assert_eq!(weight.len(), geometry.weight_len(), "conv weight length");
+    if let Some(single_pixel) = SinglePixel::of(geometry) {
+        return single_pixel.forward(geometry, x, weight);
+    }
     match LiveTaps::of(geometry) {
         Some(taps) => convolve(&taps.cropped, x, &taps.crop(geometry, weight)),
         None => convolve(geometry, x, weight),
@@ -539,6 +553,9 @@ pub fn backward(
     assert_eq!(x.len(), geometry.input_len(), "conv input length");
     assert_eq!(weight.len(), geometry.weight_len(), "conv weight length");
     assert_eq!(dy.len(), geometry.output_len(), "conv output gradient length");
+    if let Some(single_pixel) = SinglePixel::of(geometry) {
+        return single_pixel.backward(geometry, x, weight, dy, input_grad, weight_grad);
+    }
     match LiveTaps::of(geometry) {
         Some(taps) => {
             let (dx, dw) = backward_whole_kernel(&taps.cropped, x, &taps.crop(geometry, weight), dy, input_grad, weight_grad);
@@ -657,7 +674,7 @@ fn backward_whole_kernel(
 
 /// `[rows, columns]` → `[columns, rows]`, in tiles that stay in cache (a weight gradient of
 /// resnet18's last stage is 2.4 million values).
-fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+pub(crate) fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
     const TILE: usize = 32;
     filled(values.len(), |out| {
         for row_start in (0..rows).step_by(TILE) {

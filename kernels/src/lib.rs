@@ -14,3 +14,4 @@ mod direct_conv;
 pub mod max_pool;
 mod live_taps;
 mod patch_rows;
+mod single_pixel;

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::conv::{ConvGeometry, filled, write};
+use crate::conv::{ConvGeometry, filled};
 
 /// The rows `[top, bottom)` and columns `[left, right)` of the kernel that some output reads inside
 /// the image, when that is less than the whole kernel.
@@ -54,17 +54,20 @@ impl LiveTaps {
     }
 
     /// `[K, C, R, S]` → `[K, C, R', S']`: the live taps of every filter. Memory-bound (the live taps
-    /// are spread over the whole weight), so filters are gathered in parallel.
+    /// are spread over the whole weight), so filters are gathered in parallel, one tap across all
+    /// channels at a time: a copy per kernel row would be a library call for every one or two
+    /// values.
     pub(crate) fn crop(&self, full: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
         let (height, width) = (self.cropped.kernel_height, self.cropped.kernel_width);
         let full_area = full.kernel_height * full.kernel_width;
         filled(full.out_channels * full.in_channels * height * width, |cropped| {
             let filters = cropped.par_chunks_mut(full.in_channels * height * width).zip(weight.par_chunks(full.in_channels * full_area));
             filters.for_each(|(cropped, filter)| {
-                for (live, kernel) in cropped.chunks_exact_mut(height * width).zip(filter.chunks_exact(full_area)) {
-                    for (r, live_row) in live.chunks_exact_mut(width).enumerate() {
-                        let start = (self.rows[0] + r) * full.kernel_width + self.columns[0];
-                        write(live_row, &kernel[start..start + width]);
+                for live_tap in 0..height * width {
+                    let (r, s) = (self.rows[0] + live_tap / width, self.columns[0] + live_tap % width);
+                    let taps = filter[r * full.kernel_width + s..].iter().step_by(full_area);
+                    for (live, &value) in cropped[live_tap..].iter_mut().step_by(height * width).zip(taps) {
+                        live.write(value);
                     }
                 }
             });
