@@ -356,6 +356,10 @@ fn im2col(geometry: &ConvGeometry, x: &[f32], first: usize, images: usize, patch
                     sources[p * out_width + q] = Some(row(p) + column(q));
                 }
             }
+            let planes = &x[(first * g.in_channels + c) * g.in_pixels()..];
+            if patch_rows::fill_small(planes, g.in_channels * g.in_pixels(), g.in_pixels(), out, &sources[..pixels]) {
+                return;
+            }
             for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
                 let plane = &x[((first + j) * g.in_channels + c) * g.in_pixels()..][..g.in_pixels()];
                 for (value, source) in image_out.iter_mut().zip(&sources) {
@@ -900,6 +904,33 @@ mod tests {
         let got = forward(&g, &x, &w);
         for (a, b) in got.iter().zip(&expected) {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn small_maps_gathered_several_images_a_vector_match_the_definition() {
+        // 2×2, 3×3 and 4×4 outputs (four, one and one image a vector), padding, stride 2, and
+        // batches that leave a part-filled last vector.
+        for (side, stride, padding, batch) in [(2, 1, 1, 7), (3, 1, 1, 5), (4, 1, 1, 3), (7, 2, 1, 6), (5, 1, 0, 9)] {
+            let g = ConvGeometry {
+                batch,
+                in_channels: 3,
+                in_height: side,
+                in_width: side,
+                out_channels: 4,
+                kernel_height: 3,
+                kernel_width: 3,
+                stride: [stride, stride],
+                padding_begin: [padding, padding],
+                padding_end: [padding, padding],
+            };
+            assert!(g.out_height() * g.out_width() <= SMALL_MAP_PIXELS && g.out_height() > 1);
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let expected = reference_forward(&g, &x, &w);
+            for (a, b) in forward_whole_kernel(&g, &x, &w).iter().zip(&expected) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "side {side} stride {stride}: {a} vs {b}");
+            }
         }
     }
 }

@@ -13,5 +13,6 @@ pub mod conv;
 mod direct_conv;
 pub mod max_pool;
 mod live_taps;
+mod narrow_max_pool;
 mod patch_rows;
 mod single_pixel;

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::conv::filled;
+use crate::narrow_max_pool;
 
 /// One max pool: `planes` = batch × channels planes of `height` × `width`, dilation 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl PoolGeometry {
     }
 
     /// Input rows (or columns) `[first, end)` of output row `o`'s window, inside the image.
-    fn window(&self, axis: usize, o: usize, size: usize) -> (usize, usize) {
+    pub(crate) fn window(&self, axis: usize, o: usize, size: usize) -> (usize, usize) {
         let start = (o * self.stride[axis]) as isize - self.padding_begin[axis] as isize;
         let end = (start + self.kernel[axis] as isize).min(size as isize);
         (start.max(0) as usize, end.max(0) as usize)
@@ -175,6 +176,9 @@ pub fn forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f
             Some(Tap { first, end, start: phase_starts[phase] + rank, column })
         })
         .collect();
+    if !with_indices && narrow_max_pool::applies(&g) {
+        return (narrow_max_pool::forward(&g, x), Vec::new());
+    }
     let plan = Plan { g, out_height, out_width, phase_starts: &phase_starts, taps: &taps };
     let mut indices = if with_indices { vec![0u32; g.output_len()] } else { Vec::new() };
     let y = filled(g.output_len(), |y| {
@@ -280,6 +284,26 @@ mod tests {
         let (y, indices) = forward(&g, &[1.0, f32::NAN, 3.0, f32::NAN], true);
         assert!(y[0].is_nan());
         assert_eq!(indices, vec![1]);
+    }
+
+    #[test]
+    fn evaluation_on_narrow_maps_matches_the_definition() {
+        // Widths around one and two vectors, odd and even, padded at the end or not; −∞ and NaN.
+        for (height, width, padding_end) in [(14, 14, 1), (32, 32, 1), (7, 15, 1), (5, 16, 0), (6, 17, 1), (9, 31, 0), (1, 1, 1), (3, 2, 0)] {
+            let g = PoolGeometry { padding_end: [padding_end, padding_end], ..geometry(height, width, 3, 2, 1) }.checked().expect("a valid pool");
+            let mut x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let len = x.len();
+            x[5 % len] = f32::NEG_INFINITY;
+            let y = forward(&g, &x, false).0;
+            assert_eq!(y, reference(&g, &x), "{height}x{width} padding end {padding_end}");
+            assert_eq!(y, forward(&g, &x, true).0, "the same values as the general pool");
+            x[(width + 1).min(len - 1)] = f32::NAN;
+            let (narrow, general) = (forward(&g, &x, false).0, forward(&g, &x, true).0);
+            let nan_at = |values: &[f32]| values.iter().map(|value| value.is_nan()).collect::<Vec<_>>();
+            assert_eq!(nan_at(&narrow), nan_at(&general), "NaN where the general pool has it");
+            assert!(narrow.iter().any(|value| value.is_nan()));
+        }
+        assert!(!narrow_max_pool::applies(&geometry(33, 33, 3, 2, 1)), "rows of more than 32");
     }
 
     #[test]

@@ -51,6 +51,31 @@ pub(crate) fn fill(
     false
 }
 
+/// One patch row of maps of at most 16 output pixels: `out[j·L + i] = plane_j[sources[i]]`, zero
+/// where `sources[i]` is `None` (padding); L = `sources.len()`. Several images share a vector
+/// (16 / L of them: four 2×2 maps, one 4×4) and fill it with one gather. Returns false, doing
+/// nothing, without AVX-512.
+pub(crate) fn fill_small(planes: &[f32], image_stride: usize, plane_len: usize, out: &mut [f32], sources: &[Option<usize>]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx512() {
+        let pixels = sources.len();
+        assert!((1..=16).contains(&pixels), "1 to 16 pixels a map");
+        let images = out.len() / pixels;
+        assert_eq!(out.len(), images * pixels);
+        assert!(images == 0 || planes.len() >= (images - 1) * image_stride + plane_len);
+        assert!(sources.iter().flatten().all(|&source| source < plane_len), "sources inside the plane");
+        let per_vector = 16 / pixels;
+        assert!((per_vector as u64) * (image_stride as u64) < i32::MAX as u64, "gather indices are i32");
+        // SAFETY: AVX-512F is present; every gathered lane reads `sources[i] < plane_len` into the
+        // plane of an image below `images` (masks stop at the last image), inside `planes` by the
+        // assertions above; stores stay inside `out`.
+        unsafe { imp::fill_small(planes, image_stride, out, sources, per_vector) };
+        return true;
+    }
+    let _ = (planes, image_stride, plane_len, out, sources);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::arch::x86_64::*;
@@ -98,6 +123,54 @@ mod imp {
                         _mm512_mask_storeu_ps(out_row.add(run), lanes(0, width), values);
                     }
                 }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fill_small(planes: &[f32], image_stride: usize, out: &mut [f32], sources: &[Option<usize>], per_vector: usize) {
+        let pixels = sources.len();
+        let images = out.len() / pixels;
+        // Lane l: image l / L of the group, pixel l % L.
+        let mut indices = [0i32; 16];
+        let mut live: u32 = 0;
+        for lane in 0..per_vector * pixels {
+            if let Some(source) = sources[lane % pixels] {
+                indices[lane] = ((lane / pixels) * image_stride + source) as i32;
+                live |= 1 << lane;
+            }
+        }
+        // Where every pixel reads `shift` values further on in its plane (stride 1 and rows as
+        // wide as the output's: the 3×3 convolutions of resnet18's 2×2 and 4×4 maps), each image
+        // is one masked load, cheaper than a gather's lane-by-lane loads.
+        let first_live = sources.iter().enumerate().find_map(|(i, source)| source.map(|source| source as isize - i as isize));
+        let uniform = first_live.filter(|&shift| sources.iter().enumerate().all(|(i, source)| source.is_none_or(|source| source as isize - i as isize == shift)));
+        if let Some(shift) = uniform {
+            // SAFETY: lane l of image k's load reads plane_k[l − k·L + shift] = plane_k[sources[l − k·L]]
+            // for the live lanes only; the others are masked and touch no memory.
+            unsafe {
+                for first in (0..images).step_by(per_vector) {
+                    let mut values = _mm512_setzero_ps();
+                    for k in 0..(images - first).min(per_vector) {
+                        let plane = planes.as_ptr().wrapping_add((first + k) * image_stride);
+                        let live_lanes = ((live & ((1 << pixels) - 1)) << (k * pixels)) as __mmask16;
+                        values = _mm512_mask_loadu_ps(values, live_lanes, plane.wrapping_offset(shift - (k * pixels) as isize));
+                    }
+                    let used = lanes(0, (images - first).min(per_vector) * pixels);
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(first * pixels), used, values);
+                }
+            }
+            return;
+        }
+        // SAFETY: see `patch_rows::fill_small`.
+        unsafe {
+            let indices = _mm512_loadu_si512(indices.as_ptr().cast());
+            for first in (0..images).step_by(per_vector) {
+                let lanes_used = (images - first).min(per_vector) * pixels;
+                let used = lanes(0, lanes_used);
+                let base = planes.as_ptr().wrapping_add(first * image_stride);
+                let values = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), (live as __mmask16) & used, indices, base);
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(first * pixels), used, values);
             }
         }
     }
