@@ -16,6 +16,7 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::batch_lanes_conv;
 use crate::direct_conv;
 use crate::live_taps::LiveTaps;
 use crate::patch_rows;
@@ -514,6 +515,8 @@ pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
 fn convolve(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     if direct_conv::applies(geometry) {
         direct_conv::forward(geometry, x, weight)
+    } else if batch_lanes_conv::applies(geometry) {
+        batch_lanes_conv::forward(geometry, x, weight)
     } else {
         forward_whole_kernel(geometry, x, weight)
     }
@@ -932,5 +935,39 @@ mod tests {
                 assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "side {side} stride {stride}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn the_batch_lanes_kernel_matches_the_definition() {
+        if !crate::simd::avx512() {
+            return;
+        }
+        // (batch, channels in → out, input h × w, kernel, stride, padding begin, end): a full and a
+        // part-filled group, 2×2 and 7×7 maps with 3×3 kernels, a 7×7 kernel, a non-square kernel
+        // with asymmetric padding, and 40 output channels (a task block of 8).
+        let cases = [
+            (16, 5, 16, [2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
+            (28, 3, 8, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1]),
+            (32, 3, 64, [9, 9], [7, 7], [1, 1], [3, 3], [3, 3]),
+            (13, 4, 40, [5, 6], [3, 4], [1, 1], [0, 2], [1, 0]),
+            (64, 2, 16, [4, 4], [3, 3], [1, 1], [1, 1], [1, 1]),
+        ];
+        for (batch, in_channels, out_channels, [in_height, in_width], [kernel_height, kernel_width], stride, padding_begin, padding_end) in cases {
+            let g = ConvGeometry { batch, in_channels, in_height, in_width, out_channels, kernel_height, kernel_width, stride, padding_begin, padding_end };
+            assert!(batch_lanes_conv::applies(&g), "{g:?}");
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let expected = reference_forward(&g, &x, &w);
+            let got = batch_lanes_conv::forward(&g, &x, &w);
+            assert_eq!(got.len(), expected.len());
+            for (index, (a, b)) in got.iter().zip(&expected).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{g:?} [{index}]: {a} vs {b}");
+            }
+        }
+        let narrow = |batch, out_channels, width| ConvGeometry { batch, in_channels: 4, in_height: 7, in_width: width, out_channels, kernel_height: 3, kernel_width: 3, stride: [1, 1], padding_begin: [1, 1], padding_end: [1, 1] };
+        assert!(!batch_lanes_conv::applies(&narrow(8, 16, 7)), "half the lanes empty");
+        assert!(!batch_lanes_conv::applies(&narrow(64, 12, 7)), "output channels not a multiple of 8");
+        assert!(!batch_lanes_conv::applies(&narrow(64, 16, 16)), "rows of a whole vector");
+        assert!(!batch_lanes_conv::applies(&ConvGeometry { stride: [2, 2], ..narrow(64, 16, 7) }), "stride 2");
     }
 }

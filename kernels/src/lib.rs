@@ -8,6 +8,7 @@ mod simd;
 
 pub mod activation;
 pub mod adamw;
+mod batch_lanes_conv;
 pub mod batch_norm;
 pub mod conv;
 mod direct_conv;
