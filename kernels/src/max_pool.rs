@@ -147,6 +147,15 @@ multiversion! {
 /// The pooled planes and, when `with_indices`, the index within its plane of each output's
 /// maximum (empty otherwise: evaluation needs no backward).
 pub fn forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Vec<u32>) {
+    assert_eq!(x.len(), geometry.input_len(), "max pool input length");
+    if narrow_max_pool::applies(geometry) {
+        return narrow_max_pool::forward(geometry, x, with_indices);
+    }
+    general_forward(geometry, x, with_indices)
+}
+
+/// [`forward`] for any geometry: rows split by column phase, compared run by run.
+fn general_forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Vec<u32>) {
     let g = *geometry;
     assert_eq!(x.len(), g.input_len(), "max pool input length");
     assert!(g.height * g.width <= u32::MAX as usize, "max pool plane too large for u32 indices");
@@ -176,9 +185,6 @@ pub fn forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f
             Some(Tap { first, end, start: phase_starts[phase] + rank, column })
         })
         .collect();
-    if !with_indices && narrow_max_pool::applies(&g) {
-        return (narrow_max_pool::forward(&g, x), Vec::new());
-    }
     let plan = Plan { g, out_height, out_width, phase_starts: &phase_starts, taps: &taps };
     let mut indices = if with_indices { vec![0u32; g.output_len()] } else { Vec::new() };
     let y = filled(g.output_len(), |y| {
@@ -287,21 +293,30 @@ mod tests {
     }
 
     #[test]
-    fn evaluation_on_narrow_maps_matches_the_definition() {
-        // Widths around one and two vectors, odd and even, padded at the end or not; −∞ and NaN.
+    fn narrow_maps_match_the_general_pool_values_and_positions() {
+        // Widths around one and two vectors, odd and even, padded at the end or not; values on a
+        // coarse grid (ties), −∞, and NaN.
         for (height, width, padding_end) in [(14, 14, 1), (32, 32, 1), (7, 15, 1), (5, 16, 0), (6, 17, 1), (9, 31, 0), (1, 1, 1), (3, 2, 0)] {
             let g = PoolGeometry { padding_end: [padding_end, padding_end], ..geometry(height, width, 3, 2, 1) }.checked().expect("a valid pool");
-            let mut x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            assert!(narrow_max_pool::applies(&g) || !crate::simd::avx512());
+            let mut x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) / 20) as f32 - 2.0).collect();
             let len = x.len();
             x[5 % len] = f32::NEG_INFINITY;
-            let y = forward(&g, &x, false).0;
-            assert_eq!(y, reference(&g, &x), "{height}x{width} padding end {padding_end}");
-            assert_eq!(y, forward(&g, &x, true).0, "the same values as the general pool");
-            x[(width + 1).min(len - 1)] = f32::NAN;
-            let (narrow, general) = (forward(&g, &x, false).0, forward(&g, &x, true).0);
-            let nan_at = |values: &[f32]| values.iter().map(|value| value.is_nan()).collect::<Vec<_>>();
-            assert_eq!(nan_at(&narrow), nan_at(&general), "NaN where the general pool has it");
-            assert!(narrow.iter().any(|value| value.is_nan()));
+            for with_nan in [false, true] {
+                if with_nan {
+                    x[(width + 1).min(len - 1)] = f32::NAN;
+                    x[len / 2] = f32::NAN;
+                }
+                let (values, indices) = forward(&g, &x, true);
+                let (general_values, general_indices) = general_forward(&g, &x, true);
+                let bits = |values: &[f32]| values.iter().map(|value| if value.is_nan() { u32::MAX } else { value.to_bits() }).collect::<Vec<_>>();
+                assert_eq!(bits(&values), bits(&general_values), "{height}x{width} padding end {padding_end}");
+                assert_eq!(indices, general_indices, "{height}x{width} padding end {padding_end}: positions");
+                assert_eq!(bits(&forward(&g, &x, false).0), bits(&values), "evaluation's values");
+                if !with_nan {
+                    assert_eq!(values, reference(&g, &x));
+                }
+            }
         }
         assert!(!narrow_max_pool::applies(&geometry(33, 33, 3, 2, 1)), "rows of more than 32");
     }

@@ -1,11 +1,11 @@
-//! Evaluation's max pool for the ResNet stem's 3×3, stride 2, padding 1 window on maps at most 32
-//! pixels wide (resnet18 at 28 and 64 px: 14 and 32): each output row from its input rows loaded as
-//! two AVX-512 vectors, the window's three columns picked by permutes. The general pool splits
-//! every row by column phase and compares run by run, which on 14-pixel rows is a few values per
-//! loop: 6% of resnet18's inference time at 28 px (`perf`, 2026-11-30). Without positions of the
-//! maxima (evaluation needs no backward) the order of comparisons does not matter, so rows can be
-//! compared first and columns after. A NaN in the window makes the output NaN, as in the general
-//! pool and PyTorch.
+//! Max pool for the ResNet stem's 3×3, stride 2, padding 1 window on maps at most 32 pixels wide
+//! (resnet18 at 28 and 64 px: 14 and 32): each input row loaded as two AVX-512 vectors, the
+//! window's three columns picked by permutes. The general pool splits every row by column phase and
+//! compares run by run, which on 14-pixel rows is a few values per loop: 6% of resnet18's inference
+//! time at 28 px and 3.4% of its training time (`perf`, 2026-11-30). Without positions of the maxima
+//! (evaluation) rows are compared first and columns after; with them (training), the nine taps are
+//! compared in the general pool's order, row by row, so that the first maximum wins a tie there
+//! too. A NaN in the window makes the output NaN, as in the general pool and PyTorch.
 
 use rayon::prelude::*;
 
@@ -25,25 +25,44 @@ pub(crate) fn applies(g: &PoolGeometry) -> bool {
         && crate::simd::avx512()
 }
 
-/// The pooled planes (callers check [`applies`] first).
-pub(crate) fn forward(g: &PoolGeometry, x: &[f32]) -> Vec<f32> {
+/// The pooled planes and, when `with_indices`, each maximum's index in its plane (callers check
+/// [`applies`] first).
+pub(crate) fn forward(g: &PoolGeometry, x: &[f32], with_indices: bool) -> (Vec<f32>, Vec<u32>) {
     assert!(applies(g), "the narrow max pool does not apply to {g:?}");
     assert_eq!(x.len(), g.input_len(), "max pool input length");
     let (in_plane, out_plane) = (g.height * g.width, g.out_height() * g.out_width());
-    filled(g.output_len(), |y| {
-        y.par_chunks_mut(PLANES_PER_TASK * out_plane).zip(x.par_chunks(PLANES_PER_TASK * in_plane)).for_each(|(out, input)| {
-            // SAFETY: AVX-512F is present (`applies`); see `imp::pool` for the bounds.
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                imp::pool(g, input, out)
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                let _ = (out, input);
-                unreachable!("applies() is false off x86-64")
-            }
-        })
-    })
+    let mut indices = if with_indices { vec![0u32; g.output_len()] } else { Vec::new() };
+    let values = filled(g.output_len(), |y| {
+        let tasks = y.par_chunks_mut(PLANES_PER_TASK * out_plane).zip(x.par_chunks(PLANES_PER_TASK * in_plane));
+        if with_indices {
+            tasks.zip(indices.par_chunks_mut(PLANES_PER_TASK * out_plane)).for_each(|((out, input), indices)| {
+                // SAFETY: AVX-512F is present (`applies`); see `imp::pool` for the bounds.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    imp::pool_with_indices(g, input, out, indices)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = (out, input, indices);
+                    unreachable!("applies() is false off x86-64")
+                }
+            });
+        } else {
+            tasks.for_each(|(out, input)| {
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    imp::pool(g, input, out)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = (out, input);
+                    unreachable!("applies() is false off x86-64")
+                }
+            });
+        }
+    });
+    (values, indices)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -96,6 +115,71 @@ mod imp {
                 let pooled = max_or_nan(max_or_nan(before, centre), after);
                 // SAFETY: `out_lanes` covers the `out_width` values of `out_row`.
                 unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr().cast::<f32>(), out_lanes, pooled) };
+            }
+        }
+    }
+
+    /// NaN-aware "value beats best": greater, or NaN over a number (the general pool's rule).
+    #[target_feature(enable = "avx512f")]
+    fn beats(value: __m512, best: __m512) -> __mmask16 {
+        let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
+        let nan_over_number = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(value, value) & _mm512_cmp_ps_mask::<_CMP_ORD_Q>(best, best);
+        greater | nan_over_number
+    }
+
+    /// [`pool`] with each maximum's index in its plane: taps (r, s) in row-major order, a tap
+    /// replacing the best so far only when it [`beats`] it, so the first maximum wins. A window of
+    /// −∞ keeps its first cell in the image, as in the general pool; padding lanes hold −∞ and never
+    /// win.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pool_with_indices(g: &PoolGeometry, input: &[f32], out: &mut [MaybeUninit<f32>], indices: &mut [u32]) {
+        let (height, width) = (g.height, g.width);
+        let (out_height, out_width) = (g.out_height(), g.out_width());
+        assert!(width <= 32 && out_width <= 16 && height * width < i32::MAX as usize);
+        let planes = input.len() / (height * width);
+        assert_eq!(planes, out.len() / (out_height * out_width));
+        assert_eq!(indices.len(), out.len());
+        let minus_infinity = _mm512_set1_ps(f32::NEG_INFINITY);
+        let (low, high, out_lanes) = (first_lanes(width), first_lanes(width.saturating_sub(16)), first_lanes(out_width));
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let previous = _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        // Column 2q − 1 + s of lane q; −1 (lane 0, s = 0) is padding, which never wins.
+        let centre_columns = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(2));
+        let tap_columns = [_mm512_sub_epi32(centre_columns, _mm512_set1_epi32(1)), centre_columns, _mm512_add_epi32(centre_columns, _mm512_set1_epi32(1))];
+        // A window's first column in the image: max(2q − 1, 0).
+        let first_columns = _mm512_max_epi32(tap_columns[0], _mm512_setzero_si512());
+        for ((plane, out_plane), plane_indices) in
+            input.chunks_exact(height * width).zip(out.chunks_exact_mut(out_height * out_width)).zip(indices.chunks_exact_mut(out_height * out_width))
+        {
+            for (p, (out_row, index_row)) in out_plane.chunks_exact_mut(out_width).zip(plane_indices.chunks_exact_mut(out_width)).enumerate() {
+                let (first, end) = g.window(0, p, height);
+                let mut best = minus_infinity;
+                let mut best_index = _mm512_add_epi32(first_columns, _mm512_set1_epi32((first * width) as i32));
+                for row in first..end {
+                    let values = &plane[row * width..][..width];
+                    // SAFETY: the masks keep both loads inside `values` (`width` of them).
+                    let (left, right) = unsafe {
+                        (
+                            _mm512_mask_loadu_ps(minus_infinity, low, values.as_ptr()),
+                            _mm512_mask_loadu_ps(minus_infinity, high, values.as_ptr().wrapping_add(16)),
+                        )
+                    };
+                    let centre = _mm512_permutex2var_ps(left, even, right);
+                    let after = _mm512_permutex2var_ps(left, odd, right);
+                    let before = _mm512_mask_permutexvar_ps(minus_infinity, 0xFFFE, previous, after);
+                    let row_start = _mm512_set1_epi32((row * width) as i32);
+                    for (tap, columns) in [before, centre, after].into_iter().zip(tap_columns) {
+                        let better = beats(tap, best);
+                        best = _mm512_mask_mov_ps(best, better, tap);
+                        best_index = _mm512_mask_mov_epi32(best_index, better, _mm512_add_epi32(row_start, columns));
+                    }
+                }
+                // SAFETY: `out_lanes` covers the `out_width` values of each row.
+                unsafe {
+                    _mm512_mask_storeu_ps(out_row.as_mut_ptr().cast::<f32>(), out_lanes, best);
+                    _mm512_mask_storeu_epi32(index_row.as_mut_ptr().cast(), out_lanes, best_index);
+                }
             }
         }
     }
