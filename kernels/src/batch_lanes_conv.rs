@@ -18,16 +18,25 @@ const CHANNELS: usize = 8;
 /// Share of the lanes that must hold an image: batches of 12 or more (a batch of 50 fills 50 of 64).
 const MIN_LANE_USE: f64 = 0.75;
 
+/// A group's padded input above which its reads leave the L2 cache (2 MB here) and gemm wins:
+/// resnet18's 14×14 × 256 and 7×7 × 512 channels at 224 px (4.2 and 2.7 MB) took 1.2–1.6x gemm's
+/// time; everything at 28 and 64 px is 0.26–0.82 MB.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
 /// Whether this kernel computes the convolution: stride 1 and kernels of 9 taps or more on maps
-/// narrower than a vector (wider ones take the direct kernel or im2col × gemm), a batch that fills
-/// the lanes, and AVX-512F. Against im2col × gemm on resnet18's shapes, batch 64, 2 threads
-/// (2026-11-30): 3×3 stride 1 on 7×7, 4×4 and 2×2 maps took 0.65–0.76 of gemm's time, on 8×8 the
-/// same; stride 2 from 7×7 and 8×8 took 1.11–1.28 (copying the larger input into lanes costs more
-/// than the product saves), a 1×1 kernel 3x.
+/// narrower than a vector (wider ones take the direct kernel or im2col × gemm), a group's input
+/// that stays in the L2 cache, a batch that fills the lanes, and AVX-512F. Against im2col × gemm,
+/// batch 64, 2 threads, kernel probe (2026-11-30): 3×3 stride 1 on resnet18's 7×7, 4×4 and 2×2 maps
+/// at 28 px took 0.61–0.79 of gemm's time, on its 8×8, 4×4 and 2×2 maps at 64 px 0.75–0.92, on
+/// resnet_small's 8×8 0.80–0.83; stride 2 from 7×7 and 8×8 took 1.11–1.28 (copying the larger
+/// input into lanes costs more than the product saves), a 1×1 kernel 3x.
 pub(crate) fn applies(g: &ConvGeometry) -> bool {
     let groups = g.batch.div_ceil(LANES);
     let lane_use = g.batch as f64 / (groups * LANES).max(1) as f64;
+    let padded_pixels = (g.in_height + g.padding_begin[0] + g.padding_end[0]) * (g.in_width + g.padding_begin[1] + g.padding_end[1]);
+    let group_bytes = g.in_channels * padded_pixels * LANES * size_of::<f32>();
     g.stride == [1, 1]
+        && group_bytes <= MAX_GROUP_BYTES
         && g.kernel_height * g.kernel_width >= 9
         && g.out_width() < LANES
         && g.out_channels.is_multiple_of(CHANNELS)

@@ -969,5 +969,7 @@ mod tests {
         assert!(!batch_lanes_conv::applies(&narrow(64, 12, 7)), "output channels not a multiple of 8");
         assert!(!batch_lanes_conv::applies(&narrow(64, 16, 16)), "rows of a whole vector");
         assert!(!batch_lanes_conv::applies(&ConvGeometry { stride: [2, 2], ..narrow(64, 16, 7) }), "stride 2");
+        let large = ConvGeometry { in_channels: 512, out_channels: 512, ..narrow(64, 16, 7) };
+        assert!(!batch_lanes_conv::applies(&large), "2.7 MB a group: beyond the L2 cache");
     }
 }
