@@ -1,6 +1,6 @@
 //! Convolution of narrow maps with the batch in the lanes: each AVX-512 vector holds one pixel of 16
 //! images, so a map of any width fills every lane (resnet18's 7×7, 4×4 and 2×2 maps at 28 px, its
-//! 8×8, 4×4 and 2×2 maps at 64 px). The input is first copied, padded, into [C, H', W', 16] per
+//! 4×4 and 2×2 maps at 64 px). The input is first copied, padded, into [C, H', W', 16] per
 //! group of 16 images; then each step loads one tap of 3 output pixels (3 vectors) and multiplies
 //! it into 8 output channels (8 weights broadcast), 24 sums held in registers over every input
 //! channel and tap: no patch matrix nine times the input's size, as im2col × gemm writes and reads
@@ -23,13 +23,21 @@ const MIN_LANE_USE: f64 = 0.75;
 /// time; everything at 28 and 64 px is 0.26–0.82 MB.
 const MAX_GROUP_BYTES: usize = 1 << 20;
 
+/// Maps at least this wide stay with im2col × gemm. On 8×8 maps the kernel probe had it at
+/// 0.80–0.92 of gemm's time, but in the network it was not faster: resnet_small's inference at
+/// 32 px (8×8 × 64 channels) ran at 2,108 img/s with it against 2,424 without (medians of 10
+/// alternating runs of one binary, 2026-11-30).
+const MAX_WIDTH: usize = 8;
+
 /// Whether this kernel computes the convolution: stride 1 and kernels of 9 taps or more on maps
-/// narrower than a vector (wider ones take the direct kernel or im2col × gemm), a group's input
+/// narrower than 8 pixels (wider ones take the direct kernel or im2col × gemm), a group's input
 /// that stays in the L2 cache, a batch that fills the lanes, and AVX-512F. Against im2col × gemm,
 /// batch 64, 2 threads, kernel probe (2026-11-30): 3×3 stride 1 on resnet18's 7×7, 4×4 and 2×2 maps
-/// at 28 px took 0.61–0.79 of gemm's time, on its 8×8, 4×4 and 2×2 maps at 64 px 0.75–0.92, on
-/// resnet_small's 8×8 0.80–0.83; stride 2 from 7×7 and 8×8 took 1.11–1.28 (copying the larger
-/// input into lanes costs more than the product saves), a 1×1 kernel 3x.
+/// at 28 px took 0.61–0.79 of gemm's time, on its 4×4 and 2×2 maps at 64 px 0.75–0.82; stride 2
+/// from 7×7 and 8×8 took 1.11–1.28 (copying the larger input into lanes costs more than the
+/// product saves), a 1×1 kernel 3x. In the network (one binary, this kernel switched off and on,
+/// 8 alternating runs each): resnet18 at 28 px trained at 473 img/s against 436 and inferred at
+/// 1,823 against 1,707; at 64 px 136 against 137 and 539 against 515.
 pub(crate) fn applies(g: &ConvGeometry) -> bool {
     let groups = g.batch.div_ceil(LANES);
     let lane_use = g.batch as f64 / (groups * LANES).max(1) as f64;
@@ -38,7 +46,7 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
     g.stride == [1, 1]
         && group_bytes <= MAX_GROUP_BYTES
         && g.kernel_height * g.kernel_width >= 9
-        && g.out_width() < LANES
+        && g.out_width() < MAX_WIDTH
         && g.out_channels.is_multiple_of(CHANNELS)
         && lane_use >= MIN_LANE_USE
         && crate::simd::avx512()

@@ -948,7 +948,7 @@ mod tests {
         let cases = [
             (16, 5, 16, [2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
             (28, 3, 8, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1]),
-            (32, 3, 64, [9, 9], [7, 7], [1, 1], [3, 3], [3, 3]),
+            (32, 3, 64, [7, 7], [7, 7], [1, 1], [3, 3], [3, 3]),
             (13, 4, 40, [5, 6], [3, 4], [1, 1], [0, 2], [1, 0]),
             (64, 2, 16, [4, 4], [3, 3], [1, 1], [1, 1], [1, 1]),
         ];
@@ -967,7 +967,7 @@ mod tests {
         let narrow = |batch, out_channels, width| ConvGeometry { batch, in_channels: 4, in_height: 7, in_width: width, out_channels, kernel_height: 3, kernel_width: 3, stride: [1, 1], padding_begin: [1, 1], padding_end: [1, 1] };
         assert!(!batch_lanes_conv::applies(&narrow(8, 16, 7)), "half the lanes empty");
         assert!(!batch_lanes_conv::applies(&narrow(64, 12, 7)), "output channels not a multiple of 8");
-        assert!(!batch_lanes_conv::applies(&narrow(64, 16, 16)), "rows of a whole vector");
+        assert!(!batch_lanes_conv::applies(&narrow(64, 16, 8)), "rows of 8");
         assert!(!batch_lanes_conv::applies(&ConvGeometry { stride: [2, 2], ..narrow(64, 16, 7) }), "stride 2");
         let large = ConvGeometry { in_channels: 512, out_channels: 512, ..narrow(64, 16, 7) };
         assert!(!batch_lanes_conv::applies(&large), "2.7 MB a group: beyond the L2 cache");
