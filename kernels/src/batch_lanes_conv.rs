@@ -76,6 +76,7 @@ mod imp {
 
     use super::{CHANNELS, LANES};
     use crate::conv::{ConvGeometry, filled};
+    use crate::simd::{first_lanes, lane_multiples};
 
     /// Output pixels a register block computes.
     const PIXELS: usize = 3;
@@ -126,8 +127,8 @@ mod imp {
         let images = LANES.min(g.batch - group * LANES);
         assert!(x.len() >= (group * LANES + images) * image_len && (LANES * image_len) < i32::MAX as usize);
         assert!(padded_plane.len() >= ((g.in_height + g.padding_begin[0] - 1) * padded_width + g.in_width + g.padding_begin[1]) * LANES);
-        let mask = ((1u32 << images) - 1) as __mmask16;
-        let lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(image_len as i32));
+        let mask = first_lanes(images);
+        let lanes = lane_multiples(image_len as i32);
         let plane_start = (group * LANES * g.in_channels + c) * g.in_height * g.in_width;
         for h in 0..g.in_height {
             for w in 0..g.in_width {
@@ -245,8 +246,8 @@ mod imp {
                 }
             }
             let image_len = g.out_channels * out_pixels;
-            let lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(image_len as i32));
-            let mask = ((1u32 << images) - 1) as __mmask16;
+            let lanes = lane_multiples(image_len as i32);
+            let mask = first_lanes(images);
             let images_start = output.0.add(group * LANES * image_len);
             for (i, pixel_sums) in sums.iter().enumerate() {
                 for (k, sum) in pixel_sums.iter().enumerate() {

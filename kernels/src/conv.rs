@@ -193,10 +193,6 @@ impl Matrix {
         Matrix { row_stride, column_stride: 1 }
     }
 
-    fn transposed(row_stride: usize) -> Self {
-        Matrix { row_stride: 1, column_stride: row_stride }
-    }
-
     pub(crate) fn strided(row_stride: usize, column_stride: usize) -> Self {
         Matrix { row_stride, column_stride }
     }
@@ -632,11 +628,11 @@ fn backward_whole_kernel(
                 // their rows as they lie, and transposes only the smaller dy while packing.
                 matmul(
                     Destination::Accumulate(dw),
-                    Matrix::transposed(g.out_channels),
+                    Matrix::rows(g.out_channels).transpose(),
                     dy_matrix,
                     Matrix::rows(columns),
                     patches,
-                    Matrix::transposed(columns),
+                    Matrix::rows(columns).transpose(),
                     [g.out_channels, g.patch_len(), columns],
                     threads,
                 );
@@ -647,7 +643,7 @@ fn backward_whole_kernel(
                     Destination::Overwrite(patches),
                     Matrix::rows(columns),
                     weight,
-                    Matrix::transposed(g.patch_len()),
+                    Matrix::rows(g.patch_len()).transpose(),
                     dy_matrix,
                     Matrix::rows(columns),
                     [g.patch_len(), columns, g.out_channels],

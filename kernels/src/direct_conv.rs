@@ -205,10 +205,10 @@ mod imp {
                     let sums = if tile.lanes == BLOCK {
                         tile_sums!(plane, tap => _mm512_loadu_ps(plane.add(offset + tap)))
                     } else {
-                        let mask = ((1u32 << tile.lanes) - 1) as __mmask16;
+                        let mask = crate::simd::first_lanes(tile.lanes);
                         tile_sums!(plane, tap => _mm512_maskz_loadu_ps(mask, plane.add(offset + tap)))
                     };
-                    let store = ((1u32 << tile.lanes) - 1) as __mmask16;
+                    let store = crate::simd::first_lanes(tile.lanes);
                     for (k, sum) in sums.iter().enumerate() {
                         _mm512_mask_storeu_ps(y.add(((block * BLOCK + k) * height + tile.row) * width + tile.column), store, *sum);
                     }

@@ -71,10 +71,32 @@ mod imp {
     use std::mem::MaybeUninit;
 
     use crate::max_pool::PoolGeometry;
+    use crate::simd::{first_lanes, lane_multiples};
 
-    /// Lanes `0..count` of a 16-lane mask.
-    fn first_lanes(count: usize) -> __mmask16 {
-        ((1u32 << count.min(16)) - 1) as __mmask16
+    /// A row of at most 32 values as two vectors (columns 0–15 and 16–31), −∞ past its end.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn load_row(row: &[f32]) -> (__m512, __m512) {
+        assert!(row.len() <= 32);
+        let minus_infinity = _mm512_set1_ps(f32::NEG_INFINITY);
+        let (low, high) = (first_lanes(row.len()), first_lanes(row.len().saturating_sub(16)));
+        // SAFETY: the masks keep both loads inside `row`; masked lanes touch no memory.
+        unsafe { (_mm512_mask_loadu_ps(minus_infinity, low, row.as_ptr()), _mm512_mask_loadu_ps(minus_infinity, high, row.as_ptr().wrapping_add(16))) }
+    }
+
+    /// Columns 2q − 1, 2q and 2q + 1 of lane q, from a row loaded by [`load_row`]; column −1 (lane
+    /// 0's first) is padding, −∞.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn window_columns(left: __m512, right: __m512) -> [__m512; 3] {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let previous = _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        let centre = _mm512_permutex2var_ps(left, even, right);
+        let after = _mm512_permutex2var_ps(left, odd, right);
+        // Lane q's column 2q − 1 is the odd column of lane q − 1.
+        let before = _mm512_mask_permutexvar_ps(_mm512_set1_ps(f32::NEG_INFINITY), 0xFFFE, previous, after);
+        [before, centre, after]
     }
 
     /// max(a, b), NaN when either is NaN (`vmaxps` alone returns b when a is NaN).
@@ -93,25 +115,17 @@ mod imp {
         assert!(width <= 32 && out_width <= 16);
         assert_eq!(input.len() / (height * width), out.len() / (out_height * out_width));
         let minus_infinity = _mm512_set1_ps(f32::NEG_INFINITY);
-        let (low, high, out_lanes) = (first_lanes(width), first_lanes(width.saturating_sub(16)), first_lanes(out_width));
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let previous = _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        let out_lanes = first_lanes(out_width);
         for (plane, out_plane) in input.chunks_exact(height * width).zip(out.chunks_exact_mut(out_height * out_width)) {
             for (p, out_row) in out_plane.chunks_exact_mut(out_width).enumerate() {
                 let (first, end) = g.window(0, p, height);
                 let (mut left, mut right) = (minus_infinity, minus_infinity);
                 for row in plane[first * width..end * width].chunks_exact(width) {
-                    // SAFETY: the masks keep both loads inside `row` (`width` values).
-                    unsafe {
-                        left = max_or_nan(left, _mm512_mask_loadu_ps(minus_infinity, low, row.as_ptr()));
-                        right = max_or_nan(right, _mm512_mask_loadu_ps(minus_infinity, high, row.as_ptr().wrapping_add(16)));
-                    }
+                    let (row_left, row_right) = load_row(row);
+                    left = max_or_nan(left, row_left);
+                    right = max_or_nan(right, row_right);
                 }
-                let centre = _mm512_permutex2var_ps(left, even, right);
-                let after = _mm512_permutex2var_ps(left, odd, right);
-                // Lane q takes column 2q − 1, the odd column of lane q − 1; lane 0's is padding.
-                let before = _mm512_mask_permutexvar_ps(minus_infinity, 0xFFFE, previous, after);
+                let [before, centre, after] = window_columns(left, right);
                 let pooled = max_or_nan(max_or_nan(before, centre), after);
                 // SAFETY: `out_lanes` covers the `out_width` values of `out_row`.
                 unsafe { _mm512_mask_storeu_ps(out_row.as_mut_ptr().cast::<f32>(), out_lanes, pooled) };
@@ -140,12 +154,9 @@ mod imp {
         assert_eq!(planes, out.len() / (out_height * out_width));
         assert_eq!(indices.len(), out.len());
         let minus_infinity = _mm512_set1_ps(f32::NEG_INFINITY);
-        let (low, high, out_lanes) = (first_lanes(width), first_lanes(width.saturating_sub(16)), first_lanes(out_width));
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let previous = _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        let out_lanes = first_lanes(out_width);
         // Column 2q − 1 + s of lane q; −1 (lane 0, s = 0) is padding, which never wins.
-        let centre_columns = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(2));
+        let centre_columns = lane_multiples(2);
         let tap_columns = [_mm512_sub_epi32(centre_columns, _mm512_set1_epi32(1)), centre_columns, _mm512_add_epi32(centre_columns, _mm512_set1_epi32(1))];
         // A window's first column in the image: max(2q − 1, 0).
         let first_columns = _mm512_max_epi32(tap_columns[0], _mm512_setzero_si512());
@@ -157,19 +168,9 @@ mod imp {
                 let mut best = minus_infinity;
                 let mut best_index = _mm512_add_epi32(first_columns, _mm512_set1_epi32((first * width) as i32));
                 for row in first..end {
-                    let values = &plane[row * width..][..width];
-                    // SAFETY: the masks keep both loads inside `values` (`width` of them).
-                    let (left, right) = unsafe {
-                        (
-                            _mm512_mask_loadu_ps(minus_infinity, low, values.as_ptr()),
-                            _mm512_mask_loadu_ps(minus_infinity, high, values.as_ptr().wrapping_add(16)),
-                        )
-                    };
-                    let centre = _mm512_permutex2var_ps(left, even, right);
-                    let after = _mm512_permutex2var_ps(left, odd, right);
-                    let before = _mm512_mask_permutexvar_ps(minus_infinity, 0xFFFE, previous, after);
+                    let (left, right) = load_row(&plane[row * width..][..width]);
                     let row_start = _mm512_set1_epi32((row * width) as i32);
-                    for (tap, columns) in [before, centre, after].into_iter().zip(tap_columns) {
+                    for (tap, columns) in window_columns(left, right).into_iter().zip(tap_columns) {
                         let better = beats(tap, best);
                         best = _mm512_mask_mov_ps(best, better, tap);
                         best_index = _mm512_mask_mov_epi32(best_index, better, _mm512_add_epi32(row_start, columns));

@@ -80,6 +80,8 @@ pub(crate) fn fill_small(planes: &[f32], image_stride: usize, plane_len: usize, 
 mod imp {
     use std::arch::x86_64::*;
 
+    use crate::simd::{first_lanes, lane_multiples};
+
     /// Lanes `from..to` of a 16-lane mask.
     fn lanes(from: usize, to: usize) -> __mmask16 {
         if from >= to { 0 } else { ((((1u32 << (to - from)) - 1) << from) & 0xFFFF) as __mmask16 }
@@ -99,7 +101,7 @@ mod imp {
     ) {
         let pixels = offsets.len() * out_width;
         // Lane i of a run starting at column q0 reads column q0 + i: i·stride further on.
-        let steps = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride as i32));
+        let steps = lane_multiples(stride as i32);
         // SAFETY: see `patch_rows::fill`, which checked the bounds these accesses stay in.
         unsafe {
             for (j, image_out) in out.chunks_exact_mut(pixels).enumerate() {
@@ -120,7 +122,7 @@ mod imp {
                             }
                             None => _mm512_setzero_ps(),
                         };
-                        _mm512_mask_storeu_ps(out_row.add(run), lanes(0, width), values);
+                        _mm512_mask_storeu_ps(out_row.add(run), first_lanes(width), values);
                     }
                 }
             }
@@ -156,7 +158,7 @@ mod imp {
                         let live_lanes = ((live & ((1 << pixels) - 1)) << (k * pixels)) as __mmask16;
                         values = _mm512_mask_loadu_ps(values, live_lanes, plane.wrapping_offset(shift - (k * pixels) as isize));
                     }
-                    let used = lanes(0, (images - first).min(per_vector) * pixels);
+                    let used = first_lanes((images - first).min(per_vector) * pixels);
                     _mm512_mask_storeu_ps(out.as_mut_ptr().add(first * pixels), used, values);
                 }
             }
@@ -166,8 +168,7 @@ mod imp {
         unsafe {
             let indices = _mm512_loadu_si512(indices.as_ptr().cast());
             for first in (0..images).step_by(per_vector) {
-                let lanes_used = (images - first).min(per_vector) * pixels;
-                let used = lanes(0, lanes_used);
+                let used = first_lanes((images - first).min(per_vector) * pixels);
                 let base = planes.as_ptr().wrapping_add(first * image_stride);
                 let values = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), (live as __mmask16) & used, indices, base);
                 _mm512_mask_storeu_ps(out.as_mut_ptr().add(first * pixels), used, values);

@@ -28,6 +28,21 @@ macro_rules! multiversion {
     };
 }
 
+/// The 16-lane mask of lanes `0..count` (every lane from 16 on): the rest of a row, the images of
+/// a part-filled group.
+pub(crate) fn first_lanes(count: usize) -> u16 {
+    ((1u32 << count.min(16)) - 1) as u16
+}
+
+/// `[0, step, 2·step, …, 15·step]`: each lane's offset for gathers, scatters and index arithmetic.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn lane_multiples(step: i32) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(step))
+}
+
 /// Whether this CPU has AVX-512F: the one check every AVX-512 path asks (std caches the answer).
 pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -154,9 +154,9 @@ impl SinglePixel {
                     let mut dx = vec![0.0f32; g.input_len()];
                     matmul(
                         Destination::Overwrite(&mut dx),
-                        Matrix::strided(1, patch),
+                        Matrix::rows(patch).transpose(),
                         &weight,
-                        Matrix::strided(1, patch),
+                        Matrix::rows(patch).transpose(),
                         dy,
                         output_view(g),
                         [patch, g.batch, g.out_channels],
@@ -169,11 +169,11 @@ impl SinglePixel {
                     let mut live_dw = vec![0.0f32; g.out_channels * patch];
                     matmul(
                         Destination::Overwrite(&mut live_dw),
-                        Matrix::strided(patch, 1),
+                        Matrix::rows(patch),
                         dy,
                         output_view(g),
                         x,
-                        Matrix::strided(patch, 1),
+                        Matrix::rows(patch),
                         [g.out_channels, patch, g.batch],
                         gemm_threads(false, g.out_channels, patch, g.batch),
                     );
@@ -198,7 +198,7 @@ fn live_weight<'a>(g: &ConvGeometry, crop: &Option<LiveTaps>, weight: &'a [f32])
 
 /// y (or dy) as a [K, N] matrix: y[n, k] is at n·K + k.
 fn output_view(g: &ConvGeometry) -> Matrix {
-    Matrix::strided(1, g.out_channels)
+    Matrix::rows(g.out_channels).transpose()
 }
 
 /// One tap of w as a [K, C] matrix, from that tap's offset: w[k, c, tap] is at (k·C + c)·R·S + tap.
