@@ -1,11 +1,12 @@
 //! Convolution of narrow maps with the batch in the lanes: each AVX-512 vector holds one pixel of 16
 //! images, so a map of any width fills every lane (resnet18's 7×7, 4×4 and 2×2 maps at 28 px, its
 //! 4×4 and 2×2 maps at 64 px). The input is first copied, padded, into [C, H', W', 16] per
-//! group of 16 images; then each step loads one tap of 3 output pixels (3 vectors) and multiplies
-//! it into 8 output channels (8 weights broadcast), 24 sums held in registers over every input
-//! channel and tap: no patch matrix nine times the input's size, as im2col × gemm writes and reads
-//! back. Output channels in multiples of 8, any kernel, stride and padding; AVX-512F checked at run
-//! time.
+//! group of 16 images (16×16 transposes); then each step loads one tap of 3 output pixels (3
+//! vectors) and multiplies it into 8 output channels (8 weights broadcast), 24 sums held in
+//! registers over every input channel and tap (an assembly loop), and the sums go back to NCHW
+//! through 16×16 transposes again: no patch matrix nine times the input's size, as im2col × gemm
+//! writes and reads back. Output channels in multiples of 8, any kernel, stride 1, any padding;
+//! AVX-512F checked at run time.
 
 use crate::conv::ConvGeometry;
 
@@ -57,7 +58,6 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     assert!(applies(g), "batch-lanes convolution called on a geometry it does not cover");
     assert_eq!(x.len(), g.input_len(), "conv input length");
     assert_eq!(weight.len(), g.weight_len(), "conv weight length");
-    assert!(LANES * g.out_channels * g.out_height() * g.out_width() < i32::MAX as usize, "scatter indices are i32");
     imp::forward(g, x, weight)
 }
 
@@ -76,10 +76,13 @@ mod imp {
 
     use super::{CHANNELS, LANES};
     use crate::conv::{ConvGeometry, filled};
-    use crate::simd::{first_lanes, lane_multiples};
+    use crate::simd::first_lanes;
 
     /// Output pixels a register block computes.
     const PIXELS: usize = 3;
+
+    /// Input channels a parallel task copies into lanes.
+    const INTERLEAVE_CHANNELS: usize = 16;
 
     /// Output channels a parallel task covers (with one group of 16 images).
     const TASK_CHANNELS: usize = 32;
@@ -98,10 +101,11 @@ mod imp {
         let group_len = g.in_channels * plane;
         // [group, C, H', W', lane], zero in the padding and in lanes past the batch.
         let mut padded = vec![0.0f32; groups * group_len];
-        padded.par_chunks_mut(plane).enumerate().for_each(|(index, padded_plane)| {
-            let (group, c) = (index / g.in_channels, index % g.in_channels);
-            // SAFETY: AVX-512F is present (`applies`); `interleave` checks its bounds.
-            unsafe { interleave(g, x, group, c, padded_plane) };
+        padded.par_chunks_mut(group_len).enumerate().for_each(|(group, group_planes)| {
+            group_planes.par_chunks_mut(INTERLEAVE_CHANNELS * plane).enumerate().for_each(|(chunk, planes)| {
+                // SAFETY: AVX-512F is present (`applies`); `interleave` checks its bounds.
+                unsafe { interleave(g, x, group, chunk * INTERLEAVE_CHANNELS, planes) };
+            });
         });
         let task_blocks = g.out_channels.div_ceil(TASK_CHANNELS);
         filled(g.output_len(), |y| {
@@ -118,28 +122,38 @@ mod imp {
         })
     }
 
-    /// Channel `c` of the group's images into `padded_plane` [H', W', 16]: each pixel of the 16
-    /// images is one gather (lane l reads image 16·group + l), inside the padding's border.
+    /// Channels `first_channel..` of the group's images (as many as `planes` holds) into `planes`
+    /// [c, H', W', 16], inside the padding's border. Each image's values of these channels are one
+    /// run in NCHW; 16 of them at a time, loaded from the 16 images as rows, are transposed into
+    /// 16 vectors of one value of 16 images, stored at their channel and pixel. Gathering each
+    /// pixel from 16 images instead touched 16 cache lines a gather, and transposing a plane at a
+    /// time leaves most of the lanes empty on 2×2 and 1×1 maps.
     #[target_feature(enable = "avx512f")]
-    unsafe fn interleave(g: &ConvGeometry, x: &[f32], group: usize, c: usize, padded_plane: &mut [f32]) {
-        let (_, padded_width) = padded_size(g);
-        let image_len = g.in_channels * g.in_height * g.in_width;
+    unsafe fn interleave(g: &ConvGeometry, x: &[f32], group: usize, first_channel: usize, planes: &mut [f32]) {
+        let (padded_height, padded_width) = padded_size(g);
+        let plane = padded_height * padded_width * LANES;
+        let pixels = g.in_height * g.in_width;
+        let image_len = g.in_channels * pixels;
         let images = LANES.min(g.batch - group * LANES);
-        assert!(x.len() >= (group * LANES + images) * image_len && (LANES * image_len) < i32::MAX as usize);
-        assert!(padded_plane.len() >= ((g.in_height + g.padding_begin[0] - 1) * padded_width + g.in_width + g.padding_begin[1]) * LANES);
-        let mask = first_lanes(images);
-        let lanes = lane_multiples(image_len as i32);
-        let plane_start = (group * LANES * g.in_channels + c) * g.in_height * g.in_width;
-        for h in 0..g.in_height {
-            for w in 0..g.in_width {
-                // SAFETY: lane l < images reads x[plane_start + l·image_len + h·W + w], inside x
-                // (asserted above); the store writes 16 values of the plane's pixel (h, w) + padding.
-                unsafe {
-                    let source = x.as_ptr().add(plane_start + h * g.in_width + w);
-                    let values = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, lanes, source);
-                    let at = ((h + g.padding_begin[0]) * padded_width + w + g.padding_begin[1]) * LANES;
-                    _mm512_storeu_ps(padded_plane.as_mut_ptr().add(at), values);
-                }
+        let values = planes.len() / plane * pixels;
+        assert!(planes.len().is_multiple_of(plane) && first_channel * pixels + values <= image_len);
+        assert!(x.len() >= (group * LANES + images) * image_len);
+        let first = (group * LANES * g.in_channels + first_channel) * pixels;
+        for start in (0..values).step_by(LANES) {
+            let count = LANES.min(values - start);
+            let mut rows = [_mm512_setzero_ps(); LANES];
+            for (image, row) in rows.iter_mut().enumerate().take(images) {
+                // SAFETY: lanes below `count` read values start.. of these channels of the image,
+                // inside x (asserted above); masked-off lanes are not read.
+                *row = unsafe { _mm512_maskz_loadu_ps(first_lanes(count), x.as_ptr().add(first + image * image_len + start)) };
+            }
+            crate::simd::transpose16(&mut rows);
+            for (j, value) in rows.iter().enumerate().take(count) {
+                let (c, pixel) = ((start + j) / pixels, (start + j) % pixels);
+                let (h, w) = (pixel / g.in_width, pixel % g.in_width);
+                let at = c * plane + ((h + g.padding_begin[0]) * padded_width + w + g.padding_begin[1]) * LANES;
+                // SAFETY: channel c < the planes given, pixel (h, w) plus the padding inside its plane.
+                unsafe { _mm512_storeu_ps(planes.as_mut_ptr().add(at), *value) };
             }
         }
     }
@@ -157,8 +171,14 @@ mod imp {
         assert_eq!(weight.len(), g.weight_len());
         assert!(channels.end <= g.out_channels && channels.len().is_multiple_of(CHANNELS));
         let (out_height, out_width) = (g.out_height(), g.out_width());
+        let out_pixels = out_height * out_width;
         let images = LANES.min(g.batch - group * LANES);
-        for first_channel in channels.step_by(CHANNELS) {
+        // The sums in lanes, [channel − channels.start, pixel, 16]: every value is written by one
+        // block below before the transposition reads it (raw pointers only: nothing is read before
+        // it is written).
+        let mut sums: Vec<f32> = Vec::with_capacity(channels.len() * out_pixels * LANES);
+        let local = sums.as_mut_ptr();
+        for first_channel in channels.clone().step_by(CHANNELS) {
             // Blocks of up to 3 pixels within one output row: they share the kernel rows that meet
             // the image, and the union of their kernel columns is narrow; taps outside read only
             // padding for every pixel of the block and are skipped (on a 2×2 map, 5 of 9).
@@ -168,11 +188,32 @@ mod imp {
                     // SAFETY: the assertions above and in `block` bound every access.
                     unsafe {
                         match (out_width - first_column).min(PIXELS) {
-                            3 => block::<3>(g, input, weight, output, group, images, first_channel, first_pixel),
-                            2 => block::<2>(g, input, weight, output, group, images, first_channel, first_pixel),
-                            _ => block::<1>(g, input, weight, output, group, images, first_channel, first_pixel),
+                            3 => block::<3>(g, input, weight, local, first_channel - channels.start, first_channel, first_pixel),
+                            2 => block::<2>(g, input, weight, local, first_channel - channels.start, first_channel, first_pixel),
+                            _ => block::<1>(g, input, weight, local, first_channel - channels.start, first_channel, first_pixel),
                         }
                     }
+                }
+            }
+        }
+        // The task's channels of each image are one run in NCHW, [channel, pixel], the order of
+        // the sums in lanes: 16 values at a time, transposed into 16 runs, one per image.
+        let image_len = g.out_channels * out_pixels;
+        let values = channels.len() * out_pixels;
+        for start in (0..values).step_by(LANES) {
+            let count = LANES.min(values - start);
+            let mut rows = [_mm512_setzero_ps(); LANES];
+            for (j, row) in rows.iter_mut().enumerate().take(count) {
+                // SAFETY: value start + j < the task's channels × P·Q, and its block wrote it.
+                *row = unsafe { _mm512_loadu_ps(local.add((start + j) * LANES)) };
+            }
+            crate::simd::transpose16(&mut rows);
+            for (image, run) in rows.iter().enumerate().take(images) {
+                // SAFETY: image 16·group + image < batch; channels.start·P·Q + start + count ≤
+                // channels.end·P·Q: inside the image; this task alone writes these channels.
+                unsafe {
+                    let at = output.0.add((group * LANES + image) * image_len + channels.start * out_pixels + start);
+                    _mm512_mask_storeu_ps(at, first_lanes(count), *run);
                 }
             }
         }
@@ -191,16 +232,15 @@ mod imp {
 
     /// `P` output pixels from `first_pixel` (in one output row) and 8 output channels from
     /// `first_channel`, for the group's `images` images: the sums over every input channel and
-    /// every live tap, in that order (channel outer, tap inner), then scattered to the images.
+    /// every live tap, in that order (channel outer, tap inner), stored in lanes in `sums_in_lanes`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn block<const P: usize>(
         g: &ConvGeometry,
         input: &[f32],
         weight: &[f32],
-        output: Output,
-        group: usize,
-        images: usize,
+        sums_in_lanes: *mut f32,
+        local_channel: usize,
         first_channel: usize,
         first_pixel: usize,
     ) {
@@ -240,17 +280,12 @@ mod imp {
                 block_sums::<P>(input.as_ptr().add(window), weight.as_ptr().add(first_channel * taps), list.as_ptr(), g.in_channels, &params, taps * 4)
             };
         }
-        let image_len = g.out_channels * out_pixels;
-        let lanes = lane_multiples(image_len as i32);
-        let mask = first_lanes(images);
-        // SAFETY: the scatter writes image `16·group + lane` < batch (masked to `images` lanes),
-        // channel first_channel + k < K, pixel first_pixel + i < P·Q.
+        // SAFETY: channel local_channel + k and pixel first_pixel + i lie inside the caller's
+        // buffer of the task's channels × P·Q pixels × 16 lanes.
         unsafe {
-            let images_start = output.0.add(group * LANES * image_len);
             for (i, pixel_sums) in sums.iter().enumerate() {
                 for (k, sum) in pixel_sums.iter().enumerate() {
-                    let at = images_start.add((first_channel + k) * out_pixels + first_pixel + i);
-                    _mm512_mask_i32scatter_ps::<4>(at.cast(), mask, lanes, *sum);
+                    _mm512_storeu_ps(sums_in_lanes.add(((local_channel + k) * out_pixels + first_pixel + i) * LANES), *sum);
                 }
             }
         }

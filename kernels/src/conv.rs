@@ -940,9 +940,12 @@ mod tests {
         }
         // (batch, channels in → out, input h × w, kernel, stride, padding begin, end): a full and a
         // part-filled group, 2×2 and 7×7 maps with 3×3 kernels, a 7×7 kernel, a non-square kernel
-        // with asymmetric padding, and 40 output channels (a task block of 8).
+        // with asymmetric padding, 40 output channels (a task block of 8), and 20 input channels
+        // on a 3×3 map (copied into lanes 16 channels a task: a task of 4; runs of 16 values that
+        // cross channels and end part-filled, in and out).
         let cases = [
             (16, 5, 16, [2, 2], [3, 3], [1, 1], [1, 1], [1, 1]),
+            (24, 20, 24, [3, 3], [3, 3], [1, 1], [1, 1], [1, 1]),
             (28, 3, 8, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1]),
             (32, 3, 64, [7, 7], [7, 7], [1, 1], [3, 3], [3, 3]),
             (13, 4, 40, [5, 6], [3, 4], [1, 1], [0, 2], [1, 0]),
