@@ -24,21 +24,22 @@ const MIN_LANE_USE: f64 = 0.75;
 /// time; everything at 28 and 64 px is 0.26–0.82 MB.
 const MAX_GROUP_BYTES: usize = 1 << 20;
 
-/// Maps at least this wide stay with im2col × gemm. On 8×8 maps the kernel probe had it at
-/// 0.80–0.92 of gemm's time, but in the network it was not faster: resnet_small's inference at
-/// 32 px (8×8 × 64 channels) ran at 2,108 img/s with it against 2,424 without (medians of 10
-/// alternating runs of one binary, 2026-11-30).
-const MAX_WIDTH: usize = 8;
+/// Maps at least this wide take the direct kernel (16 and more) or im2col × gemm. On 8×8 maps the
+/// first version of this kernel (intrinsics, gathers and scatters) was slower in the network than
+/// gemm (resnet_small inference 2,108 against 2,424 img/s); the assembly loop and the transposes
+/// turned that round: one binary each way, alternating (2026-11-30), resnet_small inferred at
+/// 2,628 img/s against 2,405 (faster in 12 of 14 runs) and resnet18 at 64 px at 663 against 520
+/// (8 of 8); training moved within the noise (553 against 540, 161 against 156).
+const MAX_WIDTH: usize = 9;
 
 /// Whether this kernel computes the convolution: stride 1 and kernels of 9 taps or more on maps
-/// narrower than 8 pixels (wider ones take the direct kernel or im2col × gemm), a group's input
+/// of 8 pixels or narrower (wider ones take the direct kernel or im2col × gemm), a group's input
 /// that stays in the L2 cache, a batch that fills the lanes, and AVX-512F. Against im2col × gemm,
-/// batch 64, 2 threads, kernel probe (2026-11-30): 3×3 stride 1 on resnet18's 7×7, 4×4 and 2×2 maps
-/// at 28 px took 0.61–0.79 of gemm's time, on its 4×4 and 2×2 maps at 64 px 0.75–0.82; stride 2
-/// from 7×7 and 8×8 took 1.11–1.28 (copying the larger input into lanes costs more than the
-/// product saves), a 1×1 kernel 3x. In the network (one binary, this kernel switched off and on,
-/// 8 alternating runs each): resnet18 at 28 px trained at 473 img/s against 436 and inferred at
-/// 1,823 against 1,707; at 64 px 136 against 137 and 539 against 515.
+/// batch 64, 2 threads, kernel probe (best of 7, alternating in one process, 2026-11-30): 3×3
+/// stride 1 on resnet18's 7×7, 4×4 and 2×2 maps at 28 px took 0.57–0.73 of gemm's time, on its
+/// 4×4 and 2×2 maps at 64 px 0.57–0.84, on 8×8 maps (resnet18 at 64 px, resnet_small) 0.66–0.81.
+/// Stride 2 (tried with this loop, from 7×7, 4×4, 16×16 and 8×8 maps) took 0.77–1.25: copying
+/// the larger input into lanes costs about what the product saves. A 1×1 kernel took 3x.
 pub(crate) fn applies(g: &ConvGeometry) -> bool {
     let groups = g.batch.div_ceil(LANES);
     let lane_use = g.batch as f64 / (groups * LANES).max(1) as f64;

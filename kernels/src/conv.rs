@@ -966,7 +966,8 @@ mod tests {
         let narrow = |batch, out_channels, width| ConvGeometry { batch, in_channels: 4, in_height: 7, in_width: width, out_channels, kernel_height: 3, kernel_width: 3, stride: [1, 1], padding_begin: [1, 1], padding_end: [1, 1] };
         assert!(!batch_lanes_conv::applies(&narrow(8, 16, 7)), "half the lanes empty");
         assert!(!batch_lanes_conv::applies(&narrow(64, 12, 7)), "output channels not a multiple of 8");
-        assert!(!batch_lanes_conv::applies(&narrow(64, 16, 8)), "rows of 8");
+        assert!(batch_lanes_conv::applies(&narrow(64, 16, 8)), "rows of 8");
+        assert!(!batch_lanes_conv::applies(&narrow(64, 16, 9)), "rows of 9");
         assert!(!batch_lanes_conv::applies(&ConvGeometry { stride: [2, 2], ..narrow(64, 16, 7) }), "stride 2");
         let large = ConvGeometry { in_channels: 512, out_channels: 512, ..narrow(64, 16, 7) };
         assert!(!batch_lanes_conv::applies(&large), "2.7 MB a group: beyond the L2 cache");
