@@ -597,6 +597,9 @@ fn backward_whole_kernel(
     if !weight_grad && !col2im_input_grad {
         return (dx, None);
     }
+    if weight_grad && !col2im_input_grad && direct_conv::weight_gradient_applies(g) {
+        return (dx, Some(direct_conv::weight_gradient(g, x, dy)));
+    }
     let plan = plan(g);
     let pixels = g.out_pixels();
     let chunk_in = plan.images_per_chunk * g.in_channels * g.in_pixels();
@@ -878,6 +881,53 @@ mod tests {
             for (expected, what) in [(reference_forward(&g, &x, &w), "definition"), (forward_whole_kernel(&g, &x, &w), "im2col × gemm")] {
                 for (a, b) in direct.iter().zip(&expected) {
                     assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{in_channels} → {out_channels}, {what}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_direct_weight_gradient_matches_the_definition() {
+        // Images in one task and in two (8 a task, the second part-filled), a masked rest of a row
+        // (28 = 16 + 12), the stem's 3 input channels, and more than one block of output channels.
+        for (batch, in_channels, out_channels, height, width) in [(3, 3, 16, 4, 16), (11, 20, 32, 3, 28), (9, 16, 16, 5, 32)] {
+            let g = ConvGeometry {
+                batch,
+                in_channels,
+                in_height: height,
+                in_width: width,
+                out_channels,
+                kernel_height: 3,
+                kernel_width: 3,
+                stride: [1, 1],
+                padding_begin: [1, 1],
+                padding_end: [1, 1],
+            };
+            if !direct_conv::weight_gradient_applies(&g) {
+                eprintln!("no AVX-512 here: the direct weight gradient is not tested");
+                return;
+            }
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let dy: Vec<f32> = (0..g.output_len()).map(|i| ((i * 29 % 89) as f32 - 44.0) / 40.0).collect();
+            let got = direct_conv::weight_gradient(&g, &x, &dy);
+            let (_, through_backward) = backward(&g, &x, &vec![0.0; g.weight_len()], &dy, false, true);
+            assert_eq!(through_backward.as_deref(), Some(&got[..]), "backward takes the direct weight gradient");
+            for k in 0..out_channels {
+                for c in 0..in_channels {
+                    for (r, s) in (0..3).flat_map(|r| (0..3).map(move |s| (r, s))) {
+                        let mut expected = 0.0f64;
+                        for n in 0..batch {
+                            for (p, q) in (0..height).flat_map(|p| (0..width).map(move |q| (p, q))) {
+                                let (h, w) = ((p + r) as isize - 1, (q + s) as isize - 1);
+                                if h >= 0 && w >= 0 && (h as usize) < height && (w as usize) < width {
+                                    let input = x[((n * in_channels + c) * height + h as usize) * width + w as usize] as f64;
+                                    expected += dy[((n * out_channels + k) * height + p) * width + q] as f64 * input;
+                                }
+                            }
+                        }
+                        let value = got[((k * in_channels + c) * 3 + r) * 3 + s] as f64;
+                        assert!((value - expected).abs() <= 1e-4 * expected.abs().max(1.0), "{g:?} dw[{k}, {c}, {r}, {s}]: {value} vs {expected}");
+                    }
                 }
             }
         }

@@ -69,9 +69,36 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     imp::forward(g, x, weight)
 }
 
+/// Whether [`weight_gradient`] computes this convolution's weight gradient: what [`applies`]
+/// takes, with at most 32 output channels. Against im2col × gemm, batch 64, 2 threads (kernel
+/// probe, best of 7, alternating, 2026-11-30): resnet_small's 16 → 16 channels at 32 px 0.55–0.61
+/// of gemm's time, its 3 → 16 stem 0.49–0.58, 32 → 32 at 16 px 0.83–0.96; resnet18's 64 → 64 at
+/// 16 px 1.08–1.10, where gemm's tiles are full.
+pub(crate) fn weight_gradient_applies(g: &ConvGeometry) -> bool {
+    applies(g) && g.out_channels <= MAX_GRADIENT_CHANNELS
+}
+
+/// Output channels above which the weight gradient stays with im2col × gemm.
+const MAX_GRADIENT_CHANNELS: usize = 32;
+
+/// `dw[k, c, r, s] = Σ_n Σ_(p,q) dy[n, k, p, q] · x[n, c, p + r − 1, q + s − 1]`, `[K, C, 3, 3]`,
+/// for a geometry [`weight_gradient_applies`] accepted: 16 output pixels of a row a vector, as the
+/// forward. gemm computes this as dy [K, N·H·W] × patchesᵀ, whose K rows fill a quarter of its
+/// tiles at 16 output channels (resnet_small's first stage: 89 GFLOP/s).
+pub(crate) fn weight_gradient(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(weight_gradient_applies(g), "direct weight gradient called on a geometry it does not cover");
+    assert_eq!(x.len(), g.input_len(), "conv input length");
+    assert_eq!(dy.len(), g.output_len(), "conv output gradient length");
+    imp::weight_gradient(g, x, dy)
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32]) -> Vec<f32> {
+        unreachable!("`applies` is false off x86_64")
+    }
+
+    pub(super) fn weight_gradient(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32]) -> Vec<f32> {
         unreachable!("`applies` is false off x86_64")
     }
 }
@@ -127,6 +154,97 @@ mod imp {
                 })
             });
         })
+    }
+
+    /// Images a weight-gradient task sums: a split fixed by the batch, so the partial sums, added
+    /// in task order, give the same bits on any number of threads.
+    const GRADIENT_IMAGES: usize = 8;
+
+    /// Output channels a weight-gradient block sums for, each with its 9 taps: 18 sums in registers.
+    const GRADIENT_CHANNELS: usize = 2;
+
+    pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let (height, width) = (g.in_height, g.in_width);
+        let (image_in, image_out) = (g.in_channels * height * width, g.out_channels * height * width);
+        let padded_len = g.in_channels * (height + 2) * (width + 2);
+        let tiles = tiles(height, width);
+        let partial_sums: Vec<Vec<f32>> = x
+            .par_chunks(GRADIENT_IMAGES * image_in)
+            .zip(dy.par_chunks(GRADIENT_IMAGES * image_out))
+            .map(|(x, dy)| {
+                let images = x.len() / image_in;
+                let mut padded = vec![0.0f32; images * padded_len];
+                let mut dw = vec![0.0f32; g.weight_len()];
+                // SAFETY: `applies` checked AVX-512F at run time; `pad` and `gradient_block`
+                // assert the lengths that bound their accesses.
+                unsafe {
+                    for (image, padded) in x.chunks_exact(image_in).zip(padded.chunks_exact_mut(padded_len)) {
+                        pad(g, image, padded);
+                    }
+                    for first in (0..g.out_channels).step_by(GRADIENT_CHANNELS) {
+                        for c in 0..g.in_channels {
+                            let taps = gradient_block(g, &tiles, &padded, dy, first, c);
+                            for (k, filter_taps) in taps.iter().enumerate() {
+                                dw[((first + k) * g.in_channels + c) * 9..][..9].copy_from_slice(filter_taps);
+                            }
+                        }
+                    }
+                }
+                dw
+            })
+            .collect();
+        let mut dw = vec![0.0f32; g.weight_len()];
+        for partial in partial_sums {
+            dw.iter_mut().zip(&partial).for_each(|(total, value)| *total += value);
+        }
+        dw
+    }
+
+    /// The 3×3 taps of filters `first`, `first + 1` at input channel `c`, summed over the images of
+    /// `padded` ([images, C, H + 2, W + 2]) and `dy` ([images, K, H, W]): each tile's two output
+    /// gradients times the 9 input vectors around it, 18 sums of 16 lanes, then each sum's lanes
+    /// added.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gradient_block(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], dy: &[f32], first: usize, c: usize) -> [[f32; 9]; GRADIENT_CHANNELS] {
+        let (height, width) = (g.in_height, g.in_width);
+        let padded_width = width + 2;
+        let padded_plane = (height + 2) * padded_width;
+        let plane = height * width;
+        let images = dy.len() / (g.out_channels * plane);
+        assert!(padded.len() == images * g.in_channels * padded_plane && dy.len() == images * g.out_channels * plane);
+        assert!(first + GRADIENT_CHANNELS <= g.out_channels && c < g.in_channels);
+        for tile in tiles {
+            assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
+        }
+        let mut sums = [[_mm512_setzero_ps(); 9]; GRADIENT_CHANNELS];
+        for image in 0..images {
+            // SAFETY: a tile reads `lanes` values of output row `row` from `column` in the two dy
+            // planes, and padded rows row + r ≤ H + 1, columns column + s … column + s + lanes − 1
+            // ≤ W + 1 (a masked load reads its lanes only): inside the planes asserted above.
+            unsafe {
+                let input = padded.as_ptr().add((image * g.in_channels + c) * padded_plane);
+                let gradients = dy.as_ptr().add((image * g.out_channels + first) * plane);
+                for tile in tiles {
+                    let mask = crate::simd::first_lanes(tile.lanes);
+                    let at = tile.row * width + tile.column;
+                    let dy0 = _mm512_maskz_loadu_ps(mask, gradients.add(at));
+                    let dy1 = _mm512_maskz_loadu_ps(mask, gradients.add(plane + at));
+                    for r in 0..3 {
+                        for s in 0..3 {
+                            let value = _mm512_maskz_loadu_ps(mask, input.add((tile.row + r) * padded_width + tile.column + s));
+                            sums[0][r * 3 + s] = _mm512_fmadd_ps(dy0, value, sums[0][r * 3 + s]);
+                            sums[1][r * 3 + s] = _mm512_fmadd_ps(dy1, value, sums[1][r * 3 + s]);
+                        }
+                    }
+                }
+            }
+        }
+        // A plain loop: `array::map` is not compiled for AVX-512 and took 800 ns a call here.
+        let mut totals = [[0.0f32; 9]; GRADIENT_CHANNELS];
+        for (total, sum) in totals.iter_mut().flatten().zip(sums.iter().flatten()) {
+            *total = _mm512_reduce_add_ps(*sum);
+        }
+        totals
     }
 
     /// The image's channels into `padded`, one pixel in from every edge, with a border of zeros.
