@@ -2,8 +2,9 @@
 batch 64, 10 classes, random images), training steps (AdamW) and inference batches per second on
 the CPU with the same thread count. Run by hand, on a quiet machine, right after `tlrun bench`:
 
-    OMP_NUM_THREADS=2 python3 benches/ops/torch_network.py
+    OMP_NUM_THREADS=2 python3 benches/ops/torch_network.py [resnet18@28 ...] [--steps N]
 """
+import sys
 import time
 
 import torch
@@ -63,10 +64,24 @@ def measure(name, model, size, batch=64, warmup=2, steps=8):
     print(f"{name:<14} {size:>5} {batch:>6} {train:>12.1f} {infer:>12.1f}")
 
 
+NETWORKS = {
+    "resnet_small@32": lambda: ("resnet_small", resnet_small(10), 32),
+    "resnet18@28": lambda: ("resnet18", torchvision.models.resnet18(num_classes=10), 28),
+    "resnet18@64": lambda: ("resnet18", torchvision.models.resnet18(num_classes=10), 64),
+}
+
 if __name__ == "__main__":
+    # Optional arguments: the networks to time (`resnet18@28`, as `tlrun bench --network` takes
+    # them), and `--steps N` (default 8, as `tlrun bench --steps`).
+    args = sys.argv[1:]
+    steps = 8
+    if "--steps" in args:
+        at = args.index("--steps")
+        steps = int(args[at + 1])
+        del args[at : at + 2]
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
     print(f"{'network':<14} {'size':>5} {'batch':>6} {'train img/s':>12} {'infer img/s':>12}")
-    measure("resnet_small", resnet_small(10), 32)
-    measure("resnet18", torchvision.models.resnet18(num_classes=10), 28)
-    measure("resnet18", torchvision.models.resnet18(num_classes=10), 64)
+    for network in args or list(NETWORKS):
+        name, model, size = NETWORKS[network]()
+        measure(name, model, size, steps=steps)
