@@ -854,23 +854,28 @@ mod tests {
         }
     }
 
+    /// A 3×3 kernel, stride 1, padding 1: the output the input's size (the direct kernel's shape).
+    fn same_size_3x3(batch: usize, in_channels: usize, out_channels: usize, height: usize, width: usize) -> ConvGeometry {
+        ConvGeometry {
+            batch,
+            in_channels,
+            in_height: height,
+            in_width: width,
+            out_channels,
+            kernel_height: 3,
+            kernel_width: 3,
+            stride: [1, 1],
+            padding_begin: [1, 1],
+            padding_end: [1, 1],
+        }
+    }
+
     #[test]
     fn the_direct_kernel_matches_the_definition_and_im2col_times_gemm() {
         // The stem of resnet_small (3 → 16), more channels than one block, a non-square image, and a
         // masked rest of a row (28 = 16 + 12).
         for (in_channels, out_channels, height, width) in [(3, 16, 5, 32), (20, 32, 7, 16), (16, 48, 16, 48), (8, 16, 3, 28)] {
-            let g = ConvGeometry {
-                batch: 3,
-                in_channels,
-                in_height: height,
-                in_width: width,
-                out_channels,
-                kernel_height: 3,
-                kernel_width: 3,
-                stride: [1, 1],
-                padding_begin: [1, 1],
-                padding_end: [1, 1],
-            };
+            let g = same_size_3x3(3, in_channels, out_channels, height, width);
             if !direct_conv::applies(&g) {
                 eprintln!("no AVX-512 here: the direct kernel is not tested");
                 return;
@@ -891,18 +896,7 @@ mod tests {
         // Images in one task and in two (8 a task, the second part-filled), a masked rest of a row
         // (28 = 16 + 12), the stem's 3 input channels, and more than one block of output channels.
         for (batch, in_channels, out_channels, height, width) in [(3, 3, 16, 4, 16), (11, 20, 32, 3, 28), (9, 16, 16, 5, 32)] {
-            let g = ConvGeometry {
-                batch,
-                in_channels,
-                in_height: height,
-                in_width: width,
-                out_channels,
-                kernel_height: 3,
-                kernel_width: 3,
-                stride: [1, 1],
-                padding_begin: [1, 1],
-                padding_end: [1, 1],
-            };
+            let g = same_size_3x3(batch, in_channels, out_channels, height, width);
             if !direct_conv::weight_gradient_applies(&g) {
                 eprintln!("no AVX-512 here: the direct weight gradient is not tested");
                 return;
