@@ -24,6 +24,9 @@ const MIN_LANE_USE: f64 = 0.75;
 /// time; everything at 28 and 64 px is 0.26–0.82 MB.
 const MAX_GROUP_BYTES: usize = 1 << 20;
 
+/// Most kernel taps a block lists (a 7×7 kernel has 49): larger kernels stay with im2col × gemm.
+const MAX_TAPS: usize = 64;
+
 /// Maps at least this wide take the direct kernel (16 and more) or im2col × gemm. On 8×8 maps the
 /// first version of this kernel (intrinsics, gathers and scatters) was slower in the network than
 /// gemm (resnet_small inference 2,108 against 2,424 img/s); the assembly loop and the transposes
@@ -32,7 +35,7 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 /// (8 of 8); training moved within the noise (553 against 540, 161 against 156).
 const MAX_WIDTH: usize = 9;
 
-/// Whether this kernel computes the convolution: stride 1 and kernels of 9 taps or more on maps
+/// Whether this kernel computes the convolution: stride 1 and kernels of 9 to 64 taps on maps
 /// of 8 pixels or narrower (wider ones take the direct kernel or im2col × gemm), a group's input
 /// that stays in the L2 cache, a batch that fills the lanes, and AVX-512F. Against im2col × gemm,
 /// batch 64, 2 threads, kernel probe (best of 7, alternating in one process, 2026-11-30): 3×3
@@ -47,7 +50,7 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
     let group_bytes = g.in_channels * padded_pixels * LANES * size_of::<f32>();
     g.stride == [1, 1]
         && group_bytes <= MAX_GROUP_BYTES
-        && g.kernel_height * g.kernel_width >= 9
+        && (9..=MAX_TAPS).contains(&(g.kernel_height * g.kernel_width))
         && g.out_width() < MAX_WIDTH
         && g.out_channels.is_multiple_of(CHANNELS)
         && lane_use >= MIN_LANE_USE
@@ -75,7 +78,7 @@ mod imp {
 
     use rayon::prelude::*;
 
-    use super::{CHANNELS, LANES};
+    use super::{CHANNELS, LANES, MAX_TAPS};
     use crate::conv::{ConvGeometry, filled};
     use crate::simd::first_lanes;
 
@@ -228,11 +231,8 @@ mod imp {
         (first, end.max(first))
     }
 
-    /// Most kernel taps a block computes (a 7×7 kernel has 49; `applies` refuses larger ones).
-    pub(super) const MAX_TAPS: usize = 64;
-
     /// `P` output pixels from `first_pixel` (in one output row) and 8 output channels from
-    /// `first_channel`, for the group's `images` images: the sums over every input channel and
+    /// `first_channel`, for one group of 16 images: the sums over every input channel and
     /// every live tap, in that order (channel outer, tap inner), stored in lanes in `sums_in_lanes`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]

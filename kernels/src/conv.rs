@@ -1013,6 +1013,8 @@ mod tests {
         assert!(batch_lanes_conv::applies(&narrow(64, 16, 8)), "rows of 8");
         assert!(!batch_lanes_conv::applies(&narrow(64, 16, 9)), "rows of 9");
         assert!(!batch_lanes_conv::applies(&ConvGeometry { stride: [2, 2], ..narrow(64, 16, 7) }), "stride 2");
+        let wide_kernel = ConvGeometry { kernel_height: 9, kernel_width: 9, padding_begin: [4, 4], padding_end: [4, 4], ..narrow(64, 16, 7) };
+        assert!(!batch_lanes_conv::applies(&wide_kernel), "81 taps: more than a block lists");
         let large = ConvGeometry { in_channels: 512, out_channels: 512, ..narrow(64, 16, 7) };
         assert!(!batch_lanes_conv::applies(&large), "2.7 MB a group: beyond the L2 cache");
     }
