@@ -9,6 +9,7 @@
 //! AVX-512F checked at run time.
 
 use crate::conv::ConvGeometry;
+use crate::epilogue::Epilogue;
 
 /// Images a vector holds.
 const LANES: usize = 16;
@@ -57,17 +58,18 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
         && crate::simd::avx512()
 }
 
-/// `y = conv2d(x, w)` for a geometry [`applies`] accepted.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+/// `y = conv2d(x, w)` for a geometry [`applies`] accepted, each value through `epilogue`.
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     assert!(applies(g), "batch-lanes convolution called on a geometry it does not cover");
     assert_eq!(x.len(), g.input_len(), "conv input length");
     assert_eq!(weight.len(), g.weight_len(), "conv weight length");
-    imp::forward(g, x, weight)
+    assert!(epilogue.is_none_or(|epilogue| epilogue.fits(g.out_channels, g.output_len())), "batch-lanes convolution: epilogue of another shape");
+    imp::forward(g, x, weight, epilogue)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
-    pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32]) -> Vec<f32> {
+    pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
         unreachable!("`applies` is false off x86_64")
     }
 }
@@ -80,6 +82,7 @@ mod imp {
 
     use super::{CHANNELS, LANES, MAX_TAPS};
     use crate::conv::{ConvGeometry, filled};
+    use crate::epilogue::Epilogue;
     use crate::simd::first_lanes;
 
     /// Output pixels a register block computes.
@@ -98,7 +101,7 @@ mod imp {
     unsafe impl Send for Output {}
     unsafe impl Sync for Output {}
 
-    pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
         let groups = g.batch.div_ceil(LANES);
         let (padded_height, padded_width) = padded_size(g);
         let plane = padded_height * padded_width * LANES;
@@ -121,7 +124,7 @@ mod imp {
                 // SAFETY: AVX-512F is present (`applies`). Task (group, block) writes only the
                 // outputs of images 16·group … and channels `channels`: no two tasks share one,
                 // and every output belongs to one task, so `filled` sees all written.
-                unsafe { channel_blocks(g, input, weight, output, group, channels) };
+                unsafe { channel_blocks(g, input, weight, output, group, channels, epilogue) };
             });
         })
     }
@@ -167,9 +170,18 @@ mod imp {
         (g.in_height + g.padding_begin[0] + g.padding_end[0], g.in_width + g.padding_begin[1] + g.padding_end[1])
     }
 
-    /// Every output pixel of one group's images for the output channels `channels`, 8 at a time.
+    /// Every output pixel of one group's images for the output channels `channels`, 8 at a time,
+    /// each value through `epilogue` (an `Epilogue::fits` the output) as it is stored.
     #[target_feature(enable = "avx512f")]
-    unsafe fn channel_blocks(g: &ConvGeometry, input: &[f32], weight: &[f32], output: Output, group: usize, channels: std::ops::Range<usize>) {
+    unsafe fn channel_blocks(
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        output: Output,
+        group: usize,
+        channels: std::ops::Range<usize>,
+        epilogue: Option<&Epilogue>,
+    ) {
         let (padded_height, padded_width) = padded_size(g);
         assert_eq!(input.len(), g.in_channels * padded_height * padded_width * LANES);
         assert_eq!(weight.len(), g.weight_len());
@@ -204,6 +216,8 @@ mod imp {
         // the sums in lanes: 16 values at a time, transposed into 16 runs, one per image.
         let image_len = g.out_channels * out_pixels;
         let values = channels.len() * out_pixels;
+        // The epilogue's coefficients for each value of the run, whose lanes cross channels.
+        let coefficients = epilogue.map(|epilogue| (epilogue, epilogue.per_value(channels.clone(), out_pixels)));
         for start in (0..values).step_by(LANES) {
             let count = LANES.min(values - start);
             let mut rows = [_mm512_setzero_ps(); LANES];
@@ -215,9 +229,19 @@ mod imp {
             for (image, run) in rows.iter().enumerate().take(images) {
                 // SAFETY: image 16·group + image < batch; channels.start·P·Q + start + count ≤
                 // channels.end·P·Q: inside the image; this task alone writes these channels.
+                // The epilogue reads its per-value coefficients at start … start + count − 1 < values,
+                // and the residual (of the output's length) where this store writes.
                 unsafe {
-                    let at = output.0.add((group * LANES + image) * image_len + channels.start * out_pixels + start);
-                    _mm512_mask_storeu_ps(at, first_lanes(count), *run);
+                    let at = (group * LANES + image) * image_len + channels.start * out_pixels + start;
+                    let mask = first_lanes(count);
+                    let value = match &coefficients {
+                        Some((epilogue, (scale, shift))) => {
+                            let (scale, shift) = (_mm512_maskz_loadu_ps(mask, scale.as_ptr().add(start)), _mm512_maskz_loadu_ps(mask, shift.as_ptr().add(start)));
+                            epilogue.lanes(*run, scale, shift, at, mask)
+                        }
+                        None => *run,
+                    };
+                    _mm512_mask_storeu_ps(output.0.add(at), mask, value);
                 }
             }
         }

@@ -112,12 +112,8 @@ pub fn statistics(shape: NormShape, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 #[allow(clippy::too_many_arguments)]
 pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, relu: bool) -> Vec<f32> {
     assert_eq!(x.len(), shape.len(), "batch norm input length");
-    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..shape.channels)
-        .map(|c| {
-            let scale = gamma[c] as f64 / (variance[c] as f64 + epsilon).sqrt();
-            (scale as f32, (beta[c] as f64 - mean[c] as f64 * scale) as f32)
-        })
-        .unzip();
+    assert_eq!(gamma.len(), shape.channels, "batch norm gamma length");
+    let (scale, shift) = fixed_coefficients(mean, variance, gamma, beta, epsilon);
     let pixels = shape.pixels.max(1);
     // Every plane of the output is written.
     filled(x.len(), |y| {
@@ -132,6 +128,19 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
             });
         }
     })
+}
+
+/// Per channel `(scale, shift)` with `y = x·scale + shift` the batch norm of `x` under these
+/// statistics: what [`normalize`] applies, and a convolution's `Epilogue` in evaluation.
+pub fn fixed_coefficients(mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> (Vec<f32>, Vec<f32>) {
+    let channels = gamma.len();
+    assert!([mean.len(), variance.len(), beta.len()].iter().all(|&len| len == channels), "batch norm coefficient lengths");
+    (0..channels)
+        .map(|c| {
+            let scale = gamma[c] as f64 / (variance[c] as f64 + epsilon).sqrt();
+            (scale as f32, (beta[c] as f64 - mean[c] as f64 * scale) as f32)
+        })
+        .unzip()
 }
 
 /// Planes of at least this many pixels are a parallel task each; smaller ones go an image at a

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::batch_lanes_conv;
 use crate::direct_conv;
+use crate::epilogue::Epilogue;
 use crate::live_taps::LiveTaps;
 use crate::patch_rows;
 use crate::single_pixel::SinglePixel;
@@ -495,30 +496,44 @@ fn col2im(geometry: &ConvGeometry, patch_grads: &[f32], images: usize, dx: &mut 
 /// A one-pixel output is a gemm per kernel tap ([`SinglePixel`]); elsewhere, kernel taps that only
 /// ever read padding are skipped ([`LiveTaps`]).
 pub fn forward(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    forward_then(geometry, x, weight, None)
+}
+
+/// [`forward`], each output value then through `epilogue` (batch norm with fixed statistics, a
+/// residual, a ReLU) before it is stored: evaluation's conv → batch norm → add → ReLU in one pass
+/// over the output instead of three, with the same bits.
+pub fn forward_then(geometry: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     assert_eq!(x.len(), geometry.input_len(), "conv input length");
     assert_eq!(weight.len(), geometry.weight_len(), "conv weight length");
+    if let Some(epilogue) = epilogue {
+        assert!(epilogue.fits(geometry.out_channels, geometry.output_len()), "conv epilogue: coefficients or residual of another shape");
+    }
     if let Some(single_pixel) = SinglePixel::of(geometry) {
-        return single_pixel.forward(geometry, x, weight);
+        let mut y = single_pixel.forward(geometry, x, weight);
+        if let Some(epilogue) = epilogue {
+            epilogue.apply_images(&mut y, 0, geometry.out_pixels());
+        }
+        return y;
     }
     match LiveTaps::of(geometry) {
-        Some(taps) => convolve(&taps.cropped, x, &taps.crop(geometry, weight)),
-        None => convolve(geometry, x, weight),
+        Some(taps) => convolve(&taps.cropped, x, &taps.crop(geometry, weight), epilogue),
+        None => convolve(geometry, x, weight, epilogue),
     }
 }
 
 /// The convolution by the direct kernel where it applies (3×3, stride 1, padding 1, AVX-512),
 /// else by im2col × gemm.
-fn convolve(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+fn convolve(geometry: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     if direct_conv::applies(geometry) {
-        direct_conv::forward(geometry, x, weight)
+        direct_conv::forward(geometry, x, weight, epilogue)
     } else if batch_lanes_conv::applies(geometry) {
-        batch_lanes_conv::forward(geometry, x, weight)
+        batch_lanes_conv::forward(geometry, x, weight, epilogue)
     } else {
-        forward_whole_kernel(geometry, x, weight)
+        forward_whole_kernel(geometry, x, weight, epilogue)
     }
 }
 
-fn forward_whole_kernel(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+fn forward_whole_kernel(geometry: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     let g = geometry;
     let plan = plan(g);
     let pixels = g.out_pixels();
@@ -543,6 +558,11 @@ fn forward_whole_kernel(geometry: &ConvGeometry, x: &[f32], weight: &[f32]) -> V
                 }
             }
         });
+        if let Some(epilogue) = epilogue {
+            // SAFETY: the gemm or the loop above wrote every value of the chunk.
+            let written = unsafe { &mut *(y_chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            epilogue.apply_images(written, first, pixels);
+        }
     };
     // Each chunk writes all K·L outputs of each of its images.
     filled(g.output_len(), |y| {
@@ -591,7 +611,7 @@ fn backward_whole_kernel(
     // Where the input gradient is a convolution, it costs what the forward costs; elsewhere
     // (strided convolutions) it is a gemm and a col2im below.
     let (mut dx, col2im_input_grad) = match g.input_gradient_as_convolution() {
-        Some(transposed) if input_grad => (Some(convolve(&transposed, dy, &flipped_weight(g, weight))), false),
+        Some(transposed) if input_grad => (Some(convolve(&transposed, dy, &flipped_weight(g, weight), None)), false),
         _ => (input_grad.then(|| vec![0.0f32; g.input_len()]), input_grad),
     };
     if !weight_grad && !col2im_input_grad {
@@ -882,8 +902,8 @@ mod tests {
             }
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
-            let direct = direct_conv::forward(&g, &x, &w);
-            for (expected, what) in [(reference_forward(&g, &x, &w), "definition"), (forward_whole_kernel(&g, &x, &w), "im2col × gemm")] {
+            let direct = direct_conv::forward(&g, &x, &w, None);
+            for (expected, what) in [(reference_forward(&g, &x, &w), "definition"), (forward_whole_kernel(&g, &x, &w, None), "im2col × gemm")] {
                 for (a, b) in direct.iter().zip(&expected) {
                     assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{in_channels} → {out_channels}, {what}: {a} vs {b}");
                 }
@@ -971,7 +991,7 @@ mod tests {
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
             let expected = reference_forward(&g, &x, &w);
-            for (a, b) in forward_whole_kernel(&g, &x, &w).iter().zip(&expected) {
+            for (a, b) in forward_whole_kernel(&g, &x, &w, None).iter().zip(&expected) {
                 assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "side {side} stride {stride}: {a} vs {b}");
             }
         }
@@ -1001,7 +1021,7 @@ mod tests {
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
             let expected = reference_forward(&g, &x, &w);
-            let got = batch_lanes_conv::forward(&g, &x, &w);
+            let got = batch_lanes_conv::forward(&g, &x, &w, None);
             assert_eq!(got.len(), expected.len());
             for (index, (a, b)) in got.iter().zip(&expected).enumerate() {
                 assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{g:?} [{index}]: {a} vs {b}");
@@ -1017,5 +1037,52 @@ mod tests {
         assert!(!batch_lanes_conv::applies(&wide_kernel), "81 taps: more than a block lists");
         let large = ConvGeometry { in_channels: 512, out_channels: 512, ..narrow(64, 16, 7) };
         assert!(!batch_lanes_conv::applies(&large), "2.7 MB a group: beyond the L2 cache");
+    }
+
+    /// `forward_then` gives the bits of `forward` followed by the epilogue as a pass of its own
+    /// (itself the bits of batch norm then `add_relu`: epilogue.rs), on every path a forward takes:
+    /// the direct kernel (a full and a masked row tile), batch lanes (a part-filled group), im2col ×
+    /// gemm (stride 2, chunks of several images and of one), a single output pixel, and cropped taps.
+    #[test]
+    fn the_epilogue_in_the_kernels_gives_the_bits_of_a_pass_after_them() {
+        let square = |batch, in_channels, out_channels, side, kernel: usize, stride: usize, padding: usize| ConvGeometry {
+            batch,
+            in_channels,
+            in_height: side,
+            in_width: side,
+            out_channels,
+            kernel_height: kernel,
+            kernel_width: kernel,
+            stride: [stride, stride],
+            padding_begin: [padding; 2],
+            padding_end: [padding; 2],
+        };
+        let cases = [
+            (square(3, 5, 16, 28, 3, 1, 1), "direct"),
+            (square(27, 6, 16, 5, 3, 1, 1), "batch lanes"),
+            (square(9, 5, 7, 11, 3, 2, 1), "im2col x gemm"),
+            (square(1, 4, 6, 40, 3, 2, 1), "im2col x gemm, one image"),
+            (square(5, 8, 6, 3, 3, 1, 0), "a single output pixel"),
+            (square(4, 3, 5, 2, 7, 1, 3), "cropped taps"),
+        ];
+        assert!(direct_conv::applies(&cases[0].0) == crate::simd::avx512() && batch_lanes_conv::applies(&cases[1].0) == crate::simd::avx512());
+        assert!(SinglePixel::of(&cases[4].0).is_some() && LiveTaps::of(&cases[5].0).is_some());
+        for (g, path) in cases {
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let residual: Vec<f32> = (0..g.output_len()).map(|i| ((i * 29 % 89) as f32 - 44.0) / 20.0).collect();
+            let scale: Vec<f32> = (0..g.out_channels).map(|k| 0.5 + k as f32 / 7.0).collect();
+            let shift: Vec<f32> = (0..g.out_channels).map(|k| k as f32 / 3.0 - 1.0).collect();
+            for (with_residual, relu) in [(false, true), (true, true), (true, false)] {
+                let epilogue = Epilogue { scale: &scale, shift: &shift, residual: with_residual.then_some(&residual[..]), relu };
+                let mut expected = forward(&g, &x, &w);
+                epilogue.apply_images(&mut expected, 0, g.out_pixels());
+                let got = forward_then(&g, &x, &w, Some(&epilogue));
+                assert!(expected.iter().any(|&v| v == 0.0) == relu && expected.iter().any(|&v| v > 0.0), "{path}: a test that cuts and keeps");
+                for (index, (a, b)) in got.iter().zip(&expected).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{path} [{index}], residual {with_residual}, relu {relu}: {a} vs {b}");
+                }
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! everything else takes im2col × gemm.
 
 use crate::conv::ConvGeometry;
+use crate::epilogue::Epilogue;
 
 /// Output channels per register block, and pixels per vector.
 const BLOCK: usize = 16;
@@ -63,10 +64,11 @@ fn lane_use(tiles: &[Tile]) -> f64 {
     used as f64 / (tiles.len().max(1) * BLOCK) as f64
 }
 
-/// `y = conv2d(x, w)` for a geometry [`applies`] accepted.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+/// `y = conv2d(x, w)` for a geometry [`applies`] accepted, each value through `epilogue`.
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     assert!(applies(g), "direct convolution called on a geometry it does not cover");
-    imp::forward(g, x, weight)
+    assert!(epilogue.is_none_or(|epilogue| epilogue.fits(g.out_channels, g.output_len())), "direct convolution: epilogue of another shape");
+    imp::forward(g, x, weight, epilogue)
 }
 
 /// Whether [`weight_gradient`] computes this convolution's weight gradient: what [`applies`]
@@ -94,7 +96,7 @@ pub(crate) fn weight_gradient(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
-    pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32]) -> Vec<f32> {
+    pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
         unreachable!("`applies` is false off x86_64")
     }
 
@@ -113,6 +115,7 @@ mod imp {
 
     use super::{BLOCK, Tile, tiles};
     use crate::conv::{ConvGeometry, filled};
+    use crate::epilogue::Epilogue;
 
     thread_local! {
         /// One image's input with a border of zeros, reused from call to call.
@@ -132,7 +135,7 @@ mod imp {
         blocked
     }
 
-    pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
         assert_eq!(x.len(), g.input_len(), "conv input length");
         assert_eq!(weight.len(), g.weight_len(), "conv weight length");
         let weight = blocked_weight(g, weight);
@@ -141,7 +144,7 @@ mod imp {
         let (image_in, image_out) = (g.in_channels * height * width, g.out_channels * height * width);
         let padded_len = g.in_channels * (height + 2) * (width + 2);
         filled(g.output_len(), |y| {
-            y.par_chunks_mut(image_out).zip(x.par_chunks(image_in)).for_each(|(y, x)| {
+            y.par_chunks_mut(image_out).zip(x.par_chunks(image_in)).enumerate().for_each(|(index, (y, x))| {
                 PADDED.with(|cell| {
                     let mut padded = cell.borrow_mut();
                     padded.resize(padded_len, 0.0);
@@ -149,7 +152,7 @@ mod imp {
                     // `image` bound every access.
                     unsafe {
                         pad(g, x, &mut padded[..padded_len]);
-                        image(g, &tiles, &padded[..padded_len], &weight, y);
+                        image(g, &tiles, &padded[..padded_len], &weight, y, epilogue.map(|epilogue| (epilogue, index * image_out)));
                     }
                 })
             });
@@ -273,9 +276,10 @@ mod imp {
         }
     }
 
-    /// One image: `y` [K, H, W] from `padded` [C, H + 2, W + 2] and the blocked weight.
+    /// One image: `y` [K, H, W] from `padded` [C, H + 2, W + 2] and the blocked weight; each
+    /// value through the epilogue, if any, whose output starts this image at the offset given.
     #[target_feature(enable = "avx512f")]
-    unsafe fn image(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], weight: &[f32], y: &mut [MaybeUninit<f32>]) {
+    unsafe fn image(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], weight: &[f32], y: &mut [MaybeUninit<f32>], epilogue: Option<(&Epilogue, usize)>) {
         let (channels, height, width) = (g.in_channels, g.in_height, g.in_width);
         let padded_width = width + 2;
         let padded_plane = (height + 2) * padded_width;
@@ -286,12 +290,17 @@ mod imp {
         for tile in tiles {
             assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
         }
+        if let Some((epilogue, start)) = epilogue {
+            // The residual's lanes of this image, read by `Epilogue::vector`, lie inside it.
+            assert!(epilogue.residual.is_none_or(|residual| start + y.len() <= residual.len()), "epilogue residual length");
+        }
         let y = y.as_mut_ptr().cast::<f32>();
         // SAFETY: every access stays inside the buffers whose lengths are asserted above. A
         // tile's lanes read padded row `row + r` ≤ H + 1, columns `column + s …` up to
         // `column + lanes − 1 + 2` ≤ W + 1 of its W + 2 (a masked load reads its lanes only).
         // Taps index block · C · 9 · 16 + (c · 9 + tap) · 16 + k < K · C · 9; a tile's store
-        // writes `lanes` values of output row `row` from `column`.
+        // writes `lanes` values of output row `row` from `column`, and the epilogue reads the
+        // residual's at the same place of the image.
         unsafe {
             for block in 0..g.out_channels / BLOCK {
                 let block_weight = weight.as_ptr().add(block * channels * 9 * BLOCK);
@@ -328,7 +337,13 @@ mod imp {
                     };
                     let store = crate::simd::first_lanes(tile.lanes);
                     for (k, sum) in sums.iter().enumerate() {
-                        _mm512_mask_storeu_ps(y.add(((block * BLOCK + k) * height + tile.row) * width + tile.column), store, *sum);
+                        let channel = block * BLOCK + k;
+                        let at = (channel * height + tile.row) * width + tile.column;
+                        let value = match epilogue {
+                            Some((epilogue, start)) => epilogue.vector(*sum, channel, start + at, store),
+                            None => *sum,
+                        };
+                        _mm512_mask_storeu_ps(y.add(at), store, value);
                     }
                 }
             }

@@ -12,6 +12,7 @@ mod batch_lanes_conv;
 pub mod batch_norm;
 pub mod conv;
 mod direct_conv;
+pub mod epilogue;
 pub mod max_pool;
 mod live_taps;
 mod narrow_max_pool;

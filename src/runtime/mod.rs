@@ -22,6 +22,7 @@ pub mod allocator;
 pub mod add_relu;
 pub mod batch_norm;
 pub mod conv;
+pub mod conv_norm;
 pub mod max_pool;
 pub mod fused_adamw;
 #[cfg(test)]

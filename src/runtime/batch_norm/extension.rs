@@ -42,7 +42,7 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
 }
 
 /// (mean, variance) rows of a [2, C] statistics tensor.
-fn rows(statistics: &FlexTensor) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn rows(statistics: &FlexTensor) -> (Vec<f32>, Vec<f32>) {
     let values = statistics.to_contiguous();
     let values = values.storage::<f32>();
     let channels = values.len() / 2;

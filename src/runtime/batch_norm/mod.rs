@@ -40,12 +40,11 @@ fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool, relu: bool) -> Tens
         if !fused {
             return then_relu(norm.forward(x));
         }
-        let running = Tensor::cat(vec![norm.running_mean.value(), norm.running_var.value()], 0).reshape([2, channels]).to_device(&device);
         return Tensor::from_dispatch(<Dispatch as FusedBatchNormBackend>::fused_batch_norm(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
-            running.into_dispatch(),
+            running_statistics(norm, &device).into_dispatch(),
             norm.epsilon,
             false,
             relu,
@@ -72,6 +71,13 @@ fn forward_with(norm: &BatchNorm, x: Tensor<4>, fused: bool, relu: bool) -> Tens
     };
     update_running_statistics(norm, mean, variance, batch * height * width, &device);
     output
+}
+
+/// The running mean (row 0) and variance (row 1), [2, C], on `device`: the statistics of
+/// evaluation and of frozen layers.
+pub fn running_statistics(norm: &BatchNorm, device: &Device) -> Tensor<2> {
+    let channels = norm.gamma.dims()[0];
+    Tensor::cat(vec![norm.running_mean.value(), norm.running_var.value()], 0).reshape([2, channels]).to_device(device)
 }
 
 /// `running = running·(1 − momentum) + batch·momentum`, the variance unbiased (× n/(n − 1) over

@@ -42,7 +42,7 @@ pub fn geometry(x_shape: &[usize], weight_shape: &[usize], options: &ConvOptions
     .checked()
 }
 
-fn flex_geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> ConvGeometry {
+pub(crate) fn flex_geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> ConvGeometry {
     geometry(x.layout().shape(), weight.layout().shape(), options)
         .expect("gemm_conv2d is called only on shapes `gemm_conv_applies` accepted")
 }

@@ -16,13 +16,20 @@ use extension::GemmConvBackend;
 
 /// What `Conv2d::forward` computes, through [`conv2d`].
 pub fn forward(conv: &Conv2d, input: Tensor<4>) -> Tensor<4> {
+    match options(conv) {
+        Some(options) => conv2d(input, conv.weight.val(), conv.bias.as_ref().map(|bias| bias.val()), options),
+        None => conv.forward(input),
+    }
+}
+
+/// `conv`'s options for [`conv2d`]; `None` for `Same` padding, which burn's module computes.
+pub fn options(conv: &Conv2d) -> Option<ConvOptions<2>> {
     let padding = match conv.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
         PaddingConfig2d::Valid => [(0, 0), (0, 0)],
-        PaddingConfig2d::Same => return conv.forward(input),
+        PaddingConfig2d::Same => return None,
     };
-    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
-    conv2d(input, conv.weight.val(), conv.bias.as_ref().map(|bias| bias.val()), options)
+    Some(ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups))
 }
 
 /// `burn::tensor::module::conv2d`, by tlrun's gemm op where it applies.

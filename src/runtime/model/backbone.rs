@@ -214,15 +214,26 @@ impl Backbone {
     /// kept `fc` returns `[N, F, 1, 1]` so the head always receives rank 4.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input;
-        let mut ops = self.ops.iter().peekable();
-        while let Some(&op) = ops.next() {
-            x = match (op, ops.peek(), &self.bn1) {
+        let mut index = 0;
+        while let Some(&op) = self.ops.get(index) {
+            let (next, after) = (self.ops.get(index + 1).copied(), self.ops.get(index + 2).copied());
+            x = match (op, next, &self.conv1, &self.bn1) {
+                // The stem's convolution, batch norm and ReLU in one op in evaluation
+                // (runtime/conv_norm), the separate ops in training.
+                (BackboneOp::Conv1, Some(BackboneOp::Bn1), Some(conv1), Some(bn1)) => {
+                    let relu = after == Some(BackboneOp::Relu);
+                    index += if relu { 3 } else { 2 };
+                    crate::runtime::conv_norm::forward(conv1, bn1, x, None, relu)
+                }
                 // The stem's batch norm and ReLU in one pass (runtime/batch_norm's `forward_relu`).
-                (BackboneOp::Bn1, Some(BackboneOp::Relu), Some(bn1)) => {
-                    ops.next();
+                (BackboneOp::Bn1, Some(BackboneOp::Relu), _, Some(bn1)) => {
+                    index += 2;
                     crate::runtime::batch_norm::forward_relu(bn1, x)
                 }
-                _ => self.forward_op(op, x),
+                _ => {
+                    index += 1;
+                    self.forward_op(op, x)
+                }
             };
         }
         x

@@ -4,7 +4,7 @@
 mod backbone;
 pub mod head;
 mod network;
-mod residual_block;
+pub(crate) mod residual_block;
 
 pub use backbone::{Backbone, BackboneOp};
 pub use head::Head;

@@ -3,9 +3,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::arch::BlockKind;
-use crate::runtime::add_relu::add_relu;
-use crate::runtime::batch_norm::{forward as norm, forward_relu as norm_relu};
-use crate::runtime::conv::forward as conv_forward;
+use crate::runtime::conv_norm::forward as conv_norm;
 
 /// torchvision's kaiming_normal_(mode="fan_out", nonlinearity="relu") for convolutions.
 pub fn conv(in_channels: u32, out_channels: u32, kernel: u32, stride: u32, padding: u32, device: &Device) -> Conv2d {
@@ -71,16 +69,20 @@ impl ResidualBlock {
         }
     }
 
+    /// Each convolution with its batch norm (and ReLU, and at the end the residual) through
+    /// runtime/conv_norm: one op in evaluation, the separate ops in training.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(downsample) => norm(&downsample.bn, conv_forward(&downsample.conv, input.clone())),
+            Some(downsample) => conv_norm(&downsample.conv, &downsample.bn, input.clone(), None, false),
             None => input.clone(),
         };
-        let out = norm_relu(&self.bn1, conv_forward(&self.conv1, input));
-        let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => norm(bn3, conv_forward(conv3, norm_relu(&self.bn2, conv_forward(&self.conv2, out)))),
-            _ => norm(&self.bn2, conv_forward(&self.conv2, out)),
-        };
-        add_relu(out, identity)
+        let out = conv_norm(&self.conv1, &self.bn1, input, None, true);
+        match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = conv_norm(&self.conv2, &self.bn2, out, None, true);
+                conv_norm(conv3, bn3, out, Some(identity), true)
+            }
+            _ => conv_norm(&self.conv2, &self.bn2, out, Some(identity), true),
+        }
     }
 }

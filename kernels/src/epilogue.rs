@@ -1,0 +1,184 @@
+//! What a convolution's output goes through before it is stored, in evaluation: batch norm with
+//! fixed statistics (`y·scale + shift` per channel), then a residual added, then a ReLU. Each of
+//! these is a pass of its own over the whole output otherwise (`batch_norm::normalize`,
+//! `activation::add_relu`), reading and writing a batch's activations from memory; here the
+//! kernel applies them to values it has just computed, in registers or in the cache.
+//!
+//! Each value is computed as those passes compute it, in the same order (a multiply, an add, the
+//! residual's add, `activation::relu`; Rust never fuses a multiply and an add), so an evaluation
+//! gives the same bits as the separate passes.
+
+use crate::activation;
+
+/// Batch norm with fixed statistics, a residual and a ReLU after a convolution.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Per output channel: `y·scale + shift` (`batch_norm::fixed_coefficients`).
+    pub scale: &'a [f32],
+    pub shift: &'a [f32],
+    /// Added after the batch norm: a tensor of the output's shape.
+    pub residual: Option<&'a [f32]>,
+    /// The ReLU of the result.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Whether it fits an output of `channels` channels and `len` values.
+    pub fn fits(&self, channels: usize, len: usize) -> bool {
+        self.scale.len() == channels && self.shift.len() == channels && self.residual.is_none_or(|residual| residual.len() == len)
+    }
+
+    /// The epilogue of one value `v` of channel `k`, found at `at` in the output.
+    #[inline(always)]
+    pub(crate) fn value(&self, v: f32, k: usize, at: usize) -> f32 {
+        let normalized = v * self.scale[k] + self.shift[k];
+        let summed = match self.residual {
+            Some(residual) => normalized + residual[at],
+            None => normalized,
+        };
+        if self.relu { activation::relu(summed) } else { summed }
+    }
+
+    /// In place on `values`, a run of channel `k` that starts at `at` in the output.
+    pub(crate) fn apply_run(&self, values: &mut [f32], k: usize, at: usize) {
+        assert!(k < self.scale.len() && self.residual.is_none_or(|residual| at + values.len() <= residual.len()));
+        apply_run(self, values, k, at);
+    }
+
+    /// In place on whole images `[images, K, pixels]` that start at image `first` of the output.
+    pub(crate) fn apply_images(&self, values: &mut [f32], first: usize, pixels: usize) {
+        let channels = self.scale.len();
+        let image_len = channels * pixels;
+        for (image, values) in values.chunks_exact_mut(image_len.max(1)).enumerate() {
+            for (k, run) in values.chunks_exact_mut(pixels.max(1)).enumerate() {
+                self.apply_run(run, k, (first + image) * image_len + k * pixels);
+            }
+        }
+    }
+
+    /// [`value`](Self::value) on 16 lanes (`mask`: those that hold an output), `sum` the
+    /// convolution's values of channel `k` at `at … at + 15` in the output.
+    ///
+    /// # Safety
+    /// AVX-512F is present; with a residual, its lanes in `mask` lie inside it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn vector(&self, sum: std::arch::x86_64::__m512, k: usize, at: usize, mask: u16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::_mm512_set1_ps;
+        // SAFETY: as this function's.
+        unsafe { self.lanes(sum, _mm512_set1_ps(self.scale[k]), _mm512_set1_ps(self.shift[k]), at, mask) }
+    }
+
+    /// [`vector`](Self::vector) with each lane's coefficients given: lanes of several channels.
+    ///
+    /// # Safety
+    /// As [`vector`](Self::vector)'s.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn lanes(
+        &self,
+        sum: std::arch::x86_64::__m512,
+        scale: std::arch::x86_64::__m512,
+        shift: std::arch::x86_64::__m512,
+        at: usize,
+        mask: u16,
+    ) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let normalized = _mm512_add_ps(_mm512_mul_ps(sum, scale), shift);
+        let summed = match self.residual {
+            // SAFETY: the caller keeps the lanes in `mask` inside the residual.
+            Some(residual) => _mm512_add_ps(normalized, unsafe { _mm512_maskz_loadu_ps(mask, residual.as_ptr().add(at)) }),
+            None => normalized,
+        };
+        if self.relu {
+            // `activation::relu`: kept where above zero or NaN ("not less or equal, unordered"),
+            // else +0 (−0 too).
+            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(summed, _mm512_setzero_ps()), summed)
+        } else {
+            summed
+        }
+    }
+
+    /// The coefficients of channels `channels` each repeated `pixels` times: one per value of
+    /// those channels' run in an image, for [`lanes`](Self::lanes).
+    pub(crate) fn per_value(&self, channels: std::ops::Range<usize>, pixels: usize) -> (Vec<f32>, Vec<f32>) {
+        let repeat = |values: &[f32]| values[channels.clone()].iter().flat_map(|&value| std::iter::repeat_n(value, pixels)).collect();
+        (repeat(self.scale), repeat(self.shift))
+    }
+}
+
+multiversion! {
+    fn apply_run(epilogue: &Epilogue, values: &mut [f32], k: usize, at: usize) {
+        for (offset, value) in values.iter_mut().enumerate() {
+            *value = epilogue.value(*value, k, at + offset);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch_norm::{NormShape, normalize};
+
+    /// The separate passes' bits, value for value: batch norm (with its ReLU), then the residual's
+    /// `add_relu`; −0, NaN and values at zero included.
+    #[test]
+    fn gives_the_bits_of_batch_norm_then_add_relu() {
+        let (channels, pixels) = (3, 37);
+        let shape = NormShape { batch: 2, channels, pixels };
+        let mut x: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919) % 101) as f32 / 17.0 - 3.0).collect();
+        x[5] = f32::NAN;
+        x[6] = -0.0;
+        let residual: Vec<f32> = (0..shape.len()).map(|i| ((i * 104_729) % 53) as f32 / 11.0 - 2.4).collect();
+        let (mean, variance, gamma, beta) = ([0.3, -0.2, 0.0], [1.7, 0.4, 2.0], [1.1, -0.9, 1.0], [0.2, 0.0, -0.1]);
+        let (scale, shift) = crate::batch_norm::fixed_coefficients(&mean, &variance, &gamma, &beta, 1e-5);
+        for (with_residual, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+            let epilogue = Epilogue { scale: &scale, shift: &shift, residual: with_residual.then_some(&residual[..]), relu };
+            let normalized = normalize(shape, &x, &mean, &variance, &gamma, &beta, 1e-5, relu && !with_residual);
+            let expected = if with_residual {
+                if relu {
+                    activation::add_relu(&normalized, &residual)
+                } else {
+                    normalized.iter().zip(&residual).map(|(a, b)| a + b).collect()
+                }
+            } else {
+                normalized
+            };
+            let mut by_runs = x.clone();
+            epilogue.apply_images(&mut by_runs, 0, pixels);
+            let by_vectors = by_vectors(&epilogue, &x, channels, pixels);
+            for (index, ((&got, &vector), &want)) in by_runs.iter().zip(&by_vectors).zip(&expected).enumerate() {
+                assert_eq!(got.to_bits(), want.to_bits(), "runs, value {index}, residual {with_residual}, relu {relu}");
+                assert_eq!(vector.to_bits(), want.to_bits(), "vectors, value {index}, residual {with_residual}, relu {relu}");
+            }
+        }
+    }
+
+    /// [`Epilogue::vector`] over every run in vectors of 16 and a masked rest; the runs' values
+    /// where AVX-512 is missing.
+    fn by_vectors(epilogue: &Epilogue, x: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
+        let mut out = x.to_vec();
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::avx512() {
+            use std::arch::x86_64::*;
+            for (run, values) in out.chunks_exact_mut(pixels).enumerate() {
+                let k = run % channels;
+                for from in (0..pixels).step_by(16) {
+                    let mask = crate::simd::first_lanes(pixels - from);
+                    // SAFETY: AVX-512F checked; the masked lanes lie inside the run and the
+                    // residual (of the output's length).
+                    unsafe {
+                        let sum = _mm512_maskz_loadu_ps(mask, values.as_ptr().add(from));
+                        let result = epilogue.vector(sum, k, run * pixels + from, mask);
+                        _mm512_mask_storeu_ps(values.as_mut_ptr().add(from), mask, result);
+                    }
+                }
+            }
+            return out;
+        }
+        epilogue.apply_images(&mut out, 0, pixels);
+        out
+    }
+}
