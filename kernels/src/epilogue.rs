@@ -46,11 +46,25 @@ impl Epilogue<'_> {
     }
 
     /// In place on whole images `[images, K, pixels]` that start at image `first` of the output.
+    /// Planes under [`SMALL_PLANE`] pixels go an image at a time with the coefficients spread over
+    /// its values, as batch norm's do: a call per plane would be a call per value on 1×1 maps.
     pub(crate) fn apply_images(&self, values: &mut [f32], first: usize, pixels: usize) {
         let channels = self.scale.len();
         let image_len = channels * pixels;
-        for (image, values) in values.chunks_exact_mut(image_len.max(1)).enumerate() {
-            for (k, run) in values.chunks_exact_mut(pixels.max(1)).enumerate() {
+        if image_len == 0 {
+            return;
+        }
+        if pixels < SMALL_PLANE {
+            let (scale, shift) = self.per_value(0..channels, pixels);
+            for (image, values) in values.chunks_exact_mut(image_len).enumerate() {
+                let at = (first + image) * image_len;
+                let residual = self.residual.map(|residual| &residual[at..at + image_len]);
+                apply_values(values, &scale, &shift, residual, self.relu);
+            }
+            return;
+        }
+        for (image, values) in values.chunks_exact_mut(image_len).enumerate() {
+            for (k, run) in values.chunks_exact_mut(pixels).enumerate() {
                 self.apply_run(run, k, (first + image) * image_len + k * pixels);
             }
         }
@@ -109,6 +123,26 @@ impl Epilogue<'_> {
     }
 }
 
+/// Planes of fewer pixels go an image at a time ([`Epilogue::apply_images`]).
+const SMALL_PLANE: usize = 64;
+
+multiversion! {
+    /// [`Epilogue::value`] with each value's coefficients (and residual) given.
+    fn apply_values(values: &mut [f32], scale: &[f32], shift: &[f32], residual: Option<&[f32]>, relu: bool) {
+        let normalized = values.iter_mut().zip(scale.iter().zip(shift));
+        match residual {
+            Some(residual) => normalized.zip(residual).for_each(|((value, (&a, &b)), &r)| {
+                let summed = *value * a + b + r;
+                *value = if relu { activation::relu(summed) } else { summed };
+            }),
+            None => normalized.for_each(|(value, (&a, &b))| {
+                let normalized = *value * a + b;
+                *value = if relu { activation::relu(normalized) } else { normalized };
+            }),
+        }
+    }
+}
+
 multiversion! {
     fn apply_run(epilogue: &Epilogue, values: &mut [f32], k: usize, at: usize) {
         for (offset, value) in values.iter_mut().enumerate() {
@@ -126,7 +160,14 @@ mod tests {
     /// `add_relu`; −0, NaN and values at zero included.
     #[test]
     fn gives_the_bits_of_batch_norm_then_add_relu() {
-        let (channels, pixels) = (3, 37);
+        // Planes of 5 and 37 pixels (an image at a time) and of 70 (a run a plane).
+        for pixels in [5, 37, 70] {
+            gives_the_bits_on_planes_of(pixels);
+        }
+    }
+
+    fn gives_the_bits_on_planes_of(pixels: usize) {
+        let channels = 3;
         let shape = NormShape { batch: 2, channels, pixels };
         let mut x: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919) % 101) as f32 / 17.0 - 3.0).collect();
         x[5] = f32::NAN;
@@ -146,12 +187,13 @@ mod tests {
             } else {
                 normalized
             };
-            let mut by_runs = x.clone();
-            epilogue.apply_images(&mut by_runs, 0, pixels);
+            let mut by_images = x.clone();
+            epilogue.apply_images(&mut by_images, 0, pixels);
             let by_vectors = by_vectors(&epilogue, &x, channels, pixels);
-            for (index, ((&got, &vector), &want)) in by_runs.iter().zip(&by_vectors).zip(&expected).enumerate() {
-                assert_eq!(got.to_bits(), want.to_bits(), "runs, value {index}, residual {with_residual}, relu {relu}");
-                assert_eq!(vector.to_bits(), want.to_bits(), "vectors, value {index}, residual {with_residual}, relu {relu}");
+            for (index, ((&got, &vector), &want)) in by_images.iter().zip(&by_vectors).zip(&expected).enumerate() {
+                let case = format!("{pixels} pixels, value {index}, residual {with_residual}, relu {relu}");
+                assert_eq!(got.to_bits(), want.to_bits(), "images: {case}");
+                assert_eq!(vector.to_bits(), want.to_bits(), "vectors: {case}");
             }
         }
     }
