@@ -626,7 +626,7 @@ fn backward_whole_kernel(
 
     // One chunk: dw += dy_c · patchesᵀ, and dx_c = col2im(wᵀ · dy_c). `dx_chunk` is this chunk's
     // images of dx; `dw` this thread's partial sum.
-    let run_chunk = |chunk: usize, dx_chunk: Option<&mut [f32]>, dw: Option<&mut [f32]>| {
+    let run_chunk = |chunk: usize, dx_chunk: Option<&mut [f32]>, dw: Option<&mut Option<Vec<f32>>>| {
         let first = chunk * plan.images_per_chunk;
         let images = plan.images_per_chunk.min(g.batch - first);
         let columns = images * pixels;
@@ -649,16 +649,25 @@ fn backward_whole_kernel(
                 let threads = gemm_threads(plan.parallel_chunks, g.out_channels, g.patch_len(), columns);
                 // dw is accumulated transposed, [CRS, K]: gemm then reads the patches along
                 // their rows as they lie, and transposes only the smaller dy while packing.
-                matmul(
-                    Destination::Accumulate(dw),
-                    Matrix::rows(g.out_channels).transpose(),
-                    dy_matrix,
-                    Matrix::rows(columns),
-                    patches,
-                    Matrix::rows(columns).transpose(),
-                    [g.out_channels, g.patch_len(), columns],
-                    threads,
-                );
+                let product = |destination: Destination<'_>| {
+                    matmul(
+                        destination,
+                        Matrix::rows(g.out_channels).transpose(),
+                        dy_matrix,
+                        Matrix::rows(columns),
+                        patches,
+                        Matrix::rows(columns).transpose(),
+                        [g.out_channels, g.patch_len(), columns],
+                        threads,
+                    )
+                };
+                // A lane's first chunk writes its partial sum and the next ones add to it: no
+                // zeroed buffer to fill and read back (resnet18's last stages at 64 px zeroed
+                // about 100 MB a training step).
+                match dw {
+                    Some(sums) => product(Destination::Accumulate(sums)),
+                    None => *dw = Some(filled(g.weight_len(), |fresh| product(Destination::Fresh(fresh)))),
+                }
             }
             if let Some(dx_chunk) = dx_chunk {
                 let threads = gemm_threads(plan.parallel_chunks, g.patch_len(), columns, g.out_channels);
@@ -687,9 +696,9 @@ fn backward_whole_kernel(
         lane_work[chunk % lanes].push((chunk, dx_chunk));
     }
     let run_lane = |work: Vec<(usize, Option<&mut [f32]>)>| {
-        let mut dw = weight_grad.then(|| vec![0.0f32; g.weight_len()]);
+        let mut dw = None;
         for (chunk, dx_chunk) in work {
-            run_chunk(chunk, dx_chunk, dw.as_deref_mut());
+            run_chunk(chunk, dx_chunk, weight_grad.then_some(&mut dw));
         }
         dw
     };
