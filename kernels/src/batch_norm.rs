@@ -182,7 +182,7 @@ const LARGE_PLANE: usize = 256;
 
 /// Each channel's coefficient repeated for each of its `pixels` values: `[C]` → `[C · pixels]`,
 /// the layout of one image, so that an image is one vector loop.
-fn per_value(per_channel: &[f32], pixels: usize) -> Vec<f32> {
+pub(crate) fn per_value(per_channel: &[f32], pixels: usize) -> Vec<f32> {
     per_channel.iter().flat_map(|&value| std::iter::repeat_n(value, pixels)).collect()
 }
 

@@ -9,6 +9,7 @@
 //! gives the same bits as the separate passes.
 
 use crate::activation;
+use crate::batch_norm::per_value;
 
 /// Batch norm with fixed statistics, a residual and a ReLU after a convolution.
 #[derive(Debug, Clone, Copy)]
@@ -31,12 +32,7 @@ impl Epilogue<'_> {
     /// The epilogue of one value `v` of channel `k`, found at `at` in the output.
     #[inline(always)]
     pub(crate) fn value(&self, v: f32, k: usize, at: usize) -> f32 {
-        let normalized = v * self.scale[k] + self.shift[k];
-        let summed = match self.residual {
-            Some(residual) => normalized + residual[at],
-            None => normalized,
-        };
-        if self.relu { activation::relu(summed) } else { summed }
+        finish(v, self.scale[k], self.shift[k], self.residual.map(|residual| residual[at]), self.relu)
     }
 
     /// In place on `values`, a run of channel `k` that starts at `at` in the output.
@@ -118,9 +114,20 @@ impl Epilogue<'_> {
     /// The coefficients of channels `channels` each repeated `pixels` times: one per value of
     /// those channels' run in an image, for [`lanes`](Self::lanes).
     pub(crate) fn per_value(&self, channels: std::ops::Range<usize>, pixels: usize) -> (Vec<f32>, Vec<f32>) {
-        let repeat = |values: &[f32]| values[channels.clone()].iter().flat_map(|&value| std::iter::repeat_n(value, pixels)).collect();
-        (repeat(self.scale), repeat(self.shift))
+        (per_value(&self.scale[channels.clone()], pixels), per_value(&self.shift[channels], pixels))
     }
+}
+
+/// `relu?(v·scale + shift + residual?)` in the separate passes' order: batch norm's multiply and
+/// add, then the residual's add, then `activation::relu`. The scalar paths all come here.
+#[inline(always)]
+fn finish(v: f32, scale: f32, shift: f32, residual: Option<f32>, relu: bool) -> f32 {
+    let normalized = v * scale + shift;
+    let summed = match residual {
+        Some(residual) => normalized + residual,
+        None => normalized,
+    };
+    if relu { activation::relu(summed) } else { summed }
 }
 
 /// Planes of fewer pixels go an image at a time ([`Epilogue::apply_images`]).
@@ -129,16 +136,11 @@ const SMALL_PLANE: usize = 64;
 multiversion! {
     /// [`Epilogue::value`] with each value's coefficients (and residual) given.
     fn apply_values(values: &mut [f32], scale: &[f32], shift: &[f32], residual: Option<&[f32]>, relu: bool) {
-        let normalized = values.iter_mut().zip(scale.iter().zip(shift));
+        let coefficients = values.iter_mut().zip(scale.iter().zip(shift));
+        // One loop each way, so that each compiles without a branch per value.
         match residual {
-            Some(residual) => normalized.zip(residual).for_each(|((value, (&a, &b)), &r)| {
-                let summed = *value * a + b + r;
-                *value = if relu { activation::relu(summed) } else { summed };
-            }),
-            None => normalized.for_each(|(value, (&a, &b))| {
-                let normalized = *value * a + b;
-                *value = if relu { activation::relu(normalized) } else { normalized };
-            }),
+            Some(residual) => coefficients.zip(residual).for_each(|((value, (&a, &b)), &r)| *value = finish(*value, a, b, Some(r), relu)),
+            None => coefficients.for_each(|(value, (&a, &b))| *value = finish(*value, a, b, None, relu)),
         }
     }
 }
