@@ -785,18 +785,7 @@ mod tests {
         // Many chunks of small gemms, and a strided case for the col2im path; then two images
         // whose gemms are large enough to be split across threads.
         for (batch, channels, side, stride) in [(37, 5, 9, 1), (37, 5, 9, 2), (2, 64, 16, 1), (2, 64, 16, 2)] {
-            let g = ConvGeometry {
-                batch,
-                in_channels: channels,
-                in_height: side,
-                in_width: side,
-                out_channels: channels + 2,
-                kernel_height: 3,
-                kernel_width: 3,
-                stride: [stride, stride],
-                padding_begin: [1, 1],
-                padding_end: [1, 1],
-            };
+            let g = square(batch, channels, channels + 2, side, 3, stride, 1);
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
             let dy: Vec<f32> = (0..g.output_len()).map(|i| ((i * 29 % 89) as f32 - 44.0) / 20.0).collect();
@@ -899,6 +888,22 @@ mod tests {
         }
     }
 
+    /// A square input and kernel, the same stride and padding on both axes.
+    fn square(batch: usize, in_channels: usize, out_channels: usize, side: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
+        ConvGeometry {
+            batch,
+            in_channels,
+            in_height: side,
+            in_width: side,
+            out_channels,
+            kernel_height: kernel,
+            kernel_width: kernel,
+            stride: [stride, stride],
+            padding_begin: [padding; 2],
+            padding_end: [padding; 2],
+        }
+    }
+
     #[test]
     fn the_direct_kernel_matches_the_definition_and_im2col_times_gemm() {
         // The stem of resnet_small (3 → 16), more channels than one block, a non-square image, and a
@@ -987,18 +992,7 @@ mod tests {
         // (input side, kernel, stride, padding): a 3×3 and resnet18's 7×7 stem at stride 2, a 1×1
         // stride-2 downsample, an odd side, and stride 3.
         for (side, kernel, stride, padding) in [(37, 3, 2, 1), (40, 7, 2, 3), (33, 1, 2, 0), (36, 3, 2, 1), (50, 3, 3, 1)] {
-            let g = ConvGeometry {
-                batch: 3,
-                in_channels: 2,
-                in_height: side,
-                in_width: side,
-                out_channels: 5,
-                kernel_height: kernel,
-                kernel_width: kernel,
-                stride: [stride, stride],
-                padding_begin: [padding; 2],
-                padding_end: [padding; 2],
-            };
+            let g = square(3, 2, 5, side, kernel, stride, padding);
             assert!(g.out_width() > 16 && g.out_height() * g.out_width() > SMALL_MAP_PIXELS, "{g:?}");
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
@@ -1014,18 +1008,7 @@ mod tests {
         // 2×2, 3×3 and 4×4 outputs (four, one and one image a vector), padding, stride 2, and
         // batches that leave a part-filled last vector.
         for (side, stride, padding, batch) in [(2, 1, 1, 7), (3, 1, 1, 5), (4, 1, 1, 3), (7, 2, 1, 6), (5, 1, 0, 9)] {
-            let g = ConvGeometry {
-                batch,
-                in_channels: 3,
-                in_height: side,
-                in_width: side,
-                out_channels: 4,
-                kernel_height: 3,
-                kernel_width: 3,
-                stride: [stride, stride],
-                padding_begin: [padding, padding],
-                padding_end: [padding, padding],
-            };
+            let g = square(batch, 3, 4, side, 3, stride, padding);
             assert!(g.out_height() * g.out_width() <= SMALL_MAP_PIXELS && g.out_height() > 1);
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
@@ -1084,18 +1067,6 @@ mod tests {
     /// gemm (stride 2, chunks of several images and of one), a single output pixel, and cropped taps.
     #[test]
     fn the_epilogue_in_the_kernels_gives_the_bits_of_a_pass_after_them() {
-        let square = |batch, in_channels, out_channels, side, kernel: usize, stride: usize, padding: usize| ConvGeometry {
-            batch,
-            in_channels,
-            in_height: side,
-            in_width: side,
-            out_channels,
-            kernel_height: kernel,
-            kernel_width: kernel,
-            stride: [stride, stride],
-            padding_begin: [padding; 2],
-            padding_end: [padding; 2],
-        };
         let cases = [
             (square(3, 5, 16, 28, 3, 1, 1), "direct"),
             (square(27, 6, 16, 5, 3, 1, 1), "batch lanes"),
