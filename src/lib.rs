@@ -12,8 +12,11 @@ pub mod data_counts;
 #[cfg(feature = "runtime")]
 pub mod cli;
 pub mod diagnostics;
+pub mod export_format;
 pub mod limits;
+pub mod model_card;
 pub mod plan;
+pub mod prediction_file;
 pub mod probe;
 pub mod recipe_text;
 pub mod report;

@@ -67,6 +67,22 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u32>>,
 }
 
+/// One entry of top_losses.json: a valid image the final evaluation got most wrong (fastai's
+/// `plot_top_losses`), with its thumbnail in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLoss {
+    /// Position in the valid split (class folders, then file names).
+    pub valid_index: usize,
+    pub truth: String,
+    pub predicted: String,
+    /// The predicted class's probability.
+    pub probability: f64,
+    /// The image's cross-entropy.
+    pub loss: f64,
+    /// The thumbnail's file, relative to the run folder (`top_losses/1.png`).
+    pub thumbnail: String,
+}
+
 /// filters.json: the first convolution's weights before and after training, `[out, in, k, k]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Filters {
@@ -197,4 +213,7 @@ pub const FILTERS: &str = "filters.json";
 pub const FORGETTING: &str = "forgetting.jsonl";
 pub const SHIFT: &str = "shift.json";
 pub const SUMMARY: &str = "summary.json";
+pub const TOP_LOSSES: &str = "top_losses.json";
+/// The folder of top_losses.json's thumbnails.
+pub const TOP_LOSS_IMAGES: &str = "top_losses";
 pub const REPORT: &str = "report.html";

@@ -101,7 +101,7 @@ fn multi_file_cases_report_their_code() {
 
 /// Codes that only the runtime emits are proven by runtime tests instead of lint cases.
 const RUNTIME_ONLY: &[Code] =
-    &[Code::CorruptImage, Code::NonFiniteLoss, Code::WeightsMismatch, Code::DeviceUnavailable, Code::RunFolderUnwritable, Code::RunFolderUnreadable, Code::Interrupted, Code::RecipeChanged, Code::StepFailed, Code::UnreadableRecipe];
+    &[Code::CorruptImage, Code::NonFiniteLoss, Code::WeightsMismatch, Code::DeviceUnavailable, Code::RunFolderUnwritable, Code::RunFolderUnreadable, Code::Interrupted, Code::RecipeChanged, Code::StepFailed, Code::UnreadableRecipe, Code::ModelCardUnusable, Code::PredictInputUnusable];
 
 #[test]
 fn tidy_every_code_has_a_case_a_snapshot_and_a_doc_page() {

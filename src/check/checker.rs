@@ -1,4 +1,4 @@
-use super::recipe::{Loss, Recipe};
+use super::recipe::{Loss, Prediction, Recipe};
 use super::world::World;
 use super::{backbone, data, groups, head, items, stages, traps};
 use crate::diagnostics::{Code, Diagnostic};
@@ -107,12 +107,13 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         head,
         groups: groups.groups,
         stages: checked_stages.into_iter().map(|checked| checked.stage).collect(),
-        export: items.export.map(|path| path.value.clone()),
+        exports: items.exports.iter().map(|path| path.value.clone()).collect(),
         publish: items.publish.map(|name| name.value.clone()),
         checkpoint_every,
         loss,
         ema,
         tta_flip: items.tta_flip,
+        predictions: check_predictions(&items.predictions, world, &mut diagnostics),
     };
     (Some(recipe), diagnostics)
 }
@@ -135,4 +136,34 @@ fn check_loss(options: Option<&[crate::span::Spanned<LossOption>]>, diagnostics:
 
 pub fn missing(anchor: Span, message: &str, help: &str) -> Diagnostic {
     Diagnostic::new(Code::MissingStatement, message).at(anchor, "in this recipe").with_help(help)
+}
+
+/// `predict "input" into "output"`: the output is a .csv or .jsonl file; the input folder must
+/// exist under `--strict` (as train folders).
+fn check_predictions(
+    predictions: &[(&crate::span::Spanned<String>, &crate::span::Spanned<String>)],
+    world: &dyn World,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Prediction> {
+    let mut checked = Vec::new();
+    for (input, output) in predictions {
+        let extension = std::path::Path::new(&output.value).extension().and_then(|extension| extension.to_str()).unwrap_or("");
+        if !matches!(extension, "csv" | "jsonl" | "json") {
+            diagnostics.push(
+                Diagnostic::new(Code::ValueOutOfRange, format!("predictions are written as .csv or .jsonl, not `{}`", output.value))
+                    .at(output.span, "not .csv or .jsonl")
+                    .with_help(format!("e.g. `predict \"{}\" into \"predictions.csv\"`", input.value)),
+            );
+            continue;
+        }
+        if world.strict() && world.class_folders(&input.value).is_none() {
+            diagnostics.push(
+                Diagnostic::new(Code::DataFolderMissing, format!("folder `{}` to predict does not exist", input.value))
+                    .at(input.span, "not found")
+                    .with_help("paths are relative to the recipe file"),
+            );
+        }
+        checked.push(Prediction { input: input.value.clone(), output: output.value.clone() });
+    }
+    checked
 }

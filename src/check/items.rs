@@ -1,6 +1,7 @@
 //! Sorting top-level items by kind, and reporting the ones written twice.
 
 use crate::diagnostics::{Code, Diagnostic};
+use crate::export_format::ExportFormat;
 use crate::span::{Span, Spanned};
 use crate::syntax::ast::*;
 
@@ -16,12 +17,15 @@ pub struct Items<'a> {
     pub head: Option<(&'a Item, &'a [Spanned<HeadLayer>])>,
     pub groups: Option<&'a [GroupDef]>,
     pub stages: Vec<&'a StageDecl>,
-    pub export: Option<&'a Spanned<String>>,
+    /// One `export` per format: a second file of the same format is a duplicate.
+    pub exports: Vec<&'a Spanned<String>>,
     pub publish: Option<&'a Spanned<String>>,
     pub checkpoint: Option<&'a Spanned<i64>>,
     pub loss: Option<&'a [Spanned<LossOption>]>,
     pub ema: Option<&'a Spanned<f64>>,
     pub tta_flip: bool,
+    /// `predict "input" into "output"`, every one.
+    pub predictions: Vec<(&'a Spanned<String>, &'a Spanned<String>)>,
 }
 
 pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a> {
@@ -33,6 +37,28 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
                 items.stages.push(stage);
                 continue;
             }
+            ItemKind::Predict { input, output } => {
+                match items.predictions.iter().find(|(_, known)| known.value == output.value) {
+                    Some((_, first)) => diagnostics.push(
+                        Diagnostic::new(Code::DuplicateStatement, format!("two `predict` steps write `{}`", output.value))
+                            .at(output.span, "written again here")
+                            .with_related(first.span, "first written here")
+                            .with_help("give each `predict` its own output file"),
+                    ),
+                    None => items.predictions.push((input, output)),
+                }
+                continue;
+            }
+            ItemKind::Export(path) => {
+                match items.exports.iter().find(|known| ExportFormat::of_text(&known.value) == ExportFormat::of_text(&path.value)) {
+                    Some(first) => diagnostics.push(
+                        duplicate("export", item.keyword, first.span)
+                            .with_help("export once per format: one `.safetensors` (PyTorch, `from recipe`) and one `.onnx` (ONNX Runtime)"),
+                    ),
+                    None => items.exports.push(path),
+                }
+                continue;
+            }
             ItemKind::Recipe(_) => "recipe",
             ItemKind::Seed(_) => "seed",
             ItemKind::Backbone(_) => "backbone",
@@ -40,7 +66,6 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Cut(_) => "cut",
             ItemKind::Head(_) => "head",
             ItemKind::Groups(_) => "groups",
-            ItemKind::Export(_) => "export",
             ItemKind::Publish(_) => "publish",
             ItemKind::Checkpoint(_) => "checkpoint",
             ItemKind::Loss(_) => "loss",
@@ -60,13 +85,12 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Cut(cut) => items.cut = Some(cut),
             ItemKind::Head(layers) => items.head = Some((item, layers)),
             ItemKind::Groups(groups) => items.groups = Some(groups),
-            ItemKind::Export(path) => items.export = Some(path),
             ItemKind::Publish(name) => items.publish = Some(name),
             ItemKind::Checkpoint(steps) => items.checkpoint = Some(steps),
             ItemKind::Loss(options) => items.loss = Some(options),
             ItemKind::Ema(decay) => items.ema = Some(decay),
             ItemKind::TtaFlip => items.tta_flip = true,
-            ItemKind::Stage(_) => {}
+            ItemKind::Stage(_) | ItemKind::Export(_) | ItemKind::Predict { .. } => {}
         }
     }
     items

@@ -17,7 +17,8 @@ pub struct Recipe {
     pub head: Vec<HeadLayer>,
     pub groups: Vec<Group>,
     pub stages: Vec<Stage>,
-    pub export: Option<String>,
+    /// `export "…"` lines, as written: one per format (`.onnx`, else safetensors).
+    pub exports: Vec<String>,
     /// Zoo entry the trained model is published as.
     pub publish: Option<String>,
     /// Checkpoint every this many optimizer steps, besides the end of every epoch.
@@ -28,6 +29,16 @@ pub struct Recipe {
     pub ema: Option<f64>,
     /// The final evaluation averages each image's prediction with its mirror's.
     pub tta_flip: bool,
+    /// `predict "input" into "output"`: after training, in order.
+    pub predictions: Vec<Prediction>,
+}
+
+/// One `predict` step: a folder (or image) to apply the trained model to, and the CSV or JSON
+/// lines file the predictions go to, both relative to the recipe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub input: String,
+    pub output: String,
 }
 
 /// Cross-entropy, as PyTorch's `CrossEntropyLoss(weight, label_smoothing)` computes it.
@@ -184,7 +195,7 @@ pub enum Validation {
     Split { fraction: f64, seed: u64 },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum HeadLayer {
     Pool { pool: Pool },
@@ -235,7 +246,7 @@ impl DataSource {
 }
 
 /// A head width: fixed, or the number of classes, known once the data is read.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutFeatures {
     Fixed(u32),

@@ -56,6 +56,18 @@ pub fn run(args: &BenchArgs) -> u8 {
             "{:<14} {:>5} {:>6} {:>12.1} {:>12.1}",
             result.network, result.size, result.batch, result.train_images_per_second, result.infer_images_per_second
         );
+        // `tlrun predict` on PNG files: the same network and size, decoding and resizing included.
+        match crate::runtime::benchmark::predict_images_per_second(architecture, size, 64, 64 * (args.steps + 2)) {
+            Ok(predict) => println!(
+                "{:<14} {:>5} {:>6} {:>25.1}  predict: PNG files, decoding included ({:.0}% of infer)",
+                result.network,
+                result.size,
+                result.batch,
+                predict,
+                100.0 * predict / result.infer_images_per_second.max(1e-9)
+            ),
+            Err(diagnostic) => eprintln!("predict benchmark: {}", diagnostic.message),
+        }
     }
     if args.network.is_some() {
         return 0;

@@ -4,11 +4,13 @@ mod bench;
 mod data;
 mod disk_world;
 mod explain;
+mod export;
 mod graph;
 mod lint;
 mod lr_find;
 mod pipeline;
 mod plan;
+mod predict;
 mod probe;
 mod recipe_edit;
 mod recipe_file;
@@ -83,6 +85,11 @@ pub enum Command {
     LrFind(lr_find::LrFindArgs),
     /// Where to cut: LogME and a linear probe at every candidate cut, domain shift, a recommendation.
     Probe(probe::ProbeArgs),
+    /// Apply a trained model to images with its run's preprocessing: CSV/JSONL or a table;
+    /// accuracy and a confusion matrix on a labelled folder.
+    Predict(predict::PredictArgs),
+    /// Write a trained model as ONNX (for ONNX Runtime) or torchvision-named safetensors.
+    Export(export::ExportArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,6 +123,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, &zoo),
         Command::LrFind(args) => lr_find::run(&args, &zoo),
         Command::Probe(args) => probe::run(&args, &zoo),
+        Command::Predict(args) => predict::run(&args, &zoo),
+        Command::Export(args) => export::run(&args, &zoo),
         Command::Data(command) => data::run(&command),
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),

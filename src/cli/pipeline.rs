@@ -157,7 +157,7 @@ pub fn record_path(recipe_path: &Path) -> PathBuf {
 /// The files a run of `recipe` produces (export and published weights).
 pub fn outputs(recipe: &Recipe, recipe_path: &Path, zoo: &Zoo) -> Vec<PathBuf> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut outputs: Vec<PathBuf> = recipe.export.iter().map(|path| base.join(path)).collect();
+    let mut outputs: Vec<PathBuf> = recipe.exports.iter().map(|path| base.join(path)).collect();
     outputs.extend(recipe.publish.iter().map(|entry| zoo.entry_dir(entry).join(WEIGHTS_FILE)));
     outputs
 }

@@ -81,6 +81,8 @@ codes! {
     RecipeChanged = "TL4011", Error, "recipe-changed";
     StepFailed = "TL4012", Error, "step-failed";
     UnreadableRecipe = "TL4013", Error, "unreadable-recipe";
+    ModelCardUnusable = "TL4014", Error, "model-card-unusable";
+    PredictInputUnusable = "TL4015", Error, "predict-input-unusable";
     StatsMismatch = "TL5001", Warning, "stats-mismatch";
     ResizeBelowPretraining = "TL5002", Warning, "resize-below-pretraining";
     FullRateUnfreeze = "TL5003", Warning, "full-rate-unfreeze";

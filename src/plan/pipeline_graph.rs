@@ -37,6 +37,8 @@ pub enum Step {
     Evaluate { size: u32, tta: bool },
     Export { path: String },
     Publish { entry: String },
+    /// The final network applied to the images under `input`, predictions into `output`.
+    Predict { input: String, output: String },
 }
 
 impl Step {
@@ -61,6 +63,7 @@ impl Step {
             Step::Evaluate { size, tta } => format!("evaluate on valid at {size}px{}", if *tta { " with flip TTA" } else { "" }),
             Step::Export { path } => format!("export {path}"),
             Step::Publish { entry } => format!("publish to zoo as {entry}"),
+            Step::Predict { input, output } => format!("predict {input} into {output}"),
         }
     }
 }
@@ -145,13 +148,17 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
     graph.add_edge(previous, evaluate, ());
     let resized = size_node(&mut graph, last_size);
     graph.add_edge(resized, evaluate, ());
-    if let Some(path) = &recipe.export {
+    for path in &recipe.exports {
         let export = graph.add_node(Step::Export { path: path.clone() });
         graph.add_edge(evaluate, export, ());
     }
     if let Some(entry) = &recipe.publish {
         let publish = graph.add_node(Step::Publish { entry: entry.clone() });
         graph.add_edge(evaluate, publish, ());
+    }
+    for prediction in &recipe.predictions {
+        let predict = graph.add_node(Step::Predict { input: prediction.input.clone(), output: prediction.output.clone() });
+        graph.add_edge(evaluate, predict, ());
     }
     PipelineGraph { graph }
 }

@@ -3,6 +3,7 @@
 //! every walk over recipe files (lint's loop check, `tlrun run FOLDER` and its staleness walk, a
 //! run finding its upstream's export) sees the same links, even in a recipe with errors.
 
+use crate::export_format::ExportFormat;
 use crate::span::Spanned;
 use crate::syntax::ast::{Ast, ItemKind, WeightsSource};
 
@@ -14,7 +15,8 @@ pub struct RecipeLinks {
     pub zoo: Vec<Spanned<String>>,
     /// `publish "…"`.
     pub publishes: Option<String>,
-    /// `export "…"`, as written (relative to the recipe's folder).
+    /// The safetensors `export "…"`, as written (relative to the recipe's folder): what
+    /// `from recipe` loads. An `.onnx` export is not one.
     pub export: Option<String>,
 }
 
@@ -28,9 +30,10 @@ pub fn links(ast: &Ast) -> RecipeLinks {
                 _ => {}
             },
             ItemKind::Publish(name) => links.publishes = Some(name.value.clone()),
-            ItemKind::Export(path) => links.export = Some(path.value.clone()),
+            ItemKind::Export(path) if ExportFormat::of_text(&path.value) == ExportFormat::Safetensors && links.export.is_none() => links.export = Some(path.value.clone()),
             _ => {}
         }
     }
     links
 }
+

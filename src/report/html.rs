@@ -72,6 +72,26 @@ pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
         )?;
     }
 
+    if let Some(evaluation) = &run.evaluation {
+        let pairs = plots::most_confused(evaluation, &classes, 1);
+        if !pairs.is_empty() {
+            let rows: String = pairs
+                .iter()
+                .take(12)
+                .map(|(truth, predicted, count)| format!("<tr><td>{}</td><td>{}</td><td>{count}</td></tr>", escape(truth), escape(predicted)))
+                .collect();
+            let png = plots::most_confused_png(&pairs).map_err(|error| plot_error("most confused", error))?;
+            write(&run.folder.join("most_confused.png"), &png.bytes)?;
+            sections.push(format!(
+                "<section id=\"most-confused\"><h2>Most confused</h2><p class=\"note\">Pairs of classes the final evaluation mixed up, most often first (fastai's <code>most_confused</code>).</p>\
+                 <table><tr><th>true class</th><th>predicted</th><th>images</th></tr>{rows}</table>{}</section>",
+                image_tag(&png, "most confused class pairs")
+            ));
+        }
+    }
+    if !run.top_losses.is_empty() {
+        sections.push(top_losses_section(run)?);
+    }
     if let Some(shift) = &run.shift {
         sections.push(shift_section(shift));
     }
@@ -127,6 +147,44 @@ pub fn compare_html(runs: &[RunData]) -> Result<String, Diagnostic> {
         image_tag(&png, "valid accuracy per epoch")
     );
     Ok(page("tlrun compare", &body))
+}
+
+/// fastai's `plot_top_losses`: the gallery as PNG (top_losses.png) and a table.
+fn top_losses_section(run: &RunData) -> Result<String, Diagnostic> {
+    let mut tiles = Vec::new();
+    for entry in &run.top_losses {
+        let path = run.folder.join(&entry.thumbnail);
+        let image = image::open(&path)
+            .map_err(|error| Diagnostic::new(Code::RunFolderUnreadable, format!("cannot read thumbnail {}: {error}", path.display())))?
+            .into_rgb8();
+        tiles.push(plots::GalleryTile {
+            width: image.width(),
+            height: image.height(),
+            pixels: image.into_raw(),
+            caption: [format!("{} / {}", entry.predicted, entry.truth), format!("{:.2} / {:.2}", entry.loss, entry.probability)],
+        });
+    }
+    let png = plots::top_losses_png(&tiles).map_err(|error| plot_error("top losses", error))?;
+    write(&run.folder.join("top_losses.png"), &png.bytes)?;
+    let rows: String = run
+        .top_losses
+        .iter()
+        .map(|entry| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.3}</td></tr>",
+                entry.valid_index,
+                escape(&entry.truth),
+                escape(&entry.predicted),
+                entry.probability * 100.0,
+                entry.loss
+            )
+        })
+        .collect();
+    Ok(format!(
+        "<section id=\"top-losses\"><h2>Top losses</h2><p class=\"note\">The valid images the final evaluation got most wrong, highest loss first (fastai's <code>plot_top_losses</code>): prediction / actual class, then the loss and the probability given to the prediction.</p>{}\
+         <table><tr><th>valid image</th><th>actual</th><th>predicted</th><th>probability</th><th>loss</th></tr>{rows}</table></section>",
+        image_tag(&png, "top losses")
+    ))
 }
 
 /// The domain shift measured at run start, as a table with the trade's advice when it is large.

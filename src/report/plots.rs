@@ -505,3 +505,89 @@ pub fn forgetting_png(points: &[crate::run_files::ForgettingPoint]) -> Result<Pn
         chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(|e| e.to_string())
     })
 }
+
+/// A thumbnail for the top-losses gallery: RGB8 pixels and the caption lines under it.
+pub struct GalleryTile {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+    pub caption: [String; 2],
+}
+
+/// fastai's `plot_top_losses`: the valid images with the highest loss in a grid of three
+/// columns, each captioned with prediction / truth and loss / probability.
+pub fn top_losses_png(tiles: &[GalleryTile]) -> Result<Png, String> {
+    const COLUMNS: usize = 3;
+    const CELL_WIDTH: i32 = 230;
+    const CELL_HEIGHT: i32 = 150;
+    let rows = tiles.len().div_ceil(COLUMNS).max(1);
+    render((COLUMNS as i32 * CELL_WIDTH + 20) as u32, (rows as i32 * CELL_HEIGHT + 50) as u32, |root| {
+        root.draw(&Text::new("prediction / actual, loss / probability of the prediction", (10, 8), ("sans-serif", 15))).map_err(|e| e.to_string())?;
+        for (index, tile) in tiles.iter().enumerate() {
+            let left = 10 + (index % COLUMNS) as i32 * CELL_WIDTH;
+            let top = 34 + (index / COLUMNS) as i32 * CELL_HEIGHT;
+            let offset = (CELL_WIDTH - 20 - tile.width as i32) / 2;
+            for y in 0..tile.height {
+                for x in 0..tile.width {
+                    let at = (y as usize * tile.width as usize + x as usize) * 3;
+                    let Some(pixel) = tile.pixels.get(at..at + 3) else { continue };
+                    root.draw_pixel((left + offset + x as i32, top + y as i32), &RGBColor(pixel[0], pixel[1], pixel[2])).map_err(|e| e.to_string())?;
+                }
+            }
+            for (line, text) in tile.caption.iter().enumerate() {
+                root.draw(&Text::new(text.clone(), (left, top + 100 + line as i32 * 17), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// fastai's `most_confused`: (true, predicted, count) for every off-diagonal cell of the
+/// confusion matrix with at least `min_count`, most frequent first (ties in matrix order).
+pub fn most_confused(evaluation: &Evaluation, classes: &[String], min_count: u32) -> Vec<(String, String, u32)> {
+    let name = |index: usize| classes.get(index).cloned().unwrap_or_else(|| index.to_string());
+    let mut pairs: Vec<(String, String, u32)> = Vec::new();
+    for (truth, row) in evaluation.confusion.iter().enumerate() {
+        for (predicted, count) in row.iter().enumerate() {
+            if truth != predicted && *count >= min_count {
+                pairs.push((name(truth), name(predicted), *count));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.2.cmp(&a.2));
+    pairs
+}
+
+/// The most-confused bars' colour: no other plot uses it, so a screenshot can find them.
+pub const CONFUSED: RGBColor = RGBColor(200, 30, 120);
+
+/// The most confused class pairs as horizontal bars, most frequent on top.
+pub fn most_confused_png(pairs: &[(String, String, u32)]) -> Result<Png, String> {
+    let shown = &pairs[..pairs.len().min(12)];
+    let height = (shown.len() as u32 * 26 + 90).max(160);
+    render(WIDTH, height, |root| {
+        let high = f64::from(shown.iter().map(|pair| pair.2).max().unwrap_or(1)) * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption("most confused: true class → predicted class", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(260)
+            .build_cartesian_2d(0.0..high, 0.0..shown.len().max(1) as f64)
+            .map_err(|e| e.to_string())?;
+        let names: Vec<String> = shown.iter().rev().map(|(truth, predicted, _)| format!("{truth} → {predicted}")).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(shown.len().max(1))
+            .y_label_formatter(&|y| names.get(y.floor() as usize).cloned().unwrap_or_default())
+            .x_desc("valid images")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(shown.iter().rev().enumerate().map(|(index, (_, _, count))| {
+                Rectangle::new([(0.0, index as f64 + 0.15), (f64::from(*count), index as f64 + 0.85)], CONFUSED.filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}

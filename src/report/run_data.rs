@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::run_files::{self, DomainShift, EpochMetrics, Evaluation, Filters, ForgettingPoint, StepRates, Summary};
+use crate::run_files::{self, DomainShift, EpochMetrics, Evaluation, Filters, ForgettingPoint, StepRates, Summary, TopLoss};
 
 /// Everything a run folder holds that reports use. Interrupted runs have metrics but no summary.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct RunData {
     pub forgetting: Vec<ForgettingPoint>,
     /// How far the training images were from the pretraining images (pretrained backbones).
     pub shift: Option<DomainShift>,
+    /// The valid images with the highest loss, highest first (runs since top losses exist).
+    pub top_losses: Vec<TopLoss>,
 }
 
 fn unreadable(folder: &Path, what: &str) -> Diagnostic {
@@ -57,6 +59,7 @@ impl RunData {
             filters: json(folder, run_files::FILTERS),
             forgetting: run_files::read_json_lines(&folder.join(run_files::FORGETTING)),
             shift: json(folder, run_files::SHIFT),
+            top_losses: json(folder, run_files::TOP_LOSSES).unwrap_or_default(),
             summary,
             metrics,
         })

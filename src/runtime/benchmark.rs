@@ -115,3 +115,33 @@ pub fn data_images_per_second(size: u32, batch: usize) -> f64 {
     }
     (rounds * batch) as f64 / started.elapsed().as_secs_f64().max(1e-9)
 }
+
+/// `tlrun predict`'s throughput, decoding included: `count` PNG files of `size` px drawn into a
+/// temporary folder, then decoded, resized, normalised and inferred by the same path
+/// `tlrun predict` takes, in batches of `batch`, predictions written to a CSV file. Compare
+/// with `measure`'s inference figure for the same network and size.
+pub fn predict_images_per_second(architecture: &str, size: u32, batch: usize, count: usize) -> Result<f64, crate::diagnostics::Diagnostic> {
+    use super::data::{InputFiles, generate, write_image_folder};
+    use crate::model_card::{ModelCard, Preprocessing};
+    let failed = |error: std::io::Error| crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnwritable, format!("benchmark folder: {error}"));
+    let folder = std::env::temp_dir().join(format!("tlrun-predict-bench-{}", std::process::id()));
+    let per_class = count.div_ceil(5);
+    let (classes, images, labels) = generate("shapes-target", per_class, size, 0)?;
+    write_image_folder(&folder, &classes, &images, &labels)?;
+    let recipe = bench_recipe(architecture, size, batch);
+    let mut card = ModelCard::of(&recipe, &classes);
+    card.batch = batch;
+    card.preprocessing = Preprocessing { size, ..card.preprocessing };
+    let device = Device::flex();
+    device.seed(0);
+    let network = super::predictor::network_of(&card, &device)?;
+    super::runner::materialize(&network);
+    let predictor = super::predictor::Predictor::new(card, network, device);
+    let inputs = InputFiles::gather(std::slice::from_ref(&folder), &classes)?;
+    let out = folder.join("predictions.csv");
+    let mut writer = crate::prediction_file::PredictionWriter::open(Some(&out), 1, true)?;
+    let summary = predictor.predict_all(&inputs, &mut writer, false);
+    std::fs::remove_dir_all(&folder).map_err(failed)?;
+    let summary = summary?;
+    Ok(summary.predicted as f64 / summary.seconds.max(1e-9))
+}

@@ -33,3 +33,8 @@ pub mod checkpoint;
 pub mod probe;
 pub mod forgetting;
 pub mod resume_point;
+pub mod class_scores;
+pub mod predictor;
+pub mod export;
+pub mod onnx;
+pub mod top_losses;

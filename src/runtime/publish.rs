@@ -10,6 +10,7 @@ use super::weights;
 use crate::check::recipe::{DataSource, Recipe};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::probe::FeatureStats;
+use crate::model_card::{MODEL_CARD, ModelCard};
 use crate::zoo::{CARD_FILE, Card, FEATURES_FILE, WEIGHTS_FILE, Zoo};
 
 /// Images of the training split whose feature statistics a card keeps.
@@ -27,6 +28,8 @@ pub fn publish(network: &Network, recipe: &Recipe, data: &TrainingData, base: &P
     })?;
     let weights_path = folder.join(WEIGHTS_FILE);
     weights::save(network, &weights_path)?;
+    // What `tlrun predict ENTRY` needs to apply the whole network, head included.
+    super::run_folder::write_atomic(&folder.join(MODEL_CARD), ModelCard::of(recipe, classes).to_json()?.as_bytes())?;
     let sha256 = weights::sha256_file(&weights_path).map_err(|error| {
         Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", weights_path.display()))
     })?;

@@ -25,6 +25,10 @@ use crate::check::recipe::{Recipe, Weights};
 use crate::plan::Step;
 use crate::run_files::{self, Filters, StepRecord, Summary};
 use crate::diagnostics::{Code, Diagnostic};
+use crate::model_card::{MODEL_CARD, ModelCard};
+use crate::prediction_file::PredictionWriter;
+use super::data::InputFiles;
+use super::predictor::Predictor;
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
 pub struct RunOptions {
@@ -144,8 +148,8 @@ pub fn pretrained_weights(recipe: &Recipe, base: &Path, zoo: &Zoo) -> Result<Opt
                 Diagnostic::new(Code::MissingRecipeInput, format!("cannot read recipe {}: {reason}", upstream_path.display()))
             })?;
             let export = crate::plan::recipe_links(&crate::syntax::parse(&source).0).export.ok_or_else(|| {
-                Diagnostic::new(Code::MissingRecipeInput, format!("recipe {} exports nothing", upstream_path.display()))
-                    .with_help("add `export \"path.safetensors\"` to that recipe")
+                Diagnostic::new(Code::MissingRecipeInput, format!("recipe {} exports no safetensors", upstream_path.display()))
+                    .with_help("add `export \"path.safetensors\"` to that recipe (an `.onnx` export is for ONNX Runtime)")
             })?;
             let upstream_base = upstream_path.parent().map(Path::to_path_buf).unwrap_or_default();
             Some(upstream_base.join(export))
@@ -479,17 +483,19 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 let trained = network.take().ok_or_else(|| internal("evaluating before the network"))?;
                 // Under `ema` the averaged weights are what is evaluated, exported and published.
                 let final_network = active.evaluated(&trained);
-                let result = active.evaluate(&final_network, *size, *tta);
+                let (result, scored) = active.evaluate_images(&final_network, *size, *tta);
                 let run_folder = folder.get()?;
                 write_results(recipe, run_folder, &before, &final_network, &result, active, loaded, started.elapsed().as_secs_f64())
                     .map_err(fail)?;
+                super::top_losses::write(run_folder, &scored, &loaded.valid.images, &loaded.classes).map_err(fail)?;
                 network = Some(final_network);
                 evaluation = Some(result);
             }
             Step::Export { path } => {
                 let trained = network.as_ref().ok_or_else(|| internal("exporting before the network"))?;
+                let classes = &data.get().ok_or_else(|| internal("exporting before the data"))?.classes;
                 let target = base.join(path);
-                weights::save(trained, &target).map_err(fail)?;
+                super::export::export(trained, &ModelCard::of(recipe, classes), &target, false).map_err(fail)?;
                 exported = Some(target);
             }
             Step::Publish { entry } => {
@@ -497,6 +503,13 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 let loaded = data.get().ok_or_else(|| internal("publishing before the data"))?;
                 let card = super::publish::publish(trained, recipe, loaded, &base, &device, &options.zoo, entry).map_err(fail)?;
                 notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
+            }
+            Step::Predict { input, output } => {
+                let trained = network.as_ref().ok_or_else(|| internal("predicting before the network"))?;
+                let classes = &data.get().ok_or_else(|| internal("predicting before the data"))?.classes;
+                let note = predict_step(recipe, trained, classes, &base.join(input), &base.join(output), &device).map_err(fail)?;
+                eprintln!("{note}");
+                notes.push(note);
             }
         }
         if executed {
@@ -512,6 +525,30 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let evaluation = evaluation.ok_or_else(|| internal("the graph has no evaluation"))?;
     let classes = data.get().map(|loaded| loaded.classes.clone()).unwrap_or_default();
     Ok(RunOutcome { folder: run_folder.path.clone(), classes, metrics: hooks_metrics, evaluation, exported, notes })
+}
+
+/// A `predict … into` step: the final network on the images under `input`, as `tlrun predict`
+/// applies it, into `output`. Unreadable images are listed after every other prediction is
+/// written; under `corrupt fail` (the default) they fail the step, naming every one.
+fn predict_step(recipe: &Recipe, network: &Network, classes: &[String], input: &Path, output: &Path, device: &Device) -> Result<String, Diagnostic> {
+    let predictor = Predictor::new(ModelCard::of(recipe, classes), network.valid(), device.clone().without_autodiff());
+    let inputs = InputFiles::gather(&[input.to_path_buf()], classes)?;
+    let mut writer = PredictionWriter::open(Some(output), 1, inputs.truth.is_some())?;
+    let summary = predictor.predict_all(&inputs, &mut writer, true)?;
+    writer.finish()?;
+    let accuracy = summary.correct_of().map_or(String::new(), |(correct, labelled)| {
+        format!(", accuracy {:.2}% ({correct}/{labelled})", 100.0 * f64::from(correct) / f64::from(labelled.max(1)))
+    });
+    let note = format!("predicted {} image(s) of {} into {}{accuracy}", summary.predicted, input.display(), output.display());
+    if summary.bad.is_empty() {
+        return Ok(note);
+    }
+    let listed: Vec<String> = summary.bad.iter().map(|(path, reason)| format!("  {}: {reason}", path.display())).collect();
+    if recipe.data.corrupt == crate::check::recipe::CorruptPolicy::Skip {
+        return Ok(format!("{note}; {} image(s) could not be read:\n{}", summary.bad.len(), listed.join("\n")));
+    }
+    Err(Diagnostic::new(Code::CorruptImage, format!("{note}, but {} image(s) could not be read:\n{}", summary.bad.len(), listed.join("\n")))
+        .with_help("every other prediction is written; delete or replace these files, or write `corrupt skip` in the data block"))
 }
 
 /// The network and trainer state the checkpoint at `point` holds, and, when it stopped inside a
@@ -555,6 +592,7 @@ fn write_results(
     folder.write(run_files::MOVEMENT, to_json(&movement, run_files::MOVEMENT)?.as_bytes())?;
     folder.write(run_files::EVALUATION, to_json(evaluation, run_files::EVALUATION)?.as_bytes())?;
     weights::save(network, &folder.file(run_files::WEIGHTS))?;
+    folder.write(MODEL_CARD, ModelCard::of(recipe, &data.classes).to_json()?.as_bytes())?;
     if let (Some(before), Some(after)) = (before.get(FIRST_FILTERS), after.get(FIRST_FILTERS)) {
         let filters = Filters { shape: first_filters_shape(recipe), before: before.clone(), after: after.clone() };
         let encoded = serde_json::to_string(&filters)

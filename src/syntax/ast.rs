@@ -37,6 +37,8 @@ pub enum ItemKind {
     Ema(Spanned<f64>),
     /// `tta flip`.
     TtaFlip,
+    /// `predict "images" into "predictions.csv"`.
+    Predict { input: Spanned<String>, output: Spanned<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,7 +98,7 @@ pub enum DataKind {
 }
 
 /// How a non-square image becomes square, as fastai's `Resize(method=…)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResizeMethod {
     /// Scale the short side to the size, then cut a square: at random for training, the centre for
@@ -160,7 +162,7 @@ pub struct CutDecl {
     pub layer: Name,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pool {
     Avg,

@@ -96,6 +96,10 @@ impl Lowerer {
             Rule::seed_decl => ItemKind::Seed(self.integer(inner.next().expect(GRAMMAR))),
             Rule::export_decl => ItemKind::Export(self.string(inner.next().expect(GRAMMAR))),
             Rule::publish_decl => ItemKind::Publish(self.string(inner.next().expect(GRAMMAR))),
+            Rule::predict_decl => {
+                let input = self.string(inner.next().expect(GRAMMAR));
+                ItemKind::Predict { input, output: self.string(inner.next().expect(GRAMMAR)) }
+            }
             Rule::checkpoint_decl => ItemKind::Checkpoint(self.integer(inner.next().expect(GRAMMAR))),
             Rule::loss_decl => ItemKind::Loss(
                 inner

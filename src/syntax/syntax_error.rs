@@ -13,6 +13,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::seed_decl => "`seed`",
         Rule::export_decl => "`export`",
         Rule::publish_decl => "`publish`",
+        Rule::predict_decl => "`predict`",
         Rule::checkpoint_decl => "`checkpoint`",
         Rule::backbone_decl => "`backbone`",
         Rule::data_block => "`data`",

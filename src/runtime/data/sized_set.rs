@@ -228,7 +228,7 @@ fn stored_size(width: u32, height: u32, size: u32, fit: Fit) -> (u32, u32) {
 }
 
 /// Per-channel multiplier and offset so that `x * scale - offset == (x / 255 - mean) / std`.
-fn normalisation(mean: &[f64], std: &[f64]) -> Result<([f32; 3], [f32; 3]), Diagnostic> {
+pub fn normalisation(mean: &[f64], std: &[f64]) -> Result<([f32; 3], [f32; 3]), Diagnostic> {
     let per_channel = |values: &[f64]| match values.len() {
         1 => Some([values[0]; 3]),
         3 => Some([values[0], values[1], values[2]]),

@@ -24,4 +24,20 @@ impl Network {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.backbone.forward(images))
     }
+
+    /// The scores whose argmax is the predicted class and whose softmax is the probabilities:
+    /// the logits, or under `tta` the log of the mean of each image's and its mirror's
+    /// probabilities. The final evaluation and `tlrun predict` both call this, so they agree to
+    /// the bit.
+    pub fn class_scores(&self, images: Tensor<4>, tta: bool) -> Tensor<2> {
+        if !tta {
+            return self.forward(images);
+        }
+        let mirrored = self.forward(images.clone().flip([3]));
+        let probabilities = burn::tensor::activation::softmax(self.forward(images), 1)
+            .add(burn::tensor::activation::softmax(mirrored, 1))
+            .div_scalar(2.0);
+        // Log-probabilities are logits whose softmax is the averaged probabilities.
+        probabilities.clamp_min(1e-12).log()
+    }
 }

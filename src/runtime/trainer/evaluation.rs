@@ -4,6 +4,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 
 use super::{Evaluation, Trainer, progress_bar};
+use crate::runtime::class_scores::{ClassScores, ScoredImage};
 use crate::runtime::data::{Augment, SplitMix64, fill_batch};
 use crate::runtime::model::Network;
 
@@ -13,6 +14,12 @@ impl Trainer<'_> {
     /// image's class probabilities are the mean of its own and its mirror's. The loss is plain
     /// cross-entropy (no smoothing, no class weights), so that it compares across recipes.
     pub fn evaluate(&mut self, network: &Network, size: u32, tta: bool) -> Evaluation {
+        self.evaluate_images(network, size, tta).0
+    }
+
+    /// `evaluate`, and every valid image's true class, prediction and loss (in valid order), for
+    /// the report's top losses.
+    pub fn evaluate_images(&mut self, network: &Network, size: u32, tta: bool) -> (Evaluation, Vec<ScoredImage>) {
         let classes = self.data.classes.len();
         let batch_size = self.recipe.data.batch.max(1) * 2;
         let inference = network.valid();
@@ -21,6 +28,7 @@ impl Trainer<'_> {
         let (_, valid_set) = self.sized_sets(size);
         let count = valid_set.labels.len();
         let mut confusion = vec![vec![0u32; classes]; classes];
+        let mut scored = Vec::with_capacity(count);
         let mut loss_sum = 0.0;
         let no_augment = Augment { flip: false, crop_padding: 0 };
         let mut rng = SplitMix64::new(0);
@@ -37,33 +45,32 @@ impl Trainer<'_> {
                 &device,
             );
             let labels = Tensor::<1, Int>::from_data(TensorData::new(std::mem::take(&mut labels_buffer), [chunk.len()]), &device);
-            let logits = if tta {
-                let mirrored = inference.forward(images.clone().flip([3]));
-                let probabilities = burn::tensor::activation::softmax(inference.forward(images), 1)
-                    .add(burn::tensor::activation::softmax(mirrored, 1))
-                    .div_scalar(2.0);
-                // Log-probabilities are logits whose softmax is the averaged probabilities.
-                probabilities.clamp_min(1e-12).log()
-            } else {
-                inference.forward(images)
-            };
+            let logits = inference.class_scores(images, tta);
             loss_sum += f64::from(loss_function.forward(logits.clone(), labels).into_scalar::<f32>()) * chunk.len() as f64;
-            let predictions: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default();
-            for (truth, predicted) in truth.iter().zip(&predictions) {
-                if let (Ok(truth), Ok(predicted)) = (usize::try_from(*truth), usize::try_from(*predicted)) {
-                    if truth < classes && predicted < classes {
-                        confusion[truth][predicted] += 1;
-                    }
+            let scores = ClassScores::of(logits);
+            for ((index, truth), row) in chunk.iter().zip(&truth).zip(0..scores.len()) {
+                let (Ok(truth), predicted) = (usize::try_from(*truth), scores.predicted[row]) else { continue };
+                if truth < classes && predicted < classes {
+                    confusion[truth][predicted] += 1;
+                    let probabilities = scores.probabilities(row);
+                    scored.push(ScoredImage {
+                        index: *index,
+                        truth,
+                        predicted,
+                        probability: f64::from(probabilities[predicted]),
+                        loss: -scores.log_probability(row, truth),
+                    });
                 }
             }
             progress.inc(1);
         }
         progress.finish_and_clear();
         let correct: u32 = (0..classes).map(|class| confusion[class][class]).sum();
-        Evaluation {
+        let evaluation = Evaluation {
             loss: if count > 0 { loss_sum / count as f64 } else { f64::NAN },
             accuracy: if count > 0 { f64::from(correct) / count as f64 } else { f64::NAN },
             confusion,
-        }
+        };
+        (evaluation, scored)
     }
 }
