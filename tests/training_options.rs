@@ -299,6 +299,31 @@ fn adapted_grey_input_computes_what_the_colour_network_computed() {
     }
 }
 
+/// `channels 1 adapt` with a stage that trains the first convolution: the summed filters are a
+/// trainable leaf (burn once panicked "Can't convert a non leaf tensor into a tracked tensor"),
+/// and they move.
+#[test]
+fn an_adapted_first_convolution_trains_when_a_stage_trains_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let colour = recipe("recipe \"c\"\nseed 5\nbackbone resnet_small from none\ndata { train \"x\" size 16 }\nstage s { train head }\n");
+    let weights = dir.path().join("colour.safetensors");
+    tlrun::runtime::weights::save(&Network::new(&colour, 5, &Device::flex()), &weights).unwrap();
+    let grey = recipe(&format!(
+        "recipe \"g\"\nseed 5\nbackbone resnet_small from file \"{}\"\ndata {{ train \"x\" batch 8 size 16 channels 1 adapt }}\nstage s {{ train all epochs 1 lr 1e-2 }}\n",
+        weights.display()
+    ));
+    let device = Device::flex().autodiff();
+    let (adapted, _) = tlrun::runtime::runner::starting_network(&grey, 5, &device, Some(&weights)).unwrap();
+    let before = snapshot(&adapted);
+    let data = data_with(8);
+    let mut trainer = Trainer::new(&grey, device, &data);
+    let trained = trainer.run_stage(adapted, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs")).network;
+    let after = snapshot(&trained);
+    let key = "backbone.conv1.weight";
+    assert_eq!(before[key].len(), 16 * 9, "one input channel");
+    assert_ne!(before[key], after[key], "the adapted filters trained");
+}
+
 /// `schedule onecycle pct … div … final_div …` reaches the trainer: the recorded rates start at
 /// lr / div, peak where pct says, and end near lr / final_div.
 #[test]

@@ -114,7 +114,9 @@ impl Backbone {
     /// so that a grey image gives what the colour network gave for that grey replicated.
     pub fn adapt_to_grey(mut self) -> Self {
         if let Some(mut conv1) = self.conv1.take() {
-            conv1.weight = conv1.weight.map(|weight| weight.sum_dim(1));
+            // A fresh leaf: the sum of a tracked tensor is not one, and a stage that trains
+            // conv1 could not track it (burn panics "Can't convert a non leaf tensor").
+            conv1.weight = conv1.weight.map(|weight| weight.sum_dim(1).detach().require_grad());
             self.conv1 = Some(conv1);
         }
         self
