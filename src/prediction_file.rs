@@ -31,6 +31,8 @@ pub struct PredictionWriter {
     top_k: usize,
     labelled: bool,
     header_written: bool,
+    /// The reader of stdout went away (`tlrun predict … | head`): nothing more is written.
+    closed: bool,
 }
 
 impl PredictionWriter {
@@ -47,11 +49,14 @@ impl PredictionWriter {
                 (if json { Format::JsonLines } else { Format::Csv }, Box::new(std::io::BufWriter::new(file)))
             }
         };
-        Ok(PredictionWriter { format, out: sink, path: out.map(Path::to_path_buf), top_k, labelled, header_written: false })
+        Ok(PredictionWriter { format, out: sink, path: out.map(Path::to_path_buf), top_k, labelled, header_written: false, closed: false })
     }
 
     pub fn write(&mut self, row: &PredictionRow<'_>, classes: &[String]) -> Result<(), Diagnostic> {
         let top = top_classes(row.probabilities, self.top_k);
+        if self.closed {
+            return Ok(());
+        }
         let text = match self.format {
             Format::Csv => {
                 let mut line = String::new();
@@ -122,19 +127,38 @@ impl PredictionWriter {
             }
         };
         self.header_written = true;
-        self.out.write_all(text.as_bytes()).map_err(|error| self.failed(&error))
+        let written = self.out.write_all(text.as_bytes());
+        self.outcome(written)
     }
 
     pub fn flush(&mut self) -> Result<(), Diagnostic> {
-        self.out.flush().map_err(|error| self.failed(&error))
+        let flushed = self.out.flush();
+        self.outcome(flushed)
+    }
+
+    /// Whether stdout's reader went away, so the rest need not be computed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// A closed pipe on stdout ends the table quietly, as `ls | head` does; any other error is one.
+    fn outcome(&mut self, result: std::io::Result<()>) -> Result<(), Diagnostic> {
+        match result {
+            Err(error) if self.path.is_none() && error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(error) => Err(self.failed(&error)),
+            Ok(()) => Ok(()),
+        }
     }
 
     pub fn finish(mut self) -> Result<(), Diagnostic> {
         if !self.header_written && self.format == Format::Csv {
-            let header = "path,class,probability\n";
-            self.out.write_all(header.as_bytes()).map_err(|error| self.failed(&error))?;
+            let written = self.out.write_all(b"path,class,probability\n");
+            self.outcome(written)?;
         }
-        self.flush()
+        if self.closed { Ok(()) } else { self.flush() }
     }
 
     fn failed(&self, error: &std::io::Error) -> Diagnostic {

@@ -159,3 +159,54 @@ fn models_that_cannot_be_applied_are_tl4014_with_help() {
     let unknown = tlrun(dir.path(), &["predict", "old", "images"]);
     assert!(text(&unknown).contains("TL4014") && text(&unknown).contains("resnet9000"), "{}", text(&unknown));
 }
+
+/// `predict "…" into "…"` is a step of the recipe's graph after the evaluation; `tlrun run`
+/// re-runs it alone when its folder or its output changed, and trains again only when the
+/// training's inputs did.
+#[test]
+fn a_recipes_predict_step_runs_again_only_when_its_folder_or_output_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (out, per_class, seed) in [("data/train", "4", "1"), ("data/new", "2", "5")] {
+        let exported = tlrun(dir.path(), &["data", "export", "shapes-target", "--out", out, "--per-class", per_class, "--seed", seed, "--size", "16"]);
+        assert!(exported.status.success(), "{}", text(&exported));
+    }
+    let recipe = "recipe \"p\"\nseed 3\nbackbone resnet_small from none\ndata { train \"data/train\" valid split 0.25 batch 8 size 16 }\n\
+                  stage s { train all epochs 1 lr 3e-3 }\nexport \"out/p.safetensors\"\npredict \"data/new\" into \"out/new.csv\"\n";
+    std::fs::write(dir.path().join("p.tl"), recipe).unwrap();
+    let graph = tlrun(dir.path(), &["graph", "p.tl", "--format", "json"]);
+    assert!(String::from_utf8_lossy(&graph.stdout).contains("\"predict\""), "{}", text(&graph));
+    let rows = || std::fs::read_to_string(dir.path().join("out/new.csv")).unwrap().lines().count() - 1;
+    let runs = || std::fs::read_dir(dir.path().join("runs/p")).unwrap().count();
+
+    let first = tlrun(dir.path(), &["run", "p.tl"]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("predicted 10 image(s)") && text(&first).contains("accuracy"), "{}", text(&first));
+    assert_eq!((rows(), runs()), (10, 1));
+    let run_folder = std::fs::read_dir(dir.path().join("runs/p")).unwrap().next().unwrap().unwrap().path();
+    let steps = std::fs::read_to_string(run_folder.join("steps.jsonl")).unwrap();
+    assert!(steps.contains("predict data/new into out/new.csv"), "{steps}");
+
+    let again = tlrun(dir.path(), &["run", "p.tl"]);
+    assert!(text(&again).contains("p.tl: up to date"), "{}", text(&again));
+
+    // A new image in the folder: the predictions again, with the same model; no training.
+    let first_arrow = std::fs::read_dir(dir.path().join("data/new/arrow")).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(first_arrow, dir.path().join("data/new/arrow/999.png")).unwrap();
+    let dry = tlrun(dir.path(), &["run", "p.tl", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would predict p.tl: "), "{}", text(&dry));
+    let predicted = tlrun(dir.path(), &["run", "p.tl"]);
+    assert!(predicted.status.success() && text(&predicted).contains("training up to date; predicting"), "{}", text(&predicted));
+    assert_eq!((rows(), runs()), (11, 1));
+    // A deleted output is written again, the same way.
+    std::fs::remove_file(dir.path().join("out/new.csv")).unwrap();
+    let rewritten = tlrun(dir.path(), &["run", "p.tl"]);
+    assert!(text(&rewritten).contains("out/new.csv is missing"), "{}", text(&rewritten));
+    assert_eq!((rows(), runs()), (11, 1));
+    assert!(text(&tlrun(dir.path(), &["run", "p.tl"])).contains("p.tl: up to date"));
+
+    // A changed training input trains again.
+    std::fs::write(dir.path().join("p.tl"), recipe.replace("seed 3", "seed 4")).unwrap();
+    let retrained = tlrun(dir.path(), &["run", "p.tl"]);
+    assert!(retrained.status.success(), "{}", text(&retrained));
+    assert_eq!(runs(), 2);
+}

@@ -34,7 +34,7 @@ fn chromium_renders_every_plot_of_a_real_run() {
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", screenshot.display()))
-        .arg("--window-size=1100,4200")
+        .arg("--window-size=1100,7000")
         .arg(format!("file://{}", report.display()))
         .output()
         .unwrap();
@@ -46,5 +46,11 @@ fn chromium_renders_every_plot_of_a_real_run() {
     let orange = count([255, 127, 14]);
     let white = count([255, 255, 255]);
     assert!(blue > 2000 && orange > 500, "plots visible in the screenshot: {blue} blue and {orange} orange pixels");
+    // The top-losses gallery (cells on tlrun::report::plots::GALLERY) and the most-confused bars
+    // (CONFUSED): colours no other plot uses.
+    let gallery = count([232, 238, 250]);
+    let confused = count([200, 30, 120]);
+    assert!(gallery > 20_000, "top-losses gallery visible: {gallery} pixels of its cells");
+    assert!(confused > 300, "most-confused bars visible: {confused} pixels");
     assert!(white < image.pixels().len(), "not blank");
 }

@@ -132,7 +132,7 @@ fn a_recipe_runs_end_to_end_deterministically_and_learns() {
     assert!(leftovers.is_empty(), "no half-written files: {leftovers:?}");
 
     // The export loads back: same tensors, torchvision names.
-    let exported = first.exported.unwrap();
+    let exported = first.exported[0].clone();
     let device = Device::flex();
     let mut network = Network::new(&recipe(END_TO_END), 5, &device);
     weights::load(&mut network, &exported, LoadScope::Network).unwrap();

@@ -59,11 +59,9 @@ pub fn run(args: &BenchArgs) -> u8 {
         // `tlrun predict` on PNG files: the same network and size, decoding and resizing included.
         match crate::runtime::benchmark::predict_images_per_second(architecture, size, 64, 64 * (args.steps + 2)) {
             Ok(predict) => println!(
-                "{:<14} {:>5} {:>6} {:>25.1}  predict: PNG files, decoding included ({:.0}% of infer)",
+                "predict {}@{}: {predict:.1} img/s from PNG files, decoding included ({:.0}% of infer img/s)",
                 result.network,
                 result.size,
-                result.batch,
-                predict,
                 100.0 * predict / result.infer_images_per_second.max(1e-9)
             ),
             Err(diagnostic) => eprintln!("predict benchmark: {}", diagnostic.message),

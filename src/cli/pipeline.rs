@@ -21,6 +21,12 @@ pub struct RunRecord {
     pub outputs: Vec<(PathBuf, String)>,
     pub run_folder: PathBuf,
     pub valid_accuracy: f64,
+    /// What the recipe's `predict` steps read (the model's weights, their folders) when they last
+    /// ran, and the files they wrote: a changed folder re-runs the predictions, not the training.
+    #[serde(default)]
+    pub predictions_hash: String,
+    #[serde(default)]
+    pub predictions: Vec<(PathBuf, String)>,
 }
 
 /// A recipe file as the walk sees it: what it publishes and what it needs.
@@ -123,14 +129,27 @@ fn hash_folder(hasher: &mut sha2::Sha256, root: &Path) {
     }
 }
 
-/// Content hash of everything a run depends on: tlrun's version, the recipe text, the data's
-/// files, and the weights it starts from.
+/// The recipe text without its `predict` lines: what training depends on.
+fn training_text(source: &str) -> String {
+    let (ast, _) = crate::syntax::parse(source);
+    let mut text = String::with_capacity(source.len());
+    let mut from = 0;
+    for item in ast.items.iter().filter(|item| matches!(item.kind, crate::syntax::ast::ItemKind::Predict { .. })) {
+        text.push_str(source.get(from..item.span.start).unwrap_or_default());
+        from = item.span.end;
+    }
+    text.push_str(source.get(from..).unwrap_or_default());
+    text
+}
+
+/// Content hash of everything a run's training depends on: tlrun's version, the recipe text (its
+/// `predict` lines aside), the data's files, and the weights it starts from.
 pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, zoo: &Zoo) -> String {
     use sha2::Digest;
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut hasher = sha2::Sha256::new();
     hash_bytes(&mut hasher, env!("CARGO_PKG_VERSION").as_bytes());
-    hash_bytes(&mut hasher, source.as_bytes());
+    hash_bytes(&mut hasher, training_text(source).as_bytes());
     let mut sources = vec![&recipe.data.train];
     if let Validation::Source { source } = &recipe.data.valid {
         sources.push(source);
@@ -164,18 +183,74 @@ pub fn outputs(recipe: &Recipe, recipe_path: &Path, zoo: &Zoo) -> Vec<PathBuf> {
 
 /// Why a recipe must run, or `None` when its outputs are current.
 pub fn staleness(recipe: &Recipe, recipe_path: &Path, hash: &str, zoo: &Zoo) -> Option<String> {
-    if outputs(recipe, recipe_path, zoo).is_empty() {
-        return Some("it has no export or publish to keep".into());
+    if outputs(recipe, recipe_path, zoo).is_empty() && recipe.predictions.is_empty() {
+        return Some("it has no export, publish or predict to keep".into());
     }
     let Some(record) = read_record(recipe_path) else { return Some("it never ran".into()) };
     if record.source_hash != hash {
         return Some("the recipe, its data or its input weights changed".into());
+    }
+    let model = record.run_folder.join(crate::model_card::MODEL_CARD);
+    if !recipe.predictions.is_empty() && !model.is_file() {
+        return Some(format!("its predictions need the model, and {} is gone", model.display()));
     }
     for (path, sha256) in &record.outputs {
         match sha256_file(path) {
             Ok(current) if &current == sha256 => {}
             Ok(_) => return Some(format!("{} changed since", path.display())),
             Err(_) => return Some(format!("{} is missing", path.display())),
+        }
+    }
+    None
+}
+
+/// Content hash of what the `predict` steps read: tlrun's version, each step, the images under
+/// its folder, and the trained weights in `run_folder`. Empty for a recipe without `predict`.
+pub fn predictions_hash(recipe: &Recipe, recipe_path: &Path, run_folder: &Path) -> String {
+    use sha2::Digest;
+    if recipe.predictions.is_empty() {
+        return String::new();
+    }
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut hasher = sha2::Sha256::new();
+    hash_bytes(&mut hasher, env!("CARGO_PKG_VERSION").as_bytes());
+    for prediction in &recipe.predictions {
+        hash_bytes(&mut hasher, prediction.input.as_bytes());
+        hash_bytes(&mut hasher, prediction.output.as_bytes());
+        hash_folder(&mut hasher, &base.join(&prediction.input));
+    }
+    let weights = run_folder.join(crate::run_files::WEIGHTS);
+    let fingerprint = sha256_file(&weights).unwrap_or_else(|error| format!("unreadable: {error}"));
+    hash_bytes(&mut hasher, fingerprint.as_bytes());
+    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The files a recipe's `predict` steps write, with their sha256 (those that exist).
+pub fn prediction_outputs(recipe: &Recipe, recipe_path: &Path) -> Vec<(PathBuf, String)> {
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    recipe
+        .predictions
+        .iter()
+        .map(|prediction| base.join(&prediction.output))
+        .filter_map(|path| sha256_file(&path).ok().map(|sha| (path, sha)))
+        .collect()
+}
+
+/// Why a recipe whose training is up to date must predict again, or `None`.
+pub fn prediction_staleness(recipe: &Recipe, recipe_path: &Path, record: &RunRecord) -> Option<String> {
+    if recipe.predictions.is_empty() {
+        return None;
+    }
+    if predictions_hash(recipe, recipe_path, &record.run_folder) != record.predictions_hash {
+        return Some("its images to predict, its `predict` lines or its model changed".into());
+    }
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for prediction in &recipe.predictions {
+        let path = base.join(&prediction.output);
+        match (sha256_file(&path), record.predictions.iter().find(|(known, _)| *known == path)) {
+            (Ok(current), Some((_, sha))) if &current == sha => {}
+            (Ok(_), _) => return Some(format!("{} changed since", path.display())),
+            (Err(_), _) => return Some(format!("{} is missing", path.display())),
         }
     }
     None

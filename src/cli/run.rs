@@ -150,7 +150,13 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         if reason.is_some() {
             rerun.push(path.clone());
         }
-        planned.push((path, recipe, source, hash, reason));
+        // Training up to date: its `predict` steps may still be stale (a folder changed).
+        let predict_reason = if reason.is_none() {
+            pipeline::read_record(path).and_then(|record| pipeline::prediction_staleness(&recipe, path, &record))
+        } else {
+            None
+        };
+        planned.push((path, recipe, source, hash, reason, predict_reason));
     }
     // A recipe whose dependencies are up to date runs like one recipe, `--out` included.
     if args.out.is_some() && rerun.len() > 1 {
@@ -162,8 +168,36 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         ));
     }
     let mut outcomes = Vec::new();
-    for (path, recipe, source, planned_hash, reason) in planned {
+    for (path, recipe, source, planned_hash, reason, predict_reason) in planned {
         let display = relative(path);
+        if let (None, Some(predict_reason), Some(record)) = (&reason, &predict_reason, pipeline::read_record(path)) {
+            if args.dry_run {
+                println!("would predict {display}: {predict_reason}");
+                continue;
+            }
+            eprintln!("{display}: training up to date; predicting ({predict_reason})");
+            match runner::predict_only(&recipe, path, &record.run_folder, &args.device) {
+                Ok(notes) => {
+                    for note in &notes {
+                        eprintln!("note: {note}");
+                    }
+                    let record = RunRecord {
+                        predictions_hash: pipeline::predictions_hash(&recipe, path, &record.run_folder),
+                        predictions: pipeline::prediction_outputs(&recipe, path),
+                        ..record
+                    };
+                    if let Err(diagnostic) = pipeline::write_record(path, &record) {
+                        super::print_runtime_error(&diagnostic, path);
+                    }
+                    outcomes.push(Outcome { name: recipe.name.clone(), status: "predicted", accuracy: Some(record.valid_accuracy), folder: Some(record.run_folder) });
+                }
+                Err(diagnostic) => {
+                    super::print_runtime_error(&diagnostic, path);
+                    return 1;
+                }
+            }
+            continue;
+        }
         let Some(reason) = reason else {
             let record = pipeline::read_record(path);
             eprintln!("{display}: up to date");
@@ -215,7 +249,7 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
                     outcome.classes.len()
                 );
                 println!("run folder: {}", outcome.folder.display());
-                if let Some(exported) = &outcome.exported {
+                for exported in &outcome.exported {
                     println!("exported: {}", exported.display());
                 }
                 let outputs = pipeline::outputs(&recipe, path, zoo)
@@ -227,6 +261,8 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
                     outputs,
                     run_folder: outcome.folder.clone(),
                     valid_accuracy: outcome.evaluation.accuracy,
+                    predictions_hash: pipeline::predictions_hash(&recipe, path, &outcome.folder),
+                    predictions: pipeline::prediction_outputs(&recipe, path),
                 };
                 if let Err(diagnostic) = pipeline::write_record(path, &record) {
                     super::print_runtime_error(&diagnostic, path);

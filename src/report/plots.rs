@@ -514,6 +514,9 @@ pub struct GalleryTile {
     pub caption: [String; 2],
 }
 
+/// The gallery cells' background: no other plot uses it, so a screenshot can find the gallery.
+pub const GALLERY: RGBColor = RGBColor(232, 238, 250);
+
 /// fastai's `plot_top_losses`: the valid images with the highest loss in a grid of three
 /// columns, each captioned with prediction / truth and loss / probability.
 pub fn top_losses_png(tiles: &[GalleryTile]) -> Result<Png, String> {
@@ -527,6 +530,7 @@ pub fn top_losses_png(tiles: &[GalleryTile]) -> Result<Png, String> {
             let left = 10 + (index % COLUMNS) as i32 * CELL_WIDTH;
             let top = 34 + (index / COLUMNS) as i32 * CELL_HEIGHT;
             let offset = (CELL_WIDTH - 20 - tile.width as i32) / 2;
+            root.draw(&Rectangle::new([(left, top - 4), (left + CELL_WIDTH - 20, top + 134)], GALLERY.filled())).map_err(|e| e.to_string())?;
             for y in 0..tile.height {
                 for x in 0..tile.width {
                     let at = (y as usize * tile.width as usize + x as usize) * 3;

@@ -97,6 +97,9 @@ impl Predictor {
             }
             writer.flush()?;
             bar.inc(1);
+            if writer.is_closed() {
+                break;
+            }
         }
         bar.finish_and_clear();
         Ok(PredictionSummary { confusion, bad, predicted, seconds: started.elapsed().as_secs_f64() })

@@ -33,9 +33,18 @@ impl RunFolder {
         Ok(RunFolder { path })
     }
 
-    /// `runs/<recipe>/<UTC timestamp>`.
+    /// `runs/<recipe>/<UTC timestamp>`, or `<timestamp>-2`, `-3`… when a run of the same recipe
+    /// started in the same second: a new run never writes into an earlier one's folder.
     pub fn default_path(root: &Path, recipe: &str) -> PathBuf {
-        root.join("runs").join(sanitize(recipe)).join(utc_timestamp())
+        let folder = root.join("runs").join(sanitize(recipe));
+        let stamp = utc_timestamp();
+        let mut path = folder.join(&stamp);
+        let mut count = 1;
+        while path.exists() {
+            count += 1;
+            path = folder.join(format!("{stamp}-{count}"));
+        }
+        path
     }
 
     pub fn file(&self, name: &str) -> PathBuf {

@@ -46,7 +46,8 @@ pub struct RunOutcome {
     pub classes: Vec<String>,
     pub metrics: Vec<EpochMetrics>,
     pub evaluation: Evaluation,
-    pub exported: Option<PathBuf>,
+    /// Every `export` written, in the recipe's order.
+    pub exported: Vec<PathBuf>,
     /// Notes for the user: skipped images, unused weight keys.
     pub notes: Vec<String>,
 }
@@ -324,7 +325,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let mut forgetting_points: Vec<run_files::ForgettingPoint> = Vec::new();
     // Resuming with a forgetting source: the run's initial network, which the probe is fitted on.
     let mut initial_network: Option<Network> = None;
-    let mut exported = None;
+    let mut exported = Vec::new();
 
     // Where the pretrained weights are, resolved once (for `from recipe` that reads the other recipe).
     let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
@@ -496,7 +497,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 let classes = &data.get().ok_or_else(|| internal("exporting before the data"))?.classes;
                 let target = base.join(path);
                 super::export::export(trained, &ModelCard::of(recipe, classes), &target, false).map_err(fail)?;
-                exported = Some(target);
+                exported.push(target);
             }
             Step::Publish { entry } => {
                 let trained = network.as_ref().ok_or_else(|| internal("publishing before the network"))?;
@@ -507,9 +508,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
             Step::Predict { input, output } => {
                 let trained = network.as_ref().ok_or_else(|| internal("predicting before the network"))?;
                 let classes = &data.get().ok_or_else(|| internal("predicting before the data"))?.classes;
-                let note = predict_step(recipe, trained, classes, &base.join(input), &base.join(output), &device).map_err(fail)?;
-                eprintln!("{note}");
-                notes.push(note);
+                notes.push(predict_step(recipe, trained, classes, &base.join(input), &base.join(output), &device).map_err(fail)?);
             }
         }
         if executed {
@@ -532,6 +531,20 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
 /// written; under `corrupt fail` (the default) they fail the step, naming every one.
 fn predict_step(recipe: &Recipe, network: &Network, classes: &[String], input: &Path, output: &Path, device: &Device) -> Result<String, Diagnostic> {
     let predictor = Predictor::new(ModelCard::of(recipe, classes), network.valid(), device.clone().without_autodiff());
+    predict_with(recipe, &predictor, input, output)
+}
+
+/// The `predict` steps alone, with the model a finished run left in `run_folder`: what `tlrun run`
+/// does when the training is up to date but a folder to predict changed. One note per step.
+pub fn predict_only(recipe: &Runnable, recipe_path: &Path, run_folder: &Path, device: &str) -> Result<Vec<String>, Diagnostic> {
+    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let card = ModelCard::read(&run_folder.join(MODEL_CARD))?;
+    let predictor = Predictor::load(card, &run_folder.join(run_files::WEIGHTS), device)?;
+    recipe.predictions.iter().map(|prediction| predict_with(recipe, &predictor, &base.join(&prediction.input), &base.join(&prediction.output))).collect()
+}
+
+fn predict_with(recipe: &Recipe, predictor: &Predictor, input: &Path, output: &Path) -> Result<String, Diagnostic> {
+    let classes = &predictor.card.classes;
     let inputs = InputFiles::gather(&[input.to_path_buf()], classes)?;
     let mut writer = PredictionWriter::open(Some(output), 1, inputs.truth.is_some())?;
     let summary = predictor.predict_all(&inputs, &mut writer, true)?;
