@@ -265,8 +265,9 @@ fn bench_times_one_network_and_refuses_unknown_ones() {
     assert!(rows[0].starts_with("resnet_small") && rows[0].split_whitespace().nth(1) == Some("16"), "{rows:?}");
     assert!(!stdout(&output).contains("lint"), "no lint figures with --network");
     // `tlrun predict`'s row beside it: the same network and size from PNG files.
-    let predict: Vec<&str> = stdout(&output).lines().filter(|line| line.starts_with("predict resnet_small@16: ")).collect();
-    assert_eq!(predict.len(), 1, "{}", stdout(&output));
+    let printed = stdout(&output);
+    let predict: Vec<&str> = printed.lines().filter(|line| line.starts_with("predict resnet_small@16: ")).collect();
+    assert_eq!(predict.len(), 1, "{printed}");
     assert!(predict[0].contains("img/s from PNG files, decoding included"), "{predict:?}");
     let refusals = [("resnet99@28", "unknown architecture `resnet99`"), ("resnet18", "expected NAME@PX"), ("resnet18@big", "`big` is not an image size")];
     for (bad, reason) in refusals {

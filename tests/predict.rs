@@ -109,6 +109,11 @@ fn predict_reproduces_the_runs_evaluation_to_the_image_and_names_every_bad_file(
     let skipped = tlrun(dir.path(), &["predict", "run", "mixed", "--out", "mixed.jsonl", "--skip-bad"]);
     assert_eq!(skipped.status.code(), Some(0), "{}", text(&skipped));
 
+    // An input that holds no image is TL4015, before anything is predicted.
+    let nothing = tlrun(dir.path(), &["predict", "run", "no-such-folder"]);
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(text(&nothing).contains("TL4015") && text(&nothing).contains("no-such-folder"), "{}", text(&nothing));
+
     // A table on stdout when no --out is given.
     let table = tlrun(dir.path(), &["predict", "run", "mixed/deeper/00.png"]);
     assert!(table.status.success(), "{}", text(&table));

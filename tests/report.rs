@@ -60,15 +60,29 @@ fn a_run_folder_gets_a_self_contained_report() {
     std::fs::write(folder.join("movement.json"), r#"{"backbone.conv1.weight":0.01,"backbone.layer1.0.conv1.weight":0.05,"head.linears.0.weight":0.9}"#).unwrap();
     let filters = serde_json::json!({"shape": [2, 3, 3, 3], "before": vec![0.1f32; 54], "after": (0..54).map(|i| i as f32 / 54.0).collect::<Vec<_>>()});
     std::fs::write(folder.join("filters.json"), filters.to_string()).unwrap();
+    // One top loss with its thumbnail, as the runtime writes them.
+    std::fs::create_dir_all(folder.join("top_losses")).unwrap();
+    image::RgbImage::from_pixel(12, 8, image::Rgb([200, 10, 10])).save(folder.join("top_losses/1.png")).unwrap();
+    std::fs::write(
+        folder.join("top_losses.json"),
+        r#"[{"valid_index":4,"truth":"cat","predicted":"dog","probability":0.93,"loss":2.71,"thumbnail":"top_losses/1.png"}]"#,
+    )
+    .unwrap();
 
     let run = RunData::load(&folder).unwrap();
     assert!(run.summary.is_none(), "no summary: an interrupted run still gets a report");
     let report = write_report(&run).unwrap();
     let html = std::fs::read_to_string(&report).unwrap();
-    for plot in ["curves.png", "sizes.png", "confusion.png", "filters.png", "movement.png"] {
+    for plot in ["curves.png", "sizes.png", "confusion.png", "filters.png", "movement.png", "most_confused.png", "top_losses.png"] {
         assert!(folder.join(plot).is_file(), "{plot} written");
     }
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 5, "every plot embedded, nothing linked");
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 7, "every plot embedded, nothing linked");
+    // fastai's most_confused: both off-diagonal cells, as (true, predicted, count).
+    assert!(html.contains("<tr><td>0</td><td>1</td><td>3</td></tr>") && html.contains("<tr><td>1</td><td>0</td><td>3</td></tr>"), "{html}");
+    // fastai's plot_top_losses: the entry's classes, probability and loss.
+    assert!(html.contains("<td>cat</td><td>dog</td><td>93.0%</td><td>2.710</td>"), "{html}");
+    let gallery = image::open(folder.join("top_losses.png")).unwrap().to_rgb8();
+    assert!(gallery.pixels().filter(|pixel| pixel.0 == [200, 10, 10]).count() >= 12 * 8, "the thumbnail is drawn into the gallery");
     assert!(!html.contains("http://") && !html.contains("https://"), "works offline");
     assert!(html.contains("interrupted"));
     assert_eq!(RunData::load(dir.path()).unwrap_err().code.as_str(), "TL4009");

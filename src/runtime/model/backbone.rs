@@ -116,7 +116,11 @@ impl Backbone {
         if let Some(mut conv1) = self.conv1.take() {
             // A fresh leaf: the sum of a tracked tensor is not one, and a stage that trains
             // conv1 could not track it (burn panics "Can't convert a non leaf tensor").
-            conv1.weight = conv1.weight.map(|weight| weight.sum_dim(1).detach().require_grad());
+            conv1.weight = conv1.weight.map(|weight| {
+                let trainable = weight.is_require_grad();
+                let summed = weight.sum_dim(1).detach();
+                if trainable { summed.require_grad() } else { summed }
+            });
             self.conv1 = Some(conv1);
         }
         self
