@@ -136,7 +136,7 @@ impl Predictor {
 
     /// Decode (in parallel), prepare and score one batch of files.
     pub fn predict_files(&self, files: &[PathBuf]) -> Result<PredictedBatch, Diagnostic> {
-        let results: Vec<Result<DecodedImage, Diagnostic>> = files.par_iter().map(|path| DecodedImage::from_file(path)).collect();
+        let results: Vec<Result<DecodedImage, String>> = files.par_iter().map(|path| DecodedImage::read_file(path)).collect();
         let mut images = Vec::with_capacity(files.len());
         let mut decoded = Vec::with_capacity(files.len());
         let mut bad = Vec::new();
@@ -146,7 +146,7 @@ impl Predictor {
                     images.push(image);
                     decoded.push(index);
                 }
-                Err(diagnostic) => bad.push((index, diagnostic.message)),
+                Err(reason) => bad.push((index, reason)),
             }
         }
         if images.is_empty() {

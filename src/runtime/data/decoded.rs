@@ -35,6 +35,11 @@ impl DecodedImage {
         decode_file(path).map_err(|reason| corrupt_image(path, &reason))
     }
 
+    /// Decode one file; the error is the reason alone, for a caller that lists files itself.
+    pub fn read_file(path: &Path) -> Result<DecodedImage, String> {
+        decode_file(path)
+    }
+
     /// Decode PNG or JPEG bytes; the error is the reason, in words.
     pub fn from_bytes(bytes: &[u8], format_hint: Option<ImageFormat>) -> Result<DecodedImage, String> {
         if bytes.is_empty() {
