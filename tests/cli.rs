@@ -277,3 +277,29 @@ fn bench_times_one_network_and_refuses_unknown_ones() {
         assert!(stderr.contains(reason), "{bad}: {stderr}");
     }
 }
+
+/// `export` once per format and `predict … into` a .csv or .jsonl: lint says so, with spans.
+#[test]
+fn lint_checks_exports_and_predict_steps() {
+    let dir = workspace();
+    let recipe = "recipe \"e\"\nbackbone resnet_small from none\ndata { train synthetic \"shapes-target\" 4 per class valid split 0.25 batch 4 }\n\
+                  stage s { train all epochs 1 lr 1e-3 }\nexport \"a.safetensors\"\nexport \"a.onnx\"\nexport \"b.onnx\"\n\
+                  predict \"new\" into \"p.csv\"\npredict \"other\" into \"p.csv\"\npredict \"new\" into \"p.txt\"\n";
+    std::fs::write(dir.path().join("e.tl"), recipe).unwrap();
+    let output = tlrun(dir.path(), &["lint", "e.tl", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let diagnostics: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["TL1006", "TL1006", "TL2007"], "{}", stdout(&output));
+    let messages: Vec<&str> = diagnostics.iter().map(|d| d["message"].as_str().unwrap()).collect();
+    assert!(messages[0].contains("`export` is written twice") && messages[1].contains("two `predict` steps write `p.csv`"), "{messages:?}");
+    assert!(messages[2].contains("p.txt"), "{messages:?}");
+    // One export of each format and distinct outputs pass; --strict wants the folder to predict.
+    let fixed = recipe.replace("export \"b.onnx\"\n", "").replace("predict \"other\" into \"p.csv\"\n", "").replace("p.txt", "p.jsonl");
+    std::fs::write(dir.path().join("e.tl"), &fixed).unwrap();
+    assert_eq!(tlrun(dir.path(), &["lint", "e.tl"]).status.code(), Some(0), "{}", stdout(&tlrun(dir.path(), &["lint", "e.tl"])));
+    let strict = tlrun(dir.path(), &["lint", "e.tl", "--strict"]);
+    assert!(stdout(&strict).contains("TL4001") && stdout(&strict).contains("folder `new` to predict does not exist"), "{}", stdout(&strict));
+    std::fs::create_dir_all(dir.path().join("new")).unwrap();
+    assert_eq!(tlrun(dir.path(), &["lint", "e.tl", "--strict"]).status.code(), Some(0));
+}
