@@ -39,6 +39,29 @@ pub enum ItemKind {
     TtaFlip,
     /// `predict "images" into "predictions.csv"`.
     Predict { input: Spanned<String>, output: Spanned<String> },
+    /// `sweep { seed 0 1 2  lr finetune 1e-3 3e-3 }`: one axis per statement.
+    Sweep(Vec<SweepAxis>),
+}
+
+/// One swept value of a recipe and the values it takes, each as written (spliced into the recipe
+/// text to make a variant) with its span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepAxis {
+    pub span: Span,
+    pub kind: SweepKind,
+    pub values: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepKind {
+    Seed,
+    /// A stage's base learning rate.
+    Lr(Name),
+    /// A stage's epochs.
+    Epochs(Name),
+    Batch,
+    /// `cut after LAYER`.
+    Cut,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,7 +1,7 @@
 //! Edits of recipe text that tools make for the user (`lr-find --write`, `probe --write`): the smallest change to
 //! the source, so comments and layout survive, and the result is checked like any recipe.
 
-use super::ast::{ItemKind, StageKind};
+use super::ast::{DataKind, ItemKind, StageKind, SweepKind};
 
 /// A learning rate written the way recipes write them: two significant digits, `3.0e-3`.
 pub fn format_rate(rate: f64) -> String {
@@ -66,6 +66,84 @@ pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
         }
     };
     Ok(splice(source, at, end, &text))
+}
+
+/// `source` with one swept value written in: the edit a sweep variant makes (`seed 3`, stage
+/// `finetune`'s `lr 3e-3`, …), the value as the sweep wrote it.
+pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, String> {
+    let (ast, diagnostics) = super::parse(source);
+    if !diagnostics.is_empty() {
+        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
+    }
+    match kind {
+        SweepKind::Cut => set_cut(source, value),
+        SweepKind::Seed => {
+            let existing = ast.items.iter().find_map(|item| match &item.kind {
+                ItemKind::Seed(seed) => Some(seed.span),
+                _ => None,
+            });
+            Ok(match existing {
+                Some(span) => splice(source, span.start, span.end, value),
+                None => format!("seed {value}\n{source}"),
+            })
+        }
+        SweepKind::Batch => {
+            let (item, statements) = ast
+                .items
+                .iter()
+                .find_map(|item| match &item.kind {
+                    ItemKind::Data(statements) => Some((item, statements)),
+                    _ => None,
+                })
+                .ok_or_else(|| "the recipe has no `data` block".to_string())?;
+            let existing = statements.iter().find_map(|statement| match &statement.kind {
+                DataKind::Batch(batch) => Some(batch.span),
+                _ => None,
+            });
+            Ok(match existing {
+                Some(span) => splice(source, span.start, span.end, value),
+                None => {
+                    let brace = source[item.span.start..item.span.end].find('{').map(|offset| item.span.start + offset + 1).ok_or("`data` has no `{`")?;
+                    splice(source, brace, brace, &format!(" batch {value} "))
+                }
+            })
+        }
+        SweepKind::Lr(stage) | SweepKind::Epochs(stage) => {
+            let declaration = ast
+                .items
+                .iter()
+                .find_map(|item| match &item.kind {
+                    ItemKind::Stage(declaration) if declaration.name.value == stage.value => Some(declaration),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("the recipe has no stage `{}`", stage.value))?;
+            let (keyword, existing) = match kind {
+                SweepKind::Lr(_) => ("lr", declaration.statements.iter().find_map(|statement| match &statement.kind {
+                    StageKind::Lr { rate, .. } => Some(rate.span),
+                    _ => None,
+                })),
+                _ => ("epochs", declaration.statements.iter().find_map(|statement| match &statement.kind {
+                    StageKind::Epochs(epochs) => Some(epochs.span),
+                    _ => None,
+                })),
+            };
+            Ok(match existing {
+                Some(span) => splice(source, span.start, span.end, value),
+                None => {
+                    let brace = source[declaration.name.span.end..]
+                        .find('{')
+                        .map(|offset| declaration.name.span.end + offset + 1)
+                        .ok_or_else(|| format!("stage `{}` has no `{{`", stage.value))?;
+                    splice(source, brace, brace, &format!(" {keyword} {value} "))
+                }
+            })
+        }
+    }
+}
+
+/// `source` without bytes `at..end` (a variant drops its recipe's `sweep` block).
+pub fn remove(source: &str, at: usize, end: usize) -> String {
+    splice(source, at, end, "")
 }
 
 /// `source` with bytes `at..end` replaced by `text`.

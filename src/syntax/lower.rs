@@ -54,6 +54,26 @@ impl Lowerer {
         Spanned::new(unescape(text), span)
     }
 
+    /// One sweep axis: its kind (with the stage it names) and its values as written.
+    fn sweep_axis(&mut self, pair: Pair<'_, Rule>) -> SweepAxis {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner().peekable();
+        let kind = match rule {
+            Rule::sweep_seed => SweepKind::Seed,
+            Rule::sweep_batch => SweepKind::Batch,
+            Rule::sweep_cut => SweepKind::Cut,
+            Rule::sweep_lr => SweepKind::Lr(self.name(inner.next().expect(GRAMMAR))),
+            Rule::sweep_epochs => SweepKind::Epochs(self.name(inner.next().expect(GRAMMAR))),
+            other => {
+                self.unlowered(other, span);
+                SweepKind::Seed
+            }
+        };
+        let values = inner.map(|value| self.name(value)).collect();
+        SweepAxis { span, kind, values }
+    }
+
     fn name(&self, pair: Pair<'_, Rule>) -> Name {
         Spanned::new(pair.as_str().to_string(), self.span(&pair))
     }
@@ -96,6 +116,7 @@ impl Lowerer {
             Rule::seed_decl => ItemKind::Seed(self.integer(inner.next().expect(GRAMMAR))),
             Rule::export_decl => ItemKind::Export(self.string(inner.next().expect(GRAMMAR))),
             Rule::publish_decl => ItemKind::Publish(self.string(inner.next().expect(GRAMMAR))),
+            Rule::sweep_block => ItemKind::Sweep(inner.map(|axis| self.sweep_axis(axis)).collect()),
             Rule::predict_decl => {
                 let input = self.string(inner.next().expect(GRAMMAR));
                 ItemKind::Predict { input, output: self.string(inner.next().expect(GRAMMAR)) }

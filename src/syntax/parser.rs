@@ -9,7 +9,7 @@ use crate::span::Span;
 
 /// Words that start a top-level item; after a syntax error, parsing resumes at the next line that
 /// starts with one of them, so that one run reports the errors of every item.
-const ITEM_KEYWORDS: &[&str] = &["recipe", "seed", "backbone", "data", "cut", "head", "groups", "stage", "export", "publish", "checkpoint", "loss", "ema", "tta", "predict"];
+const ITEM_KEYWORDS: &[&str] = &["recipe", "seed", "backbone", "data", "cut", "head", "groups", "stage", "export", "publish", "checkpoint", "loss", "ema", "tta", "predict", "sweep"];
 
 /// Parse a whole recipe, item by item, recovering after errors. Linear in the source: each item
 /// is parsed within its window (up to the next line that starts an item), because pest's error
