@@ -71,6 +71,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Loss(_) => "loss",
             ItemKind::Ema(_) => "ema",
             ItemKind::TtaFlip => "tta",
+            ItemKind::Sweep(_) => "sweep",
         };
         if let Some((_, first)) = seen.iter().find(|(word, _)| *word == keyword) {
             diagnostics.push(duplicate(keyword, item.keyword, *first));
@@ -90,6 +91,8 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Loss(options) => items.loss = Some(options),
             ItemKind::Ema(decay) => items.ema = Some(decay),
             ItemKind::TtaFlip => items.tta_flip = true,
+            // Variants are made from the text (`crate::sweep`); the recipe itself is the base.
+            ItemKind::Sweep(_) => {}
             ItemKind::Stage(_) | ItemKind::Export(_) | ItemKind::Predict { .. } => {}
         }
     }
