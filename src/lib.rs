@@ -23,6 +23,7 @@ pub mod report;
 pub mod run_files;
 pub mod render;
 pub mod span;
+pub mod sweep;
 pub mod syntax;
 pub mod zoo;
 #[cfg(feature = "runtime")]

@@ -6,7 +6,7 @@ mod checker;
 mod data;
 mod groups;
 mod head;
-mod items;
+pub(crate) mod items;
 pub mod recipe;
 mod runnable;
 mod stages;
@@ -58,6 +58,13 @@ pub fn parse_and_check(
         .collect();
     more.retain(|diagnostic| diagnostic.span.is_none_or(|span| !syntax_starts.contains(&span.end)));
     diagnostics.append(&mut more);
+    // A sweep: each value checked as if written in the recipe (its variants have no sweep, so
+    // this recursion is one level deep).
+    if crate::sweep::sweep_of(&ast).is_some() {
+        let base_errors: Vec<Diagnostic> = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).cloned().collect();
+        let check_variant = |text: &str| parse_and_check(text, file_stem, world).2;
+        diagnostics.extend(crate::sweep::check(source, &ast, &base_errors, &check_variant));
+    }
     sort_in_reading_order(source, &mut diagnostics);
     (ast, recipe, diagnostics)
 }

@@ -57,6 +57,7 @@ codes! {
     ZooArchitectureMismatch = "TL1011", Error, "zoo-architecture-mismatch";
     UnknownDataset = "TL1012", Error, "unknown-dataset";
     GroupWithoutWeights = "TL1013", Error, "group-without-weights";
+    UnknownStage = "TL1014", Error, "unknown-stage";
     ZeroEpochs = "TL2001", Error, "zero-epochs";
     NonPositiveRate = "TL2002", Error, "non-positive-rate";
     BadResizeSteps = "TL2003", Error, "bad-resize-steps";
@@ -66,6 +67,7 @@ codes! {
     ValueOutOfRange = "TL2007", Error, "value-out-of-range";
     InvalidHead = "TL2008", Error, "invalid-head";
     ConflictingTraining = "TL2009", Error, "conflicting-training";
+    TooManyVariants = "TL2010", Error, "too-many-variants";
     RecipeCycle = "TL3001", Error, "recipe-cycle";
     MissingRecipeInput = "TL3002", Error, "missing-recipe-input";
     DataFolderMissing = "TL4001", Error, "data-folder-missing";
