@@ -57,7 +57,7 @@ pub fn variants(source: &str) -> Result<Vec<Variant>, String> {
     if total > MAX_VARIANTS {
         return Err(format!("the sweep makes {total} variants, more than {MAX_VARIANTS}"));
     }
-    let base = edit::remove(source, span.start, span.end);
+    let base = variant_base(source, &ast, span);
     let mut variants = Vec::with_capacity(total);
     for index in 0..total {
         let mut rest = index;
@@ -77,6 +77,21 @@ pub fn variants(source: &str) -> Result<Vec<Variant>, String> {
         variants.push(Variant { name, values, source: text });
     }
     Ok(variants)
+}
+
+/// The recipe without its sweep, and without what every variant would write to the same place
+/// (`export`, `publish`, `predict`): each variant's model stays in its own run folder, from
+/// which `tlrun export` or `tlrun predict` takes the one chosen.
+fn variant_base(source: &str, ast: &Ast, sweep: Span) -> String {
+    let mut spans: Vec<Span> = ast
+        .items
+        .iter()
+        .filter(|item| matches!(item.kind, ItemKind::Export(_) | ItemKind::Publish(_) | ItemKind::Predict { .. }))
+        .map(|item| item.span)
+        .chain([sweep])
+        .collect();
+    spans.sort_by_key(|span| std::cmp::Reverse(span.start));
+    spans.iter().fold(source.to_string(), |text, span| edit::remove(&text, span.start, span.end))
 }
 
 /// Lint of a sweep: the number of variants, axes written twice, stages that do not exist, and

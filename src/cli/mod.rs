@@ -17,6 +17,7 @@ mod recipe_file;
 mod report;
 mod resume;
 mod run;
+mod sweep;
 mod zoo;
 
 use std::path::PathBuf;

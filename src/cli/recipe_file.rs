@@ -23,14 +23,18 @@ use crate::recipe_text::read_recipe_text;
 
 impl RecipeFile {
     pub fn load(path: &Path, zoo: &crate::zoo::Zoo, strict: bool) -> Result<RecipeFile, String> {
-        let source = read_recipe_text(path)?;
+        Ok(RecipeFile::from_source(path, read_recipe_text(path)?, zoo, strict))
+    }
+
+    /// `source` checked as if it were the recipe at `path` (a sweep's variant).
+    pub fn from_source(path: &Path, source: String, zoo: &crate::zoo::Zoo, strict: bool) -> RecipeFile {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let world = DiskWorld { base: base.clone(), zoo, strict };
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
         let (ast, recipe, diagnostics) = crate::check::parse_and_check(&source, &stem, &world);
         let links = crate::plan::recipe_links(&ast);
         let references = links.recipes.into_iter().map(|reference| (world.resolve(&reference.value), reference)).collect();
-        Ok(RecipeFile {
+        RecipeFile {
             path: path.to_path_buf(),
             display: path.display().to_string(),
             source,
@@ -38,7 +42,7 @@ impl RecipeFile {
             diagnostics,
             references,
             zoo_entries: links.zoo,
-        })
+        }
     }
 
     /// A file lint could not read: no source, one TL4013 saying why.

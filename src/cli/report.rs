@@ -40,8 +40,39 @@ pub fn runs(root: &Path) -> u8 {
     0
 }
 
-/// `tlrun compare A B …`: a table on stdout and compare.html with overlaid curves.
+/// A sweep folder's summary.json, when `folder` is one.
+fn sweep_summary_of(folder: &Path) -> Option<crate::report::sweep_summary::SweepSummary> {
+    let text = std::fs::read_to_string(folder.join(crate::report::sweep_summary::SUMMARY_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// `tlrun compare SWEEP_A SWEEP_B`: the paired difference of the first against each other, over
+/// the seeds (and other values) they share, with its 95% interval.
+fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::SweepSummary]) -> u8 {
+    use crate::report::sweep_summary::{compare, describe_difference, mean_and_spread};
+    for (folder, sweep) in folders.iter().zip(sweeps) {
+        for group in &sweep.groups {
+            println!("{:<16} {:<32} {}", sweep.recipe, crate::report::sweep_summary::describe(&group.values), mean_and_spread(group));
+        }
+        println!("{:<16} ({})", "", folder.display());
+    }
+    let (first, others) = sweeps.split_first().expect("compare takes two folders or more");
+    for other in others {
+        match compare(first, other) {
+            Some(difference) => println!("{}", describe_difference(&first.recipe, &other.recipe, &difference)),
+            None => println!("{} and {} share fewer than two seeds: no paired comparison", first.recipe, other.recipe),
+        }
+    }
+    0
+}
+
+/// `tlrun compare A B …`: a table on stdout and compare.html with overlaid curves; for sweep
+/// folders, their means over seeds and the paired difference with its interval.
 pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
+    let sweeps: Vec<_> = folders.iter().filter_map(|folder| sweep_summary_of(folder)).collect();
+    if sweeps.len() == folders.len() {
+        return compare_sweeps(folders, &sweeps);
+    }
     let mut runs = Vec::new();
     for folder in folders {
         match RunData::load(folder) {

@@ -31,6 +31,12 @@ pub struct RunArgs {
     /// Continue the newest unfinished run of this recipe from its checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// A recipe with a `sweep`: run this many variants at once, each with its share of the cores.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run one variant of the recipe's sweep (what `--jobs` starts in each child process).
+    #[arg(long, hide = true)]
+    pub variant: Option<String>,
 }
 
 /// Ctrl-C sets this flag; the runner finishes its step, checkpoints and stops.
@@ -100,6 +106,9 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
     if let Some(threads) = args.threads {
         // Only the first call configures the global pool; later calls change nothing.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
+    }
+    if let Some(name) = &args.variant {
+        return super::sweep::run_child(&args.recipe, name, args, zoo);
     }
     let targets: Vec<PathBuf> = if args.recipe.is_dir() {
         let mut recipes: Vec<PathBuf> = std::fs::read_dir(&args.recipe)
@@ -220,6 +229,15 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             recipe
         };
         let hash = if rerun.len() > 1 { pipeline::source_hash(&recipe, path, &source, zoo) } else { planned_hash };
+        // A sweep runs its variants (each skipped while up to date) and summarises them.
+        if crate::sweep::sweep_of(&crate::syntax::parse(&source).0).is_some() {
+            let code = super::sweep::run_variants(path, &source, &recipe.name, args, zoo);
+            if code != 0 {
+                return code;
+            }
+            outcomes.push(Outcome { name: recipe.name.clone(), status: "swept", accuracy: None, folder: None });
+            continue;
+        }
         if args.dry_run {
             println!("would run {display}: {reason}");
             continue;

@@ -208,3 +208,45 @@ fn shift_section(shift: &crate::run_files::DomainShift) -> String {
         list(&shift.backbone_std),
     )
 }
+
+/// summary.html of a sweep: the groups over seeds (mean ± sd, n, range), the plot, every variant.
+pub(super) fn sweep_html(summary: &super::sweep_summary::SweepSummary, png: &Png) -> String {
+    use super::sweep_summary::{describe, mean_and_spread};
+    let groups: String = summary
+        .groups
+        .iter()
+        .map(|group| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{:.1}% – {:.1}%</td></tr>",
+                escape(&describe(&group.values)),
+                escape(&mean_and_spread(group)),
+                group.min * 100.0,
+                group.max * 100.0
+            )
+        })
+        .collect();
+    let variants: String = summary
+        .variants
+        .iter()
+        .map(|variant| {
+            format!(
+                "<tr><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.4}</td><td>{:.0}</td></tr>",
+                escape(&variant.name),
+                variant.final_valid_accuracy * 100.0,
+                variant.best_valid_accuracy * 100.0,
+                variant.final_valid_loss,
+                variant.seconds
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Sweep: {}</h1><p class=\"note\">{} variants over {}. Means and sample standard deviations are over the seeds of each group.</p>\
+         <table><tr><th>values</th><th>final valid accuracy</th><th>range</th></tr>{groups}</table><section>{}</section>\
+         <h2>Every variant</h2><table><tr><th>variant</th><th>final accuracy</th><th>best</th><th>final loss</th><th>seconds</th></tr>{variants}</table>",
+        escape(&summary.recipe),
+        summary.variants.len(),
+        escape(&summary.axes.join(", ")),
+        image_tag(png, "accuracy per variant")
+    );
+    page(&format!("tlrun sweep: {}", summary.recipe), &body)
+}

@@ -593,3 +593,50 @@ pub fn most_confused_png(pairs: &[(String, String, u32)]) -> Result<Png, String>
         Ok(())
     })
 }
+
+/// A sweep: every variant's final valid accuracy (dots) above its group of swept values other
+/// than the seed, with the group's mean and ±1 sample standard deviation (error bar).
+pub fn sweep_png(summary: &super::sweep_summary::SweepSummary) -> Result<Png, String> {
+    let groups = &summary.groups;
+    let names: Vec<String> = groups.iter().map(|group| super::sweep_summary::describe(&group.values)).collect();
+    let height = HEIGHT + 40;
+    render(WIDTH, height, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{}: final valid accuracy per variant, mean ± 1 sd over seeds", summary.recipe), ("sans-serif", 17))
+            .margin(14)
+            .x_label_area_size(70)
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.5..groups.len().max(1) as f64 - 0.5, 0.0..1.0)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups.len().max(1))
+            .x_label_formatter(&|x| {
+                let index = x.round();
+                if (x - index).abs() > 0.01 || index < 0.0 { String::new() } else { names.get(index as usize).cloned().unwrap_or_default() }
+            })
+            .y_desc("valid accuracy")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (index, group) in groups.iter().enumerate() {
+            let x = index as f64;
+            let points: Vec<(f64, f64)> = summary
+                .variants
+                .iter()
+                .filter(|variant| variant.values.iter().filter(|(axis, _)| *axis != "seed").all(|(axis, value)| group.values.get(axis) == Some(value)))
+                .map(|variant| (x + 0.12, variant.final_valid_accuracy))
+                .collect();
+            chart.draw_series(points.iter().map(|point| Circle::new(*point, 4, colour(0).filled()))).map_err(|e| e.to_string())?;
+            if group.std.is_finite() {
+                let (low, high) = (group.mean - group.std, group.mean + group.std);
+                chart.draw_series(std::iter::once(PathElement::new(vec![(x, low), (x, high)], colour(1).stroke_width(3)))).map_err(|e| e.to_string())?;
+                for end in [low, high] {
+                    chart.draw_series(std::iter::once(PathElement::new(vec![(x - 0.06, end), (x + 0.06, end)], colour(1).stroke_width(3)))).map_err(|e| e.to_string())?;
+                }
+            }
+            chart.draw_series(std::iter::once(Circle::new((x, group.mean), 6, colour(1).filled()))).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}

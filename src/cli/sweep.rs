@@ -1,0 +1,215 @@
+//! `tlrun run` on a recipe with a `sweep`: every variant is a normal run in its own folder
+//! (`runs/<recipe>/sweep/<variant>/`, or under `--out`), skipped while its inputs' content hash is
+//! unchanged, run `--jobs N` at a time (each a `tlrun run --variant` process with its share of
+//! the cores, its output in `<variant>.log`), then summarised: summary.json, summary.html and
+//! summary.png with each group's mean and spread over seeds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::pipeline;
+use super::run::RunArgs;
+use crate::report::sweep_summary::{self, VARIANT_FILE, VariantRecord};
+use crate::runtime::runner::{self, RunOptions};
+use crate::sweep::Variant;
+use crate::zoo::Zoo;
+
+/// The folder a recipe's sweep runs in.
+pub fn sweep_folder(args: &RunArgs, recipe_name: &str) -> PathBuf {
+    args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(recipe_name).join("sweep"))
+}
+
+fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Runnable> {
+    let file = super::RecipeFile::from_source(path, variant.source.clone(), zoo, false);
+    match crate::check::Runnable::new(file.recipe, file.diagnostics.clone()) {
+        Ok((runnable, _)) => Some(runnable),
+        Err(_) => {
+            let view = crate::render::FileDiagnostics { path: &file.display, source: &file.source, diagnostics: &file.diagnostics };
+            eprintln!("variant {} does not check:", variant.name);
+            eprint!("{}", crate::render::human(&view, crate::render::HumanStyle::Plain));
+            None
+        }
+    }
+}
+
+/// Run (or skip, when up to date) every variant of the sweep in `source`, then write the summary.
+pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
+    let variants = match crate::sweep::variants(source) {
+        Ok(variants) => variants,
+        Err(reason) => return super::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())),
+    };
+    let folder = sweep_folder(args, recipe_name);
+    let mut stale: Vec<(&Variant, String)> = Vec::new();
+    for variant in &variants {
+        let Some(recipe) = checked(path, variant, zoo) else { return 1 };
+        let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
+        let run_folder = folder.join(&variant.name);
+        let recorded: Option<VariantRecord> = std::fs::read_to_string(run_folder.join(VARIANT_FILE)).ok().and_then(|text| serde_json::from_str(&text).ok());
+        let current = recorded.is_some_and(|record| record.source_hash == hash) && run_folder.join(crate::run_files::SUMMARY).is_file();
+        if current && !args.force {
+            eprintln!("{}: up to date", variant.name);
+        } else if args.dry_run {
+            println!("would run variant {}", variant.name);
+        } else {
+            stale.push((variant, hash));
+        }
+    }
+    if args.dry_run {
+        return 0;
+    }
+    let jobs = args.jobs.max(1).min(stale.len().max(1));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = args.threads.unwrap_or((cores / jobs).max(1));
+    let mut failed = Vec::new();
+    if jobs == 1 {
+        for (index, (variant, hash)) in stale.iter().enumerate() {
+            eprintln!("[{}/{}] {}", index + 1, stale.len(), variant.name);
+            if let Err(code) = run_one(path, variant, hash, &folder.join(&variant.name), args, zoo) {
+                eprintln!("[{}/{}] {} failed (exit {code})", index + 1, stale.len(), variant.name);
+                failed.push(variant.name.clone());
+            }
+        }
+    } else {
+        failed = run_parallel(path, &stale, &folder, jobs, threads, args);
+    }
+    let names: Vec<String> = variants.iter().map(|variant| variant.name.clone()).collect();
+    match sweep_summary::summarize(&folder, recipe_name, &names).and_then(|summary| {
+        let html = sweep_summary::write_summary(&folder, &summary)?;
+        Ok((summary, html))
+    }) {
+        Ok((summary, html)) => {
+            println!("{recipe_name}: {} variants", summary.variants.len());
+            for group in &summary.groups {
+                println!("  {:<40} {}", sweep_summary::describe(&group.values), sweep_summary::mean_and_spread(group));
+            }
+            println!("sweep summary: {}", html.display());
+        }
+        Err(diagnostic) => super::print_runtime_error(&diagnostic, path),
+    }
+    if failed.is_empty() {
+        0
+    } else {
+        eprintln!("{} variant(s) failed: {}", failed.len(), failed.join(", "));
+        1
+    }
+}
+
+/// One variant in this process, into `run_folder` (emptied first: its inputs changed).
+fn run_one(path: &Path, variant: &Variant, hash: &str, run_folder: &Path, args: &RunArgs, zoo: &Zoo) -> Result<(), u8> {
+    let Some(recipe) = checked(path, variant, zoo) else { return Err(1) };
+    if run_folder.exists() {
+        std::fs::remove_dir_all(run_folder).map_err(|error| super::usage_error(format!("cannot clear {}: {error}", run_folder.display())))?;
+    }
+    let options = RunOptions {
+        device: args.device.clone(),
+        out: Some(run_folder.to_path_buf()),
+        zoo: zoo.clone(),
+        runs_root: PathBuf::from("."),
+        interrupt: super::run::interrupt_flag(),
+    };
+    match runner::run(&recipe, path, &variant.source, &options) {
+        Ok(outcome) => {
+            eprintln!("{}: valid accuracy {:.1}%", variant.name, outcome.evaluation.accuracy * 100.0);
+            let record = VariantRecord { name: variant.name.clone(), values: variant.values.clone(), source_hash: hash.to_string() };
+            let text = serde_json::to_string_pretty(&record).unwrap_or_default();
+            crate::atomic_file::write_atomic(&run_folder.join(VARIANT_FILE), text.as_bytes()).map_err(|diagnostic| {
+                super::print_runtime_error(&diagnostic, path);
+                1
+            })
+        }
+        Err(failure) => Err(super::run::report_failure(&failure, path)),
+    }
+}
+
+/// `tlrun run RECIPE --variant NAME`: one variant, as a child of a parallel sweep.
+pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
+    let source = match crate::recipe_text::read_recipe_text(path) {
+        Ok(source) => source,
+        Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
+    };
+    let variants = match crate::sweep::variants(&source) {
+        Ok(variants) => variants,
+        Err(reason) => return super::usage_error(reason),
+    };
+    let Some(variant) = variants.iter().find(|variant| variant.name == name) else {
+        return super::usage_error(format!("{} has no variant `{name}`", path.display()));
+    };
+    let Some(recipe) = checked(path, variant, zoo) else { return 1 };
+    let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
+    let Some(out) = &args.out else { return super::usage_error("--variant needs --out") };
+    match run_one(path, variant, &hash, out, args, zoo) {
+        Ok(()) => 0,
+        Err(code) => code,
+    }
+}
+
+/// Up to `jobs` child processes at a time, one line as each starts and ends; the output of each
+/// goes to `<folder>/<variant>.log`. Returns the variants that failed.
+fn run_parallel(path: &Path, stale: &[(&Variant, String)], folder: &Path, jobs: usize, threads: usize, args: &RunArgs) -> Vec<String> {
+    let executable = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tlrun"));
+    let mut failed = Vec::new();
+    let mut running: Vec<(String, Child, PathBuf, std::time::Instant)> = Vec::new();
+    let mut queue = stale.iter().map(|(variant, _)| variant.name.clone()).collect::<std::collections::VecDeque<_>>();
+    let total = stale.len();
+    let mut done = 0;
+    if let Err(error) = std::fs::create_dir_all(folder) {
+        eprintln!("error: cannot create {}: {error}", folder.display());
+        return stale.iter().map(|(variant, _)| variant.name.clone()).collect();
+    }
+    while !queue.is_empty() || !running.is_empty() {
+        while running.len() < jobs {
+            let Some(name) = queue.pop_front() else { break };
+            let log = folder.join(format!("{name}.log"));
+            let spawned = std::fs::File::create(&log).and_then(|file| {
+                let errors = file.try_clone()?;
+                Command::new(&executable)
+                    .arg("run")
+                    .arg(path)
+                    .args(["--variant", &name, "--device", &args.device, "--threads", &threads.to_string()])
+                    .arg("--out")
+                    .arg(folder.join(&name))
+                    .env("RAYON_NUM_THREADS", threads.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(file)
+                    .stderr(errors)
+                    .spawn()
+            });
+            match spawned {
+                Ok(child) => {
+                    eprintln!("started {name} ({threads} thread(s)), log {}", log.display());
+                    running.push((name, child, log, std::time::Instant::now()));
+                }
+                Err(error) => {
+                    eprintln!("error: cannot start {name}: {error}");
+                    failed.push(name);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut index = 0;
+        while index < running.len() {
+            let finished = running[index].1.try_wait().ok().flatten();
+            match finished {
+                Some(status) => {
+                    let (name, _, log, started) = running.remove(index);
+                    done += 1;
+                    let summary: Option<crate::run_files::Summary> =
+                        std::fs::read_to_string(folder.join(&name).join(crate::run_files::SUMMARY)).ok().and_then(|text| serde_json::from_str(&text).ok());
+                    match (status.success(), summary) {
+                        (true, Some(summary)) => eprintln!(
+                            "[{done}/{total}] {name}: valid accuracy {:.1}% in {:.0} s",
+                            summary.final_valid_accuracy * 100.0,
+                            started.elapsed().as_secs_f64()
+                        ),
+                        _ => {
+                            eprintln!("[{done}/{total}] {name} failed ({status}); log {}", log.display());
+                            failed.push(name);
+                        }
+                    }
+                }
+                None => index += 1,
+            }
+        }
+    }
+    failed
+}
