@@ -9,6 +9,16 @@ use crate::zoo::Zoo;
 pub fn run(path: &Path, zoo: &Zoo) -> u8 {
     let Some(recipe) = load_checked(path, zoo) else { return 1 };
     print!("{}", crate::plan::render_stage_tables(&recipe));
+    // A sweep: the runs it makes, each this plan with its values written in.
+    let source = crate::recipe_text::read_recipe_text(path).unwrap_or_default();
+    if let Ok(variants) = crate::sweep::variants(&source) {
+        if !variants.is_empty() {
+            println!("\nsweep: {} runs, each the plan above with its values", variants.len());
+            for variant in &variants {
+                println!("  {}", variant.name);
+            }
+        }
+    }
     0
 }
 
