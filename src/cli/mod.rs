@@ -17,6 +17,7 @@ mod recipe_file;
 mod report;
 mod resume;
 mod run;
+mod slurm;
 mod sweep;
 mod zoo;
 
@@ -91,6 +92,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Write a trained model as ONNX (for ONNX Runtime) or torchvision-named safetensors.
     Export(export::ExportArgs),
+    /// The Slurm jobs `tlrun run --on slurm` submitted from here, with their state now.
+    Status,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => probe::run(&args, &zoo),
         Command::Predict(args) => predict::run(&args, &zoo),
         Command::Export(args) => export::run(&args, &zoo),
+        Command::Status => slurm::status(),
         Command::Data(command) => data::run(&command),
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),

@@ -37,6 +37,31 @@ pub struct RunArgs {
     /// Run one variant of the recipe's sweep (what `--jobs` starts in each child process).
     #[arg(long, hide = true)]
     pub variant: Option<String>,
+    /// Where to run: here (`local`), or as `sbatch` jobs on a Slurm cluster (`slurm`), one per
+    /// recipe after the recipes it starts from, a job array per sweep.
+    #[arg(long, value_enum, default_value_t = Scheduler::Local)]
+    pub on: Scheduler,
+    /// Slurm partition (`sbatch --partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Slurm generic resources, e.g. `gpu:1` (`sbatch --gres`).
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// Slurm time limit per job (`sbatch --time`).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Any other `sbatch` option, given as is (repeatable).
+    #[arg(long, allow_hyphen_values = true)]
+    pub sbatch_arg: Vec<String>,
+    /// With `--on slurm`: wait until the jobs end, and fail naming each failed job and its log.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheduler {
+    Local,
+    Slurm,
 }
 
 /// Ctrl-C sets this flag; the runner finishes its step, checkpoints and stops.
@@ -175,6 +200,20 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             rerun.len(),
             names.join(", ")
         ));
+    }
+    if args.on == Scheduler::Slurm {
+        let recipes: Vec<super::slurm::SlurmRecipe> = planned
+            .iter()
+            .zip(&order)
+            .map(|((path, recipe, source, _, reason, predict_reason), (_, needs))| super::slurm::SlurmRecipe {
+                path: (*path).clone(),
+                name: recipe.name.clone(),
+                source: source.clone(),
+                needs: needs.clone(),
+                stale: reason.is_some() || predict_reason.is_some(),
+            })
+            .collect();
+        return super::slurm::submit(&recipes, args, zoo);
     }
     let mut outcomes = Vec::new();
     for (path, recipe, source, planned_hash, reason, predict_reason) in planned {

@@ -32,29 +32,37 @@ fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Ru
     }
 }
 
-/// Run (or skip, when up to date) every variant of the sweep in `source`, then write the summary.
-pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
-    let variants = match crate::sweep::variants(source) {
-        Ok(variants) => variants,
-        Err(reason) => return super::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())),
-    };
-    let folder = sweep_folder(args, recipe_name);
-    let mut stale: Vec<(&Variant, String)> = Vec::new();
+/// The sweep's variants, and those that must run (not up to date, or `--force`) with their
+/// content hashes. `Err` is the exit status after saying why.
+pub fn plan_variants(path: &Path, source: &str, args: &RunArgs, folder: &Path, zoo: &Zoo) -> Result<(Vec<Variant>, Vec<(Variant, String)>), u8> {
+    let variants = crate::sweep::variants(source).map_err(|reason| super::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())))?;
+    let mut stale = Vec::new();
     for variant in &variants {
-        let Some(recipe) = checked(path, variant, zoo) else { return 1 };
+        let Some(recipe) = checked(path, variant, zoo) else { return Err(1) };
         let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
         let run_folder = folder.join(&variant.name);
         let recorded: Option<VariantRecord> = std::fs::read_to_string(run_folder.join(VARIANT_FILE)).ok().and_then(|text| serde_json::from_str(&text).ok());
         let current = recorded.is_some_and(|record| record.source_hash == hash) && run_folder.join(crate::run_files::SUMMARY).is_file();
         if current && !args.force {
             eprintln!("{}: up to date", variant.name);
-        } else if args.dry_run {
-            println!("would run variant {}", variant.name);
         } else {
-            stale.push((variant, hash));
+            stale.push((variant.clone(), hash));
         }
     }
+    Ok((variants, stale))
+}
+
+/// Run (or skip, when up to date) every variant of the sweep in `source`, then write the summary.
+pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
+    let folder = sweep_folder(args, recipe_name);
+    let (variants, stale) = match plan_variants(path, source, args, &folder, zoo) {
+        Ok(planned) => planned,
+        Err(code) => return code,
+    };
     if args.dry_run {
+        for (variant, _) in &stale {
+            println!("would run variant {}", variant.name);
+        }
         return 0;
     }
     let jobs = args.jobs.max(1).min(stale.len().max(1));
@@ -145,7 +153,7 @@ pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
 
 /// Up to `jobs` child processes at a time, one line as each starts and ends; the output of each
 /// goes to `<folder>/<variant>.log`. Returns the variants that failed.
-fn run_parallel(path: &Path, stale: &[(&Variant, String)], folder: &Path, jobs: usize, threads: usize, args: &RunArgs) -> Vec<String> {
+fn run_parallel(path: &Path, stale: &[(Variant, String)], folder: &Path, jobs: usize, threads: usize, args: &RunArgs) -> Vec<String> {
     let executable = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tlrun"));
     let mut failed = Vec::new();
     let mut running: Vec<(String, Child, PathBuf, std::time::Instant)> = Vec::new();
