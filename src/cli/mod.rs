@@ -14,7 +14,7 @@ mod predict;
 mod probe;
 mod recipe_edit;
 mod recipe_file;
-mod report;
+pub(crate) mod report;
 mod resume;
 mod run;
 mod slurm;

@@ -40,12 +40,6 @@ pub fn runs(root: &Path) -> u8 {
     0
 }
 
-/// A sweep folder's summary.json, when `folder` is one.
-fn sweep_summary_of(folder: &Path) -> Option<crate::report::sweep_summary::SweepSummary> {
-    let text = std::fs::read_to_string(folder.join(crate::report::sweep_summary::SUMMARY_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
 /// `tlrun compare SWEEP_A SWEEP_B`: the paired difference of the first against each other, over
 /// the seeds (and other values) they share, with its 95% interval.
 fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::SweepSummary]) -> u8 {
@@ -66,10 +60,19 @@ fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::S
     0
 }
 
+/// After a run of several recipes: the sweeps among them (in `folders`) compared, the first
+/// against each other, as `tlrun compare` would.
+pub fn print_sweep_pairs(folders: &[PathBuf]) {
+    let sweeps: Vec<_> = folders.iter().filter_map(|folder| crate::report::sweep_summary::read(folder)).collect();
+    for line in crate::report::sweep_summary::paired_lines(&sweeps) {
+        println!("{line}");
+    }
+}
+
 /// `tlrun compare A B …`: a table on stdout and compare.html with overlaid curves; for sweep
 /// folders, their means over seeds and the paired difference with its interval.
 pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
-    let sweeps: Vec<_> = folders.iter().filter_map(|folder| sweep_summary_of(folder)).collect();
+    let sweeps: Vec<_> = folders.iter().filter_map(|folder| crate::report::sweep_summary::read(folder)).collect();
     if sweeps.len() == folders.len() {
         return compare_sweeps(folders, &sweeps);
     }

@@ -216,6 +216,7 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
         return super::slurm::submit(&recipes, args, zoo);
     }
     let mut outcomes = Vec::new();
+    let mut swept: Vec<PathBuf> = Vec::new();
     for (path, recipe, source, planned_hash, reason, predict_reason) in planned {
         let display = relative(path);
         if let (None, Some(predict_reason), Some(record)) = (&reason, &predict_reason, pipeline::read_record(path)) {
@@ -274,6 +275,7 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             if code != 0 {
                 return code;
             }
+            swept.push(super::sweep::sweep_folder(args, &recipe.name));
             outcomes.push(Outcome { name: recipe.name.clone(), status: "swept", accuracy: None, folder: None });
             continue;
         }
@@ -339,6 +341,8 @@ pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
             }
         }
     }
+    // Sweeps run together (transfer and scratch over the same seeds): the paired difference.
+    super::report::print_sweep_pairs(&swept);
     if outcomes.len() > 1 {
         println!("\n{:<12} {:<11} {:>14}  run folder", "recipe", "status", "valid accuracy");
         for outcome in &outcomes {

@@ -117,7 +117,15 @@ pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, zoo: &Zoo) -> u8 {
         println!("`tlrun status` shows their state; logs in {}", logs.display());
         return 0;
     }
-    wait_for(&submitted)
+    let code = wait_for(&submitted);
+    // The sweeps' summaries are written by their last jobs: compare them now, as a local run does.
+    let swept: Vec<PathBuf> = recipes
+        .iter()
+        .filter(|recipe| crate::sweep::sweep_of(&crate::syntax::parse(&recipe.source).0).is_some())
+        .map(|recipe| super::sweep::sweep_folder(args, &recipe.name))
+        .collect();
+    super::report::print_sweep_pairs(&swept);
+    code
 }
 
 /// A sweep: a job array over its stale variants, then one job (after the array) that finds them

@@ -140,6 +140,21 @@ pub fn write_summary(folder: &Path, summary: &SweepSummary) -> Result<PathBuf, D
     Ok(path)
 }
 
+/// A sweep folder's summary.json, when `folder` holds one.
+pub fn read(folder: &Path) -> Option<SweepSummary> {
+    serde_json::from_str(&std::fs::read_to_string(folder.join(SUMMARY_FILE)).ok()?).ok()
+}
+
+/// For sweeps run together (transfer and scratch over the same seeds): the first against each
+/// other, one line each, or nothing when fewer than two sweeps share seeds.
+pub fn paired_lines(sweeps: &[SweepSummary]) -> Vec<String> {
+    let Some((first, others)) = sweeps.split_first() else { return Vec::new() };
+    others
+        .iter()
+        .filter_map(|other| compare(first, other).map(|difference| describe_difference(&first.recipe, &other.recipe, &difference)))
+        .collect()
+}
+
 /// Two sweeps' final accuracies paired by their values (the same seed, and the same values of
 /// any axis both have): `a − b`'s mean and its 95% paired-t interval.
 pub fn compare(a: &SweepSummary, b: &SweepSummary) -> Option<PairedDifference> {
