@@ -282,7 +282,7 @@ fn bench_times_one_network_and_refuses_unknown_ones() {
 #[test]
 fn lint_checks_exports_and_predict_steps() {
     let dir = workspace();
-    let recipe = "recipe \"e\"\nbackbone resnet_small from none\ndata { train synthetic \"shapes-target\" 4 per class valid split 0.25 batch 4 }\n\
+    let recipe = "recipe \"e\"\nbackbone resnet_small from none\ndata { train synthetic \"shapes-target\" 28 per class valid split 0.25 batch 4 }\n\
                   stage s { train all epochs 1 lr 1e-3 }\nexport \"a.safetensors\"\nexport \"a.onnx\"\nexport \"b.onnx\"\n\
                   predict \"new\" into \"p.csv\"\npredict \"other\" into \"p.csv\"\npredict \"new\" into \"p.txt\"\n";
     std::fs::write(dir.path().join("e.tl"), recipe).unwrap();

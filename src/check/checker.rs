@@ -73,6 +73,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
     let checked_stages = stages::check(&items.stages, &groups, &data, &mut diagnostics);
     traps::check(&backbone, &data, items.data, &groups, &checked_stages, &mut diagnostics);
     traps::few_steps(&data, items.data, &checked_stages, &mut diagnostics);
+    traps::few_shot_unswept(&data, items.data, items.sweeps_seed, &mut diagnostics);
 
     let checkpoint_every = items.checkpoint.and_then(|steps| match u32::try_from(steps.value).ok().filter(|n| *n > 0) {
         Some(steps) => Some(steps),

@@ -24,6 +24,8 @@ pub struct Items<'a> {
     pub loss: Option<&'a [Spanned<LossOption>]>,
     pub ema: Option<&'a Spanned<f64>>,
     pub tta_flip: bool,
+    /// Whether a `sweep` varies the seed.
+    pub sweeps_seed: bool,
     /// `predict "input" into "output"`, every one.
     pub predictions: Vec<(&'a Spanned<String>, &'a Spanned<String>)>,
 }
@@ -92,7 +94,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Ema(decay) => items.ema = Some(decay),
             ItemKind::TtaFlip => items.tta_flip = true,
             // Variants are made from the text (`crate::sweep`); the recipe itself is the base.
-            ItemKind::Sweep(_) => {}
+            ItemKind::Sweep(axes) => items.sweeps_seed = axes.iter().any(|axis| axis.kind == SweepKind::Seed),
             ItemKind::Stage(_) | ItemKind::Export(_) | ItemKind::Predict { .. } => {}
         }
     }

@@ -191,3 +191,26 @@ pub fn few_steps(data: &Data, data_block: Option<(&Item, &[DataStatement])>, sta
         )),
     );
 }
+
+/// Fewer training images per class than this is few-shot: one run is one draw of the seed.
+const FEW_SHOT_PER_CLASS: usize = 20;
+
+/// TL5007: a few-shot recipe that is not swept over seeds. On few-shot data the same recipe moves
+/// by 9–15 points from seed to seed, so one run cannot say whether it is better than another.
+pub fn few_shot_unswept(data: &Data, data_block: Option<(&Item, &[DataStatement])>, sweeps_seed: bool, diagnostics: &mut Vec<Diagnostic>) {
+    let (Some(images), Some(classes)) = (data.train_images, data.classes.as_ref()) else { return };
+    if sweeps_seed || classes.is_empty() {
+        return;
+    }
+    let per_class = images / classes.len();
+    if per_class >= FEW_SHOT_PER_CLASS {
+        return;
+    }
+    let statements = data_block.map_or(&[][..], |(_, statements)| statements);
+    let Some(train) = statements.iter().find(|statement| matches!(statement.kind, DataKind::Train(_))) else { return };
+    diagnostics.push(
+        Diagnostic::new(Code::FewShotUnswept, format!("about {per_class} training images per class, and one seed"))
+            .at(train.keyword, format!("{images} images, {} classes", classes.len()))
+            .with_help("few-shot runs move by 9–15 points from seed to seed: add `sweep { seed 0 1 2 3 4 }` and compare means with their intervals (docs/scale.md)"),
+    );
+}

@@ -91,6 +91,7 @@ codes! {
     UnfreezeBeforeHeadWarmup = "TL5004", Warning, "unfreeze-before-head-warmup";
     DomainShift = "TL5005", Warning, "domain-shift";
     FewStepsPerEpoch = "TL5006", Warning, "few-steps-per-epoch";
+    FewShotUnswept = "TL5007", Warning, "few-shot-unswept";
 }
 
 impl Code {

@@ -11,34 +11,8 @@ pub fn format_rate(rate: f64) -> String {
 /// `source` with stage `stage`'s `lr` set to `rate`: the rate of its `lr` statement replaced, or
 /// `lr …` added after the stage's `{` when it has none. `Err` says why no edit was made.
 pub fn set_stage_lr(source: &str, stage: &str, rate: f64) -> Result<String, String> {
-    let (ast, diagnostics) = super::parse(source);
-    if !diagnostics.is_empty() {
-        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
-    }
-    let declaration = ast
-        .items
-        .iter()
-        .find_map(|item| match &item.kind {
-            ItemKind::Stage(declaration) if declaration.name.value == stage => Some(declaration),
-            _ => None,
-        })
-        .ok_or_else(|| format!("the recipe has no stage `{stage}`"))?;
-    let written = format_rate(rate);
-    let existing = declaration.statements.iter().find_map(|statement| match &statement.kind {
-        StageKind::Lr { rate, .. } => Some(rate.span),
-        _ => None,
-    });
-    let (at, end, text) = match existing {
-        Some(span) => (span.start, span.end, written),
-        None => {
-            let brace = source[declaration.name.span.end..]
-                .find('{')
-                .map(|offset| declaration.name.span.end + offset + 1)
-                .ok_or_else(|| format!("stage `{stage}` has no `{{`"))?;
-            (brace, brace, format!(" lr {written} "))
-        }
-    };
-    Ok(splice(source, at, end, &text))
+    let stage = crate::span::Spanned::new(stage.to_string(), crate::span::Span::default());
+    set_swept(source, &SweepKind::Lr(stage), &format_rate(rate))
 }
 
 /// `source` with its cut set to `cut after LAYER`: the `cut` statement replaced, or one added on
