@@ -60,6 +60,27 @@ fn slurm_runs_the_recipe_graph_as_jobs_and_gives_the_local_results() {
     let again = tlrun(on_slurm.path(), &["run", ".", "--on", "slurm", "--wait"]);
     assert!(!text(&again).contains("submitted job array"), "{}", text(&again));
 
+    // The demo pipeline (pretrain publishes, transfer starts from the zoo entry, scratch) as
+    // three jobs: the exported models equal a local run's. In folders without a zoo yet, as on a
+    // fresh checkout (a zoo that lacks `shapes-small` is still TL1004 before pretrain runs).
+    let (demo_slurm, demo_local) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let demo = |dir: &Path| {
+        let pipelines = dir.join("pipelines");
+        std::fs::create_dir_all(&pipelines).unwrap();
+        for recipe in ["pretrain.tl", "transfer.tl", "scratch.tl"] {
+            std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines").join(recipe), pipelines.join(recipe)).unwrap();
+        }
+    };
+    demo(demo_slurm.path());
+    demo(demo_local.path());
+    let demo_on_slurm = tlrun(demo_slurm.path(), &["run", "pipelines", "--on", "slurm", "--wait"]);
+    assert!(demo_on_slurm.status.success() && text(&demo_on_slurm).matches("): completed").count() == 3, "{}", text(&demo_on_slurm));
+    let demo_here = tlrun(demo_local.path(), &["run", "pipelines"]);
+    assert!(demo_here.status.success(), "{}", text(&demo_here));
+    for exported in ["out/transfer.safetensors", "out/scratch.safetensors", "zoo/shapes-small/weights.safetensors"] {
+        assert_eq!(std::fs::read(demo_slurm.path().join(exported)).unwrap(), std::fs::read(demo_local.path().join(exported)).unwrap(), "{exported}");
+    }
+
     // A job that fails is named with its log, and --wait fails.
     std::fs::write(on_slurm.path().join("broken.tl"), "recipe \"broken\"\nbackbone resnet_small from none\ndata { train \"missing-folder\" }\nstage s { train all epochs 1 lr 1e-3 }\nexport \"b.safetensors\"\n").unwrap();
     let failing = tlrun(on_slurm.path(), &["run", "broken.tl", "--on", "slurm", "--wait"]);
