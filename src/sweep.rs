@@ -29,6 +29,8 @@ pub fn axis_label(kind: &SweepKind) -> String {
         SweepKind::Epochs(stage) => format!("{}.epochs", stage.value),
         SweepKind::Batch => "batch".to_string(),
         SweepKind::Cut => "cut".to_string(),
+        SweepKind::Spread(stage) => format!("{}.spread", stage.value),
+        SweepKind::Zoo => "zoo".to_string(),
     }
 }
 
@@ -127,7 +129,7 @@ pub fn check(source: &str, ast: &Ast, base_errors: &[Diagnostic], check: &dyn Fn
             continue;
         }
         seen.push((label.clone(), axis.span));
-        if let SweepKind::Lr(stage) | SweepKind::Epochs(stage) = &axis.kind {
+        if let SweepKind::Lr(stage) | SweepKind::Epochs(stage) | SweepKind::Spread(stage) = &axis.kind {
             if !stages.contains(&stage.value.as_str()) {
                 let mut diagnostic = Diagnostic::new(Code::UnknownStage, format!("the recipe has no stage `{}` to sweep", stage.value))
                     .at(stage.span, "no such stage");
@@ -190,6 +192,15 @@ mod tests {
         for written in ["seed 7", "batch 16", "cut after layer2", "epochs 3", "lr 1e-3"] {
             assert!(variant.source.contains(written), "{written} in {}", variant.source);
         }
+    }
+
+    #[test]
+    fn spread_and_zoo_entries_are_axes_too() {
+        let source = "recipe \"r\"\nbackbone resnet18 from zoo \"a\"\ndata { train \"d\" }\nstage f { train all lr 1e-3 }\nsweep { spread f 10 100  zoo \"b\" \"c\" }\n";
+        let variants = variants(source).unwrap();
+        let names: Vec<&str> = variants.iter().map(|variant| variant.name.as_str()).collect();
+        assert_eq!(names, ["f.spread=10,zoo=b", "f.spread=10,zoo=c", "f.spread=100,zoo=b", "f.spread=100,zoo=c"]);
+        assert!(variants[3].source.contains("from zoo \"c\"") && variants[3].source.contains("lr 1e-3 spread 100 }"), "{}", variants[3].source);
     }
 
     #[test]

@@ -84,6 +84,8 @@ fn a_sweep_runs_every_variant_once_and_summarises_it_over_seeds() {
     let printed = String::from_utf8_lossy(&compared.stdout);
     assert!(printed.contains("sw beats other by") || printed.contains("sw trails other by"), "{printed}");
     assert!(printed.contains("95% CI") && printed.contains("6 pairs, paired t"), "{printed}");
+    let page = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
+    assert!(page.contains("Sweeps compared") && page.contains("6 pairs, paired t") && page.contains("(n=3)"), "{page}");
 }
 
 #[test]

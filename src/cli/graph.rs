@@ -6,13 +6,23 @@ use crate::zoo::Zoo;
 pub fn run(path: &Path, format: GraphFormat, zoo: &Zoo) -> u8 {
     let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
     let graph = crate::plan::build_graph(&recipe);
+    // A sweep's variants each run this graph with their values written in.
+    let source = crate::recipe_text::read_recipe_text(path).unwrap_or_default();
+    let variants: Vec<String> = crate::sweep::variants(&source).unwrap_or_default().into_iter().map(|variant| variant.name).collect();
     print!(
         "{}",
         match format {
+            GraphFormat::Text if !variants.is_empty() => {
+                format!("{}sweep: this graph runs once per variant, without its export, publish and predict steps ({}): {}\n", graph.to_text(), variants.len(), variants.join("; "))
+            }
             GraphFormat::Text => graph.to_text(),
             GraphFormat::Dot => graph.to_dot(),
             GraphFormat::Mermaid => graph.to_mermaid(),
-            GraphFormat::Json => format!("{}\n", serde_json::to_string_pretty(&as_json(&graph)).unwrap_or_else(|_| "{}".to_string())),
+            GraphFormat::Json => {
+                let mut value = as_json(&graph);
+                value["variants"] = serde_json::json!(variants);
+                format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".to_string()))
+            }
         }
     );
     0

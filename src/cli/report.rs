@@ -42,7 +42,7 @@ pub fn runs(root: &Path) -> u8 {
 
 /// `tlrun compare SWEEP_A SWEEP_B`: the paired difference of the first against each other, over
 /// the seeds (and other values) they share, with its 95% interval.
-fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::SweepSummary]) -> u8 {
+fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::SweepSummary], out: &Path) -> u8 {
     use crate::report::sweep_summary::{compare, describe_difference, mean_and_spread};
     for (folder, sweep) in folders.iter().zip(sweeps) {
         for group in &sweep.groups {
@@ -57,7 +57,20 @@ fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::S
             None => println!("{} and {} share fewer than two seeds: no paired comparison", first.recipe, other.recipe),
         }
     }
-    0
+    write_sweep_comparison(sweeps, out)
+}
+
+fn write_sweep_comparison(sweeps: &[crate::report::sweep_summary::SweepSummary], out: &Path) -> u8 {
+    match crate::report::compare_sweeps_html(sweeps).and_then(|html| crate::atomic_file::write_atomic(out, html.as_bytes())) {
+        Ok(()) => {
+            println!("comparison: {}", out.display());
+            0
+        }
+        Err(diagnostic) => {
+            super::print_runtime_error(&diagnostic, out);
+            2
+        }
+    }
 }
 
 /// After a run of several recipes: the sweeps among them (in `folders`) compared, the first
@@ -67,6 +80,11 @@ pub fn print_sweep_pairs(folders: &[PathBuf]) {
     for line in crate::report::sweep_summary::paired_lines(&sweeps) {
         println!("{line}");
     }
+    // Several sweeps: runs/compare.html holds them side by side.
+    if sweeps.len() > 1 {
+        let _ = std::fs::create_dir_all("runs");
+        write_sweep_comparison(&sweeps, &PathBuf::from("runs").join("compare.html"));
+    }
 }
 
 /// `tlrun compare A B …`: a table on stdout and compare.html with overlaid curves; for sweep
@@ -74,7 +92,7 @@ pub fn print_sweep_pairs(folders: &[PathBuf]) {
 pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
     let sweeps: Vec<_> = folders.iter().filter_map(|folder| crate::report::sweep_summary::read(folder)).collect();
     if sweeps.len() == folders.len() {
-        return compare_sweeps(folders, &sweeps);
+        return compare_sweeps(folders, &sweeps, out);
     }
     let mut runs = Vec::new();
     for folder in folders {

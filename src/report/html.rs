@@ -250,3 +250,29 @@ pub(super) fn sweep_html(summary: &super::sweep_summary::SweepSummary, png: &Png
     );
     page(&format!("tlrun sweep: {}", summary.recipe), &body)
 }
+
+/// A page comparing sweeps: each sweep's groups over seeds (mean ± sd, n) beside its plot, and
+/// the paired differences of the first against each other with their 95% intervals.
+pub fn compare_sweeps_html(sweeps: &[super::sweep_summary::SweepSummary]) -> Result<String, Diagnostic> {
+    use super::sweep_summary::{describe, mean_and_spread, paired_lines};
+    let pairs: String = paired_lines(sweeps).iter().map(|line| format!("<li>{}</li>", escape(line))).collect();
+    let mut sections = String::new();
+    for sweep in sweeps {
+        let png = plots::sweep_png(sweep).map_err(|error| plot_error("sweep", error))?;
+        let rows: String = sweep
+            .groups
+            .iter()
+            .map(|group| format!("<tr><td>{}</td><td>{}</td></tr>", escape(&describe(&group.values)), escape(&mean_and_spread(group))))
+            .collect();
+        sections.push_str(&format!(
+            "<section><h2>{}</h2><table><tr><th>values</th><th>final valid accuracy</th></tr>{rows}</table>{}</section>",
+            escape(&sweep.recipe),
+            image_tag(&png, &sweep.recipe)
+        ));
+    }
+    let paired = if pairs.is_empty() { "<p class=\"note\">No two sweeps share two seeds: no paired comparison.</p>".to_string() } else { format!("<ul>{pairs}</ul>") };
+    let body = format!(
+        "<h1>Sweeps compared</h1><p class=\"note\">Variants paired by seed (and any other value both sweeps have); intervals are 95% paired t.</p>{paired}{sections}"
+    );
+    Ok(page("tlrun compare: sweeps", &body))
+}

@@ -62,6 +62,10 @@ pub enum SweepKind {
     Batch,
     /// `cut after LAYER`.
     Cut,
+    /// A stage's `spread` (fastai's `slice(lr / spread, lr)`).
+    Spread(Name),
+    /// The zoo entry of `backbone … from zoo "…"`.
+    Zoo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

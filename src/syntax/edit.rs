@@ -82,6 +82,36 @@ pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, 
                 }
             })
         }
+        SweepKind::Zoo => {
+            let existing = ast.items.iter().find_map(|item| match &item.kind {
+                ItemKind::Backbone(backbone) => match backbone.weights.as_ref().map(|weights| &weights.value) {
+                    Some(super::ast::WeightsSource::Zoo(entry)) => Some(entry.span),
+                    _ => None,
+                },
+                _ => None,
+            });
+            let span = existing.ok_or("the backbone does not start `from zoo \"…\"`: write one entry there to sweep over others")?;
+            Ok(splice(source, span.start, span.end, &format!("\"{value}\"")))
+        }
+        SweepKind::Spread(stage) => {
+            let declaration = ast
+                .items
+                .iter()
+                .find_map(|item| match &item.kind {
+                    ItemKind::Stage(declaration) if declaration.name.value == stage.value => Some(declaration),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("the recipe has no stage `{}`", stage.value))?;
+            let lr = declaration.statements.iter().find_map(|statement| match &statement.kind {
+                StageKind::Lr { rate, spread, .. } => Some((rate.span, spread.as_ref().map(|spread| spread.span))),
+                _ => None,
+            });
+            match lr {
+                Some((_, Some(spread))) => Ok(splice(source, spread.start, spread.end, value)),
+                Some((rate, None)) => Ok(splice(source, rate.end, rate.end, &format!(" spread {value}"))),
+                None => Err(format!("stage `{}` has no `lr` to spread: write `lr RATE` in it first", stage.value)),
+            }
+        }
         SweepKind::Lr(stage) | SweepKind::Epochs(stage) => {
             let declaration = ast
                 .items

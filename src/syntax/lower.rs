@@ -65,6 +65,9 @@ impl Lowerer {
             Rule::sweep_cut => SweepKind::Cut,
             Rule::sweep_lr => SweepKind::Lr(self.name(inner.next().expect(GRAMMAR))),
             Rule::sweep_epochs => SweepKind::Epochs(self.name(inner.next().expect(GRAMMAR))),
+            Rule::sweep_spread => SweepKind::Spread(self.name(inner.next().expect(GRAMMAR))),
+            // Entries are strings: their values are the text between the quotes.
+            Rule::sweep_zoo => return SweepAxis { span, kind: SweepKind::Zoo, values: inner.map(|value| self.string(value)).collect() },
             other => {
                 self.unlowered(other, span);
                 SweepKind::Seed

@@ -20,6 +20,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::sweep_epochs => "`epochs`",
         Rule::sweep_batch => "`batch`",
         Rule::sweep_cut => "`cut`",
+        Rule::sweep_spread => "`spread`",
+        Rule::sweep_zoo => "`zoo`",
         Rule::checkpoint_decl => "`checkpoint`",
         Rule::backbone_decl => "`backbone`",
         Rule::data_block => "`data`",
