@@ -303,3 +303,19 @@ fn lint_checks_exports_and_predict_steps() {
     std::fs::create_dir_all(dir.path().join("new")).unwrap();
     assert_eq!(tlrun(dir.path(), &["lint", "e.tl", "--strict"]).status.code(), Some(0));
 }
+
+/// Numbers of 2^32 and more are over the limit, not read as zero (issue 24): `epochs` and
+/// `checkpoint every` get the limit's TL2007, never "at least one".
+#[test]
+fn numbers_past_32_bits_get_the_limit_error() {
+    let dir = workspace();
+    let recipe = "recipe \"big\"\nbackbone resnet_small from none\ndata { train \"data\" }\nstage s { train all epochs 4294967296 lr 1e-3 }\ncheckpoint every 4294967296 steps\n";
+    std::fs::write(dir.path().join("big.tl"), recipe).unwrap();
+    let output = tlrun(dir.path(), &["lint", "big.tl", "--format", "json"]);
+    let diagnostics: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    let messages: Vec<(&str, &str)> = diagnostics.iter().map(|d| (d["code"].as_str().unwrap(), d["message"].as_str().unwrap())).collect();
+    assert_eq!(messages, [
+        ("TL2007", "a stage trains for at most 100000 epochs, not 4294967296"),
+        ("TL2007", "checkpoints come every 4294967295 steps at most, not 4294967296"),
+    ]);
+}

@@ -78,11 +78,13 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
     let checkpoint_every = items.checkpoint.and_then(|steps| match u32::try_from(steps.value).ok().filter(|n| *n > 0) {
         Some(steps) => Some(steps),
         None => {
-            diagnostics.push(
-                Diagnostic::new(Code::ValueOutOfRange, format!("checkpoints come every 1 or more steps, not {}", steps.value))
-                    .at(steps.span, "not a step count")
-                    .with_help("e.g. `checkpoint every 50 steps`; every epoch ends with a checkpoint anyway"),
-            );
+            // Judged on the number as written: 2^32 and more is over the limit, not "below 1".
+            let diagnostic = if steps.value < 1 {
+                Diagnostic::new(Code::ValueOutOfRange, format!("checkpoints come every 1 or more steps, not {}", steps.value)).at(steps.span, "not a step count")
+            } else {
+                Diagnostic::new(Code::ValueOutOfRange, format!("checkpoints come every {} steps at most, not {}", u32::MAX, steps.value)).at(steps.span, "over the limit")
+            };
+            diagnostics.push(diagnostic.with_help("e.g. `checkpoint every 50 steps`; every epoch ends with a checkpoint anyway"));
             None
         }
     });

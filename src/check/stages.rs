@@ -98,17 +98,19 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
             StageKind::Freeze(names) => {
                 freeze = Some(names.iter().filter_map(|name| resolve(name, groups, diagnostics).map(|i| (i, name.span))).collect());
             }
-            StageKind::Epochs(count) => match u32::try_from(count.value).ok().filter(|count| *count > 0) {
-                Some(count) if count > MAX_EPOCHS => diagnostics.push(
-                    Diagnostic::new(Code::ValueOutOfRange, format!("a stage trains for at most {MAX_EPOCHS} epochs, not {count}"))
-                        .at(statement.span, format!("over the limit of {MAX_EPOCHS}"))
-                        .with_help("split the training into several stages, or train fewer epochs"),
-                ),
+            // Judged on the number as written: 2^32 and more must not wrap to a small count.
+            StageKind::Epochs(count) if count.value < 1 => diagnostics.push(
+                Diagnostic::new(Code::ZeroEpochs, format!("a stage trains for at least one epoch, not {}", count.value))
+                    .at(count.span, "no training would happen")
+                    .with_help("write `epochs 1` or more, or remove the stage"),
+            ),
+            StageKind::Epochs(count) => match u32::try_from(count.value).ok().filter(|count| *count <= MAX_EPOCHS) {
                 Some(count) => epochs = count,
                 None => diagnostics.push(
-                    Diagnostic::new(Code::ZeroEpochs, format!("a stage trains for at least one epoch, not {}", count.value))
-                        .at(count.span, "no training would happen")
-                        .with_help("write `epochs 1` or more, or remove the stage"),
+                    Diagnostic::new(Code::ValueOutOfRange, format!("a stage trains for at most {MAX_EPOCHS} epochs, not {}", count.value))
+                        // On the number: a number too large for 64 bits is reported there once already.
+                        .at(count.span, format!("over the limit of {MAX_EPOCHS}"))
+                        .with_help("split the training into several stages, or train fewer epochs"),
                 ),
             },
             StageKind::Lr { rate, spread: lr_spread, multipliers: lr_multipliers } => {
