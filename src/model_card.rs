@@ -59,13 +59,12 @@ impl ModelCard {
     pub fn of(recipe: &Recipe, classes: &[String]) -> ModelCard {
         let architecture = recipe.backbone.architecture;
         let (mean, std) = recipe.input_normalisation();
-        let cut_after = recipe.kept_layers.checked_sub(1).and_then(|index| architecture.layers.get(index)).map_or("nothing", |layer| layer.name);
         ModelCard {
             format: FORMAT,
             recipe: recipe.name.clone(),
             architecture: architecture.name.to_string(),
             kept_layers: recipe.kept_layers,
-            cut_after: cut_after.to_string(),
+            cut_after: recipe.cut_after().to_string(),
             input_channels: recipe.input_channels(),
             head: recipe.head.clone(),
             classes: classes.to_vec(),

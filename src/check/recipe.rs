@@ -90,6 +90,11 @@ impl Recipe {
         self.data.source.as_ref().or(self.backbone.source_data.as_ref())
     }
 
+    /// The name of the last layer the cut keeps (`nothing` when it keeps none).
+    pub fn cut_after(&self) -> &'static str {
+        self.kept_layers.checked_sub(1).and_then(|index| self.backbone.architecture.layers.get(index)).map_or("nothing", |layer| layer.name)
+    }
+
     pub fn last_size(&self) -> u32 {
         self.stages.last().and_then(|stage| stage.sizes.last().copied()).unwrap_or(self.data.size)
     }

@@ -148,7 +148,7 @@ fn submit_sweep(
     if !stale.is_empty() {
         std::fs::create_dir_all(&folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;
         let list = folder.join("slurm-variants.txt");
-        let names: String = stale.iter().map(|(variant, _)| format!("{}\n", variant.name)).collect();
+        let names: String = stale.iter().map(|planned| format!("{}\n", planned.variant.name)).collect();
         crate::atomic_file::write_atomic(&list, names.as_bytes()).map_err(|diagnostic| diagnostic.message)?;
         let command = format!(
             "name=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {}); exec {exe} run {path} --variant \"$name\" --device {device} --out {}/\"$name\"",

@@ -34,22 +34,35 @@ fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Ru
 
 /// The sweep's variants, and those that must run (not up to date, or `--force`) with their
 /// content hashes. `Err` is the exit status after saying why.
-pub fn plan_variants(path: &Path, source: &str, args: &RunArgs, folder: &Path, zoo: &Zoo) -> Result<(Vec<Variant>, Vec<(Variant, String)>), u8> {
+pub fn plan_variants(path: &Path, source: &str, args: &RunArgs, folder: &Path, zoo: &Zoo) -> Result<(Vec<Variant>, Vec<StaleVariant>), u8> {
     let variants = crate::sweep::variants(source).map_err(|reason| super::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())))?;
     let mut stale = Vec::new();
     for variant in &variants {
-        let Some(recipe) = checked(path, variant, zoo) else { return Err(1) };
-        let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
+        let Some((recipe, hash)) = prepare(path, variant, zoo) else { return Err(1) };
         let run_folder = folder.join(&variant.name);
         let recorded: Option<VariantRecord> = std::fs::read_to_string(run_folder.join(VARIANT_FILE)).ok().and_then(|text| serde_json::from_str(&text).ok());
         let current = recorded.is_some_and(|record| record.source_hash == hash) && run_folder.join(crate::run_files::SUMMARY).is_file();
         if current && !args.force {
             eprintln!("{}: up to date", variant.name);
         } else {
-            stale.push((variant.clone(), hash));
+            stale.push(StaleVariant { variant: variant.clone(), recipe, hash });
         }
     }
     Ok((variants, stale))
+}
+
+/// A variant that must run: checked once, with the content hash its record will keep.
+pub struct StaleVariant {
+    pub variant: Variant,
+    recipe: crate::check::Runnable,
+    hash: String,
+}
+
+/// The variant checked as a recipe, and the content hash of its inputs.
+fn prepare(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<(crate::check::Runnable, String)> {
+    let recipe = checked(path, variant, zoo)?;
+    let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
+    Some((recipe, hash))
 }
 
 /// Run (or skip, when up to date) every variant of the sweep in `source`, then write the summary.
@@ -60,8 +73,8 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
         Err(code) => return code,
     };
     if args.dry_run {
-        for (variant, _) in &stale {
-            println!("would run variant {}", variant.name);
+        for planned in &stale {
+            println!("would run variant {}", planned.variant.name);
         }
         return 0;
     }
@@ -70,11 +83,12 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
     let threads = args.threads.unwrap_or((cores / jobs).max(1));
     let mut failed = Vec::new();
     if jobs == 1 {
-        for (index, (variant, hash)) in stale.iter().enumerate() {
-            eprintln!("[{}/{}] {}", index + 1, stale.len(), variant.name);
-            if let Err(code) = run_one(path, variant, hash, &folder.join(&variant.name), args, zoo) {
-                eprintln!("[{}/{}] {} failed (exit {code})", index + 1, stale.len(), variant.name);
-                failed.push(variant.name.clone());
+        for (index, planned) in stale.iter().enumerate() {
+            let name = &planned.variant.name;
+            eprintln!("[{}/{}] {name}", index + 1, stale.len());
+            if let Err(code) = run_one(path, planned, &folder.join(name), args, zoo) {
+                eprintln!("[{}/{}] {name} failed (exit {code})", index + 1, stale.len());
+                failed.push(name.clone());
             }
         }
     } else {
@@ -103,8 +117,8 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
 }
 
 /// One variant in this process, into `run_folder` (emptied first: its inputs changed).
-fn run_one(path: &Path, variant: &Variant, hash: &str, run_folder: &Path, args: &RunArgs, zoo: &Zoo) -> Result<(), u8> {
-    let Some(recipe) = checked(path, variant, zoo) else { return Err(1) };
+fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArgs, zoo: &Zoo) -> Result<(), u8> {
+    let StaleVariant { variant, recipe, hash } = planned;
     if run_folder.exists() {
         std::fs::remove_dir_all(run_folder).map_err(|error| super::usage_error(format!("cannot clear {}: {error}", run_folder.display())))?;
     }
@@ -115,7 +129,7 @@ fn run_one(path: &Path, variant: &Variant, hash: &str, run_folder: &Path, args: 
         runs_root: PathBuf::from("."),
         interrupt: super::run::interrupt_flag(),
     };
-    match runner::run(&recipe, path, &variant.source, &options) {
+    match runner::run(recipe, path, &variant.source, &options) {
         Ok(outcome) => {
             eprintln!("{}: valid accuracy {:.1}%", variant.name, outcome.evaluation.accuracy * 100.0);
             let record = VariantRecord { name: variant.name.clone(), values: variant.values.clone(), source_hash: hash.to_string() };
@@ -142,10 +156,9 @@ pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
     let Some(variant) = variants.iter().find(|variant| variant.name == name) else {
         return super::usage_error(format!("{} has no variant `{name}`", path.display()));
     };
-    let Some(recipe) = checked(path, variant, zoo) else { return 1 };
-    let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
     let Some(out) = &args.out else { return super::usage_error("--variant needs --out") };
-    match run_one(path, variant, &hash, out, args, zoo) {
+    let Some((recipe, hash)) = prepare(path, variant, zoo) else { return 1 };
+    match run_one(path, &StaleVariant { variant: variant.clone(), recipe, hash }, out, args, zoo) {
         Ok(()) => 0,
         Err(code) => code,
     }
@@ -153,16 +166,16 @@ pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
 
 /// Up to `jobs` child processes at a time, one line as each starts and ends; the output of each
 /// goes to `<folder>/<variant>.log`. Returns the variants that failed.
-fn run_parallel(path: &Path, stale: &[(Variant, String)], folder: &Path, jobs: usize, threads: usize, args: &RunArgs) -> Vec<String> {
+fn run_parallel(path: &Path, stale: &[StaleVariant], folder: &Path, jobs: usize, threads: usize, args: &RunArgs) -> Vec<String> {
     let executable = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tlrun"));
     let mut failed = Vec::new();
     let mut running: Vec<(String, Child, PathBuf, std::time::Instant)> = Vec::new();
-    let mut queue = stale.iter().map(|(variant, _)| variant.name.clone()).collect::<std::collections::VecDeque<_>>();
+    let mut queue = stale.iter().map(|planned| planned.variant.name.clone()).collect::<std::collections::VecDeque<_>>();
     let total = stale.len();
     let mut done = 0;
     if let Err(error) = std::fs::create_dir_all(folder) {
         eprintln!("error: cannot create {}: {error}", folder.display());
-        return stale.iter().map(|(variant, _)| variant.name.clone()).collect();
+        return stale.iter().map(|planned| planned.variant.name.clone()).collect();
     }
     while !queue.is_empty() || !running.is_empty() {
         while running.len() < jobs {

@@ -84,8 +84,7 @@ pub fn build(recipe: &Recipe) -> PipelineGraph {
     let data = graph.add_node(Step::LoadData { train: recipe.data.train.describe(), valid });
     let build = graph.add_node(Step::BuildBackbone { architecture: architecture.name.to_string() });
     // Cut before loading: the pretrained file must fit the layers that are kept, no more.
-    let last = recipe.kept_layers.checked_sub(1).and_then(|index| architecture.layers.get(index)).map_or("nothing", |layer| layer.name);
-    let cut = graph.add_node(Step::Cut { kept: recipe.kept_layers, last: last.to_string() });
+    let cut = graph.add_node(Step::Cut { kept: recipe.kept_layers, last: recipe.cut_after().to_string() });
     graph.add_edge(build, cut, ());
     let mut network = cut;
     if recipe.backbone.is_pretrained() {

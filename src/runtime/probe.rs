@@ -258,7 +258,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
     }
 
     let domain = domain_shift(recipe, card_feature_stats(recipe, zoo), &images, &tapped, &mut notes);
-    let recipe_cut = recipe.backbone.architecture.layers.get(recipe.kept_layers.wrapping_sub(1)).map_or("nothing", |layer| layer.name).to_string();
+    let recipe_cut = recipe.cut_after().to_string();
     Ok(ProbeReport {
         images: labels.len(),
         classes,

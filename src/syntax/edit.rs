@@ -1,7 +1,7 @@
 //! Edits of recipe text that tools make for the user (`lr-find --write`, `probe --write`): the smallest change to
 //! the source, so comments and layout survive, and the result is checked like any recipe.
 
-use super::ast::{DataKind, ItemKind, StageKind, SweepKind};
+use super::ast::{Ast, DataKind, ItemKind, StageDecl, StageKind, SweepKind};
 
 /// A learning rate written the way recipes write them: two significant digits, `3.0e-3`.
 pub fn format_rate(rate: f64) -> String {
@@ -18,10 +18,7 @@ pub fn set_stage_lr(source: &str, stage: &str, rate: f64) -> Result<String, Stri
 /// `source` with its cut set to `cut after LAYER`: the `cut` statement replaced, or one added on
 /// the line after `backbone` when there is none (`tlrun probe --write`).
 pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
-    let (ast, diagnostics) = super::parse(source);
-    if !diagnostics.is_empty() {
-        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
-    }
+    let ast = parsed(source)?;
     let written = format!("cut after {layer}");
     let existing = ast.items.iter().find(|item| matches!(item.kind, ItemKind::Cut(_))).map(|item| item.span);
     let (at, end, text) = match existing {
@@ -45,10 +42,11 @@ pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
 /// `source` with one swept value written in: the edit a sweep variant makes (`seed 3`, stage
 /// `finetune`'s `lr 3e-3`, …), the value as the sweep wrote it.
 pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, String> {
-    let (ast, diagnostics) = super::parse(source);
-    if !diagnostics.is_empty() {
-        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
-    }
+    // `set_cut` parses the text itself: no tree is built for it here.
+    let ast = match kind {
+        SweepKind::Cut => return set_cut(source, value),
+        _ => parsed(source)?,
+    };
     match kind {
         SweepKind::Cut => set_cut(source, value),
         SweepKind::Seed => {
@@ -94,14 +92,7 @@ pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, 
             Ok(splice(source, span.start, span.end, &format!("\"{value}\"")))
         }
         SweepKind::Spread(stage) => {
-            let declaration = ast
-                .items
-                .iter()
-                .find_map(|item| match &item.kind {
-                    ItemKind::Stage(declaration) if declaration.name.value == stage.value => Some(declaration),
-                    _ => None,
-                })
-                .ok_or_else(|| format!("the recipe has no stage `{}`", stage.value))?;
+            let declaration = stage_declaration(&ast, &stage.value)?;
             let lr = declaration.statements.iter().find_map(|statement| match &statement.kind {
                 StageKind::Lr { rate, spread, .. } => Some((rate.span, spread.as_ref().map(|spread| spread.span))),
                 _ => None,
@@ -113,14 +104,7 @@ pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, 
             }
         }
         SweepKind::Lr(stage) | SweepKind::Epochs(stage) => {
-            let declaration = ast
-                .items
-                .iter()
-                .find_map(|item| match &item.kind {
-                    ItemKind::Stage(declaration) if declaration.name.value == stage.value => Some(declaration),
-                    _ => None,
-                })
-                .ok_or_else(|| format!("the recipe has no stage `{}`", stage.value))?;
+            let declaration = stage_declaration(&ast, &stage.value)?;
             let (keyword, existing) = match kind {
                 SweepKind::Lr(_) => ("lr", declaration.statements.iter().find_map(|statement| match &statement.kind {
                     StageKind::Lr { rate, .. } => Some(rate.span),
@@ -143,6 +127,26 @@ pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, 
             })
         }
     }
+}
+
+/// The syntax tree of a recipe that parses without errors: tools edit only such text.
+fn parsed(source: &str) -> Result<Ast, String> {
+    let (ast, diagnostics) = super::parse(source);
+    if !diagnostics.is_empty() {
+        return Err("the recipe has syntax errors; fix them first (`tlrun lint`)".to_string());
+    }
+    Ok(ast)
+}
+
+/// The declaration of stage `name`.
+fn stage_declaration<'a>(ast: &'a Ast, name: &str) -> Result<&'a StageDecl, String> {
+    ast.items
+        .iter()
+        .find_map(|item| match &item.kind {
+            ItemKind::Stage(declaration) if declaration.name.value == name => Some(declaration),
+            _ => None,
+        })
+        .ok_or_else(|| format!("the recipe has no stage `{name}`"))
 }
 
 /// `source` without bytes `at..end` (a variant drops its recipe's `sweep` block).
