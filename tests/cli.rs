@@ -319,3 +319,31 @@ fn numbers_past_32_bits_get_the_limit_error() {
         ("TL2007", "checkpoints come every 4294967295 steps at most, not 4294967296"),
     ]);
 }
+
+/// A `from zoo` entry that a linted sibling publishes is checked against what that sibling will
+/// write, whether the zoo folder lacks the entry or is absent; the demo lints on a fresh checkout.
+#[test]
+fn a_zoo_entry_a_sibling_publishes_satisfies_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    for name in ["pretrain.tl", "transfer.tl", "scratch.tl"] {
+        std::fs::copy(pipelines.join(name), dir.path().join(name)).unwrap();
+    }
+    // A zoo that exists and holds another entry only.
+    std::fs::create_dir_all(dir.path().join("zoo/other")).unwrap();
+    for zoo in ["zoo", "absent-zoo"] {
+        let lint = tlrun(dir.path(), &["lint", ".", "--zoo", zoo]);
+        assert_eq!(lint.status.code(), Some(0), "zoo {zoo}: {}", stdout(&lint));
+        assert!(!String::from_utf8_lossy(&lint.stderr).contains("shapes-small"), "checked, so not noted as unchecked");
+    }
+    // Alone, transfer.tl has no publisher in the run: the missing entry is an error.
+    let alone = tlrun(dir.path(), &["lint", "transfer.tl", "--zoo", "zoo"]);
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(stdout(&alone).contains("TL1004"), "{}", stdout(&alone));
+    // The publisher's card is what the consumer is checked against: a resnet18 consumer is TL1005.
+    let transfer = std::fs::read_to_string(dir.path().join("transfer.tl")).unwrap();
+    std::fs::write(dir.path().join("transfer.tl"), transfer.replace("backbone resnet_small", "backbone resnet18")).unwrap();
+    let mismatch = tlrun(dir.path(), &["lint", ".", "--zoo", "zoo"]);
+    assert_eq!(mismatch.status.code(), Some(1));
+    assert!(stdout(&mismatch).contains("resnet_small"), "{}", stdout(&mismatch));
+}

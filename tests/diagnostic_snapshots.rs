@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tlrun::arch::Stats;
-use tlrun::check::{World, ZooCard, ZooLookup};
+use tlrun::check::{PathKind, World, ZooCard, ZooLookup};
 use tlrun::diagnostics::Code;
 use tlrun::render::{self, FileDiagnostics, HumanStyle};
 
@@ -42,6 +42,14 @@ impl World for FakeWorld {
 
     fn strict(&self) -> bool {
         self.strict
+    }
+
+    fn path_kind(&self, path: &str) -> PathKind {
+        match path {
+            "data/train.zip" => PathKind::File,
+            _ if self.class_folders(path).is_some() => PathKind::Folder,
+            _ => PathKind::Missing,
+        }
     }
 }
 

@@ -163,7 +163,7 @@ fn check_predictions(
             diagnostics.push(
                 Diagnostic::new(Code::DataFolderMissing, format!("folder `{}` to predict does not exist", input.value))
                     .at(input.span, "not found")
-                    .with_help("paths are relative to the recipe file"),
+                    .with_help(super::data::where_paths_point(&input.value)),
             );
         }
         checked.push(Prediction { input: input.value.clone(), output: output.value.clone() });

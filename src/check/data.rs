@@ -2,7 +2,7 @@ use super::backbone::{bounded_u32, channels_error, check_channel_values, image_s
 use super::checker::missing;
 use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, ValidEvery, Validation};
 use crate::builtin_data;
-use super::world::World;
+use super::world::{PathKind, World};
 use crate::arch::Stats;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::span::Span;
@@ -38,7 +38,9 @@ pub fn check(
         adapt_channels: false,
         source: None,
         valid_every: ValidEvery::Epochs(1),
+        batch_rejected: false,
     };
+    let mut split_rejected = false;
     let Some((item, statements)) = block else {
         diagnostics.push(missing(anchor, "the recipe has no `data` block", "add `data { train \"path/to/train\" }`"));
         return data;
@@ -88,6 +90,7 @@ pub fn check(
             }
             DataKind::ValidSplit { fraction, seed: split_seed } => {
                 if !(fraction.value > 0.0 && fraction.value < 1.0) {
+                    split_rejected = true;
                     diagnostics.push(
                         Diagnostic::new(Code::ValueOutOfRange, format!("a valid split is a fraction between 0 and 1, not {}", fraction.value))
                             .at(fraction.span, "not in (0, 1)")
@@ -99,11 +102,14 @@ pub fn check(
             }
             DataKind::Batch(batch) => match bounded_u32(batch.value, crate::limits::MAX_BATCH) {
                 Some(batch) => data.batch = batch as usize,
-                None => diagnostics.push(
-                    Diagnostic::new(Code::ValueOutOfRange, format!("a batch holds 1..{} images, not {}", crate::limits::MAX_BATCH, batch.value))
-                        .at(batch.span, "not a batch size")
-                        .with_help("e.g. `batch 64`"),
-                ),
+                None => {
+                    data.batch_rejected = true;
+                    diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, format!("a batch holds 1..{} images, not {}", crate::limits::MAX_BATCH, batch.value))
+                            .at(batch.span, "not a batch size")
+                            .with_help("e.g. `batch 64`"),
+                    )
+                }
             },
             DataKind::Channels(channels, adapt) => {
                 if channels.value == 1 || channels.value == 3 {
@@ -165,13 +171,7 @@ pub fn check(
     }
 
     if let (Some(DataSource::Folder { path }), Some(span)) = (&data.source, source_span) {
-        if world.strict() && world.class_folders(path).is_none() {
-            diagnostics.push(
-                Diagnostic::new(Code::DataFolderMissing, format!("source folder `{path}` does not exist"))
-                    .at(span, "not found")
-                    .with_help("paths are relative to the recipe file; `source` names the images the backbone was trained on"),
-            );
-        }
+        diagnostics.extend(folder_problem(world, path, "source", span));
     }
     let Some(train_span) = train_span else {
         diagnostics.push(
@@ -210,12 +210,8 @@ pub fn check(
                     DataSource::Folder { path } => world.class_folders(path),
                     DataSource::Synthetic { task, .. } => builtin_data::lookup(task).map(|dataset| owned(dataset.classes)),
                 };
-                if valid_classes.is_none() && world.strict() {
-                    diagnostics.push(
-                        Diagnostic::new(Code::DataFolderMissing, format!("valid folder `{}` does not exist", source.describe()))
-                            .at(valid.span(), "not found")
-                            .with_help("paths are relative to the recipe file"),
-                    );
+                if valid_classes.is_none() {
+                    diagnostics.extend(folder_problem(world, &source.describe(), "valid", valid.span()));
                 }
                 if let Some(valid_classes) = valid_classes {
                     for class in classes.iter().filter(|class| !valid_classes.contains(class)) {
@@ -228,17 +224,42 @@ pub fn check(
                     }
                 }
             }
-            data.train_images = train_image_count(&data, world);
+            // A rejected split would count images the run never sees: nothing is counted.
+            data.train_images = if split_rejected { None } else { train_image_count(&data, world) };
             data.classes = Some(classes);
         }
-        None if world.strict() => diagnostics.push(
-            Diagnostic::new(Code::DataFolderMissing, format!("train folder `{train_display}` does not exist"))
-                .at(train_span, "not found")
-                .with_help("paths are relative to the recipe file"),
-        ),
-        None => {}
+        None => diagnostics.extend(folder_problem(world, &train_display, "train", train_span)),
     }
     data
+}
+
+/// TL4001 for a data folder that is a file (always: no run can read it) or that is missing
+/// (under `--strict`; otherwise lint checks what it finds).
+fn folder_problem(world: &dyn World, path: &str, role: &str, span: Span) -> Option<Diagnostic> {
+    match world.path_kind(path) {
+        PathKind::File => Some(
+            Diagnostic::new(Code::DataFolderMissing, format!("{role} folder `{path}` is a file, not a folder"))
+                .at(span, "a file")
+                .with_help(format!("point `{role}` at a folder of class folders, laid out as <folder>/<class>/<image>")),
+        ),
+        PathKind::Folder => None,
+        PathKind::Missing | PathKind::Unknown if world.strict() => Some(
+            Diagnostic::new(Code::DataFolderMissing, format!("{role} folder `{path}` does not exist"))
+                .at(span, "not found")
+                .with_help(where_paths_point(path)),
+        ),
+        PathKind::Missing | PathKind::Unknown => None,
+    }
+}
+
+/// Help for a path that is not there: an absolute path is taken as written, a relative one from
+/// the recipe's folder.
+pub fn where_paths_point(path: &str) -> &'static str {
+    if std::path::Path::new(path).is_absolute() || path.starts_with('/') {
+        "the path is absolute: check that it exists on this machine"
+    } else {
+        "relative paths are read from the recipe file's folder, not from where tlrun runs"
+    }
 }
 
 /// Images that train after the valid split, when the world can count the train folder's classes.

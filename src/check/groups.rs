@@ -133,3 +133,26 @@ pub fn check(
     groups.retain(|group| !group.layers.is_empty());
     CheckedGroups { groups, cut_away: Vec::new() }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{NoWorld, check_source};
+
+    /// docs/language.md: commas between group members and between `train` names are optional.
+    #[test]
+    fn commas_between_names_are_optional() {
+        let recipe = |separator: &str| {
+            let source = format!(
+                "backbone resnet_small from none\ndata {{ train \"d\" }}\n\
+                 groups {{\n  early: conv1{separator} bn1{separator} relu{separator} layer1\n  late: layer2{separator} layer3\n  top: head\n}}\n\
+                 stage a {{ train late{separator} top  epochs 1 }}\n"
+            );
+            let (recipe, diagnostics) = check_source(&source, "commas", &NoWorld);
+            assert!(diagnostics.iter().all(|diagnostic| !diagnostic.is_error()), "{separator:?}: {diagnostics:#?}");
+            recipe.expect("checks")
+        };
+        let spaced = recipe("");
+        assert_eq!(spaced.groups.len(), 3);
+        assert_eq!(recipe(","), spaced);
+    }
+}

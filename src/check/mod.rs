@@ -16,7 +16,7 @@ mod world;
 pub use checker::check;
 pub use groups::HEAD;
 pub use runnable::Runnable;
-pub use world::{NoWorld, World, ZooCard, ZooLookup};
+pub use world::{NoWorld, PathKind, World, ZooCard, ZooLookup};
 
 use crate::diagnostics::Diagnostic;
 

@@ -153,6 +153,10 @@ pub struct Data {
     /// `valid every …`: which epochs end with an evaluation (default: every one).
     #[serde(skip_serializing_if = "ValidEvery::is_every_epoch")]
     pub valid_every: ValidEvery,
+    /// The recipe's `batch` was rejected (TL2007): `batch` holds the default, which no warning
+    /// may quote as if the recipe had written it.
+    #[serde(skip)]
+    pub batch_rejected: bool,
 }
 
 /// Which epochs end with an evaluation of the valid images. The run's final evaluation always runs.

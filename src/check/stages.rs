@@ -46,6 +46,8 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
     let mut train: Option<(Vec<bool>, Span, Vec<(usize, Span)>)> = None;
     let mut freeze: Option<Vec<(usize, Span)>> = None;
     let mut epochs = 1u32;
+    // A rejected epoch count leaves `epochs` at 1; checks that compare with it stay silent.
+    let mut epochs_rejected = false;
     let mut base_lr = DEFAULT_LR;
     let mut spread: Option<Spanned<f64>> = None;
     let mut multipliers: Option<&Vec<(Name, Spanned<f64>)>> = None;
@@ -99,19 +101,25 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
                 freeze = Some(names.iter().filter_map(|name| resolve(name, groups, diagnostics).map(|i| (i, name.span))).collect());
             }
             // Judged on the number as written: 2^32 and more must not wrap to a small count.
-            StageKind::Epochs(count) if count.value < 1 => diagnostics.push(
-                Diagnostic::new(Code::ZeroEpochs, format!("a stage trains for at least one epoch, not {}", count.value))
-                    .at(count.span, "no training would happen")
-                    .with_help("write `epochs 1` or more, or remove the stage"),
-            ),
+            StageKind::Epochs(count) if count.value < 1 => {
+                epochs_rejected = true;
+                diagnostics.push(
+                    Diagnostic::new(Code::ZeroEpochs, format!("a stage trains for at least one epoch, not {}", count.value))
+                        .at(count.span, "no training would happen")
+                        .with_help("write `epochs 1` or more, or remove the stage"),
+                )
+            }
             StageKind::Epochs(count) => match u32::try_from(count.value).ok().filter(|count| *count <= MAX_EPOCHS) {
                 Some(count) => epochs = count,
-                None => diagnostics.push(
+                None => {
+                    epochs_rejected = true;
+                    diagnostics.push(
                     Diagnostic::new(Code::ValueOutOfRange, format!("a stage trains for at most {MAX_EPOCHS} epochs, not {}", count.value))
                         // On the number: a number too large for 64 bits is reported there once already.
                         .at(count.span, format!("over the limit of {MAX_EPOCHS}"))
                         .with_help("split the training into several stages, or train fewer epochs"),
-                ),
+                    )
+                }
             },
             StageKind::Lr { rate, spread: lr_spread, multipliers: lr_multipliers } => {
                 lr_span = Some(statement.span);
@@ -216,7 +224,7 @@ fn check_stage(declaration: &StageDecl, groups: &CheckedGroups, data: &Data, dia
     };
     let rates_unknown = diagnostics[before_rates..].iter().any(Diagnostic::is_error);
     let sizes = match resize {
-        Some((sizes, starts, span)) => check_resize(sizes, starts, span, epochs, data.size, diagnostics),
+        Some((sizes, starts, span)) => check_resize(sizes, starts, span, (!epochs_rejected).then_some(epochs), data.size, diagnostics),
         None => vec![data.size; epochs as usize],
     };
 
@@ -375,10 +383,13 @@ fn check_resize(
     sizes: &[Spanned<i64>],
     starts: &[Spanned<i64>],
     span: Span,
-    epochs: u32,
+    epochs: Option<u32>,
     default_size: u32,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<u32> {
+    // Without a valid epoch count, only the sizes themselves can be judged.
+    let known_epochs = epochs;
+    let epochs = epochs.unwrap_or(1);
     let fallback = vec![default_size; epochs as usize];
     let mut ok = true;
     for size in sizes.iter().filter(|size| size.value <= 0 || size.value > i64::from(MAX_IMAGE_SIDE)) {
@@ -400,9 +411,12 @@ fn check_resize(
             ok = false;
         }
     }
+    if known_epochs.is_none() {
+        return fallback;
+    }
     if sizes.len() > epochs as usize {
         diagnostics.push(
-            Diagnostic::new(Code::TooManyResizeSteps, format!("{} resize steps but only {epochs} epoch(s)", sizes.len()))
+            Diagnostic::new(Code::TooManyResizeSteps, format!("{} resize steps but only {epochs} epoch{}", sizes.len(), if epochs == 1 { "" } else { "s" }))
                 .at(span, "more sizes than epochs")
                 .with_help("each size trains for at least one epoch: add epochs or drop sizes"),
         );

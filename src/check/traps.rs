@@ -164,6 +164,9 @@ const FEW_STEPS: usize = 4;
 /// TL5006: an epoch of so few steps that the schedule and BatchNorm's statistics barely move.
 /// Reported once, at the first stage concerned, anchored at `batch` when the recipe writes one.
 pub fn few_steps(data: &Data, data_block: Option<(&Item, &[DataStatement])>, stages: &[CheckedStage], diagnostics: &mut Vec<Diagnostic>) {
+    if data.batch_rejected {
+        return;
+    }
     let Some(images) = data.train_images.filter(|images| *images > 0) else { return };
     let Some(checked) = stages.iter().find(|checked| {
         crate::data_counts::steps_per_epoch(images, data.batch, checked.stage.accumulate) < FEW_STEPS
@@ -175,21 +178,33 @@ pub fn few_steps(data: &Data, data_block: Option<(&Item, &[DataStatement])>, sta
     let statements = data_block.map_or(&[][..], |(_, statements)| statements);
     let batch_span = statements.iter().find(|statement| matches!(statement.kind, DataKind::Batch(_))).map(|statement| statement.span);
     let anchor = checked.accumulate_span.or(batch_span).unwrap_or(checked.name_span);
-    // The largest batch that still gives FEW_STEPS steps, never below 2 (BatchNorm needs two images).
-    let suggested = (images / (FEW_STEPS * stage.accumulate)).max(2);
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
     let accumulation = if stage.accumulate > 1 { format!(", accumulating {}", stage.accumulate) } else { String::new() };
+    let advice = match batch_reaching(images, stage.accumulate, FEW_STEPS) {
+        Some(batch) => format!("try `batch {batch}` ({} steps)", crate::data_counts::steps_per_epoch(images, batch, stage.accumulate)),
+        None if stage.accumulate > 1 => format!(
+            "no batch of 2 or more reaches {FEW_STEPS} steps while accumulating {}: accumulate less, or add images",
+            stage.accumulate
+        ),
+        None => format!("no batch of 2 or more reaches {FEW_STEPS} steps with {images} images: add images, or accept fewer steps"),
+    };
     diagnostics.push(
-        Diagnostic::new(
-            Code::FewStepsPerEpoch,
-            format!("stage `{}` takes only {steps} optimizer step{} per epoch", stage.name, if steps == 1 { "" } else { "s" }),
-        )
-        .at(anchor, format!("{steps} step{} per epoch", if steps == 1 { "" } else { "s" }))
-        .with_help(format!(
-            "{images} images at batch {}{accumulation}: {steps} step{} per epoch; try `batch {suggested}`",
-            data.batch,
-            if steps == 1 { "" } else { "s" }
-        )),
+        Diagnostic::new(Code::FewStepsPerEpoch, format!("stage `{}` takes only {steps} optimizer step{} per epoch", stage.name, plural(steps)))
+            .at(anchor, format!("{steps} step{} per epoch", plural(steps)))
+            .with_help(format!("{images} images at batch {}{accumulation}: {steps} step{} per epoch; {advice}", data.batch, plural(steps))),
     );
+}
+
+/// The largest batch of at least 2 images (BatchNorm needs two) that gives `goal` optimizer steps
+/// per epoch, counted as a run counts them; `None` when even batches of 2 fall short.
+fn batch_reaching(images: usize, accumulate: usize, goal: usize) -> Option<usize> {
+    // `needed` batches of `b` images need ceil(images / b) >= needed, so b <= (images - 1) / (needed - 1):
+    // the search starts there, not at `images`.
+    let needed = (goal - 1) * accumulate.max(1) + 1;
+    let largest = if needed > 1 { images.saturating_sub(1) / (needed - 1) } else { images };
+    (2..=largest.max(2))
+        .rev()
+        .find(|batch| crate::data_counts::steps_per_epoch(images, *batch, accumulate) >= goal)
 }
 
 /// Fewer training images per class than this is few-shot: one run is one draw of the seed.
@@ -213,4 +228,24 @@ pub fn few_shot_unswept(data: &Data, data_block: Option<(&Item, &[DataStatement]
             .at(train.keyword, format!("{images} images, {} classes", classes.len()))
             .with_help("few-shot runs move by 9–15 points from seed to seed: add `sweep { seed 0 1 2 3 4 }` and compare means with their intervals (docs/scale.md)"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_reaching;
+    use crate::data_counts::steps_per_epoch;
+
+    #[test]
+    fn the_suggested_batch_reaches_the_goal_and_is_the_largest_that_does() {
+        for images in 1..200 {
+            for accumulate in 1..4 {
+                let suggested = batch_reaching(images, accumulate, 4);
+                let brute = (2..=images.max(2)).rev().find(|batch| steps_per_epoch(images, *batch, accumulate) >= 4);
+                assert_eq!(suggested, brute, "{images} images, accumulate {accumulate}");
+            }
+        }
+        assert_eq!(batch_reaching(3, 1, 4), None);
+        assert_eq!(batch_reaching(40, 1, 4), Some(12));
+        assert_eq!(batch_reaching(50, 1, 4), Some(16));
+    }
 }

@@ -23,6 +23,15 @@ pub enum ZooLookup {
     Unavailable,
 }
 
+/// What is at a data path, as far as the world can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Folder,
+    File,
+    Missing,
+    Unknown,
+}
+
 pub trait World {
     fn zoo_entry(&self, name: &str) -> ZooLookup;
     /// Sorted class folder names under `folder`, or `None` when the folder is not there.
@@ -35,6 +44,10 @@ pub trait World {
     /// last image size), for `backbone … from recipe "…"`; `None` when it cannot be read.
     fn recipe_stats(&self, _path: &str) -> Option<Stats> {
         None
+    }
+    /// Whether `path` (relative to the recipe) is a folder, a file or nothing.
+    fn path_kind(&self, _path: &str) -> PathKind {
+        PathKind::Unknown
     }
     /// Whether a missing zoo or folder is an error (`--strict`) rather than something to skip.
     fn strict(&self) -> bool {

@@ -8,6 +8,26 @@ pub struct DiskWorld<'a> {
     pub base: PathBuf,
     pub zoo: &'a Zoo,
     pub strict: bool,
+    /// Zoo entries that recipes of the same lint run `publish`: an entry the zoo lacks is then
+    /// checked against what its publisher will write (lint's view of `tlrun run`'s order).
+    pub published: Option<&'a Published>,
+}
+
+/// Zoo entry name → the recipe file that publishes it.
+pub type Published = std::collections::BTreeMap<String, PathBuf>;
+
+/// Which of `files` publishes which zoo entry (the first, when two publish one name: TL1006 is
+/// not lint's to give across files). Unreadable files publish nothing.
+pub fn publishers(files: &[PathBuf]) -> Published {
+    let mut published = Published::new();
+    for file in files {
+        let Ok(source) = crate::recipe_text::read_recipe_text(file) else { continue };
+        let (ast, _) = crate::syntax::parse(&source);
+        if let Some(entry) = crate::plan::recipe_links(&ast).publishes {
+            published.entry(entry).or_insert_with(|| file.clone());
+        }
+    }
+    published
 }
 
 /// Recipes reached through `from recipe` chains are read at most this deep (loops are TL3001).
@@ -20,6 +40,61 @@ thread_local! {
 impl DiskWorld<'_> {
     pub fn resolve(&self, path: &str) -> PathBuf {
         resolve(&self.base, path)
+    }
+
+    /// The entry as the zoo folder has it.
+    fn zoo_folder_entry(&self, name: &str) -> ZooLookup {
+        if !self.zoo.exists() {
+            return ZooLookup::Unavailable;
+        }
+        match self.zoo.card(name) {
+            Ok(card) => ZooLookup::Found(ZooCard {
+                name: card.name.clone(),
+                architecture: card.architecture.clone(),
+                stats: card.stats(),
+                trained_on: card.trained_on.clone(),
+                source: crate::check::recipe::DataSource::from_card_text(&card.source_data),
+            }),
+            Err(_) => ZooLookup::Missing { available: self.zoo.entry_names() },
+        }
+    }
+
+    /// The recipe at `path`, checked in its own folder, at most MAX_RECIPE_DEPTH recipes deep.
+    fn upstream_recipe(&self, path: &Path) -> Option<crate::check::recipe::Recipe> {
+        let depth = RECIPE_DEPTH.with(|depth| depth.get());
+        if depth >= MAX_RECIPE_DEPTH {
+            return None;
+        }
+        let source = crate::recipe_text::read_recipe_text(path).ok()?;
+        let upstream_world = DiskWorld {
+            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            zoo: self.zoo,
+            strict: false,
+            published: self.published,
+        };
+        RECIPE_DEPTH.with(|d| d.set(depth + 1));
+        let (recipe, _) = crate::check::check_source(&source, "upstream", &upstream_world);
+        RECIPE_DEPTH.with(|d| d.set(depth));
+        recipe
+    }
+
+    /// The card `publish "name"` in the recipe at `path` will write, as far as checking needs it.
+    fn card_published_by(&self, name: &str, path: &Path) -> Option<ZooCard> {
+        let recipe = self.upstream_recipe(path)?;
+        let (mean, std) = recipe.input_normalisation();
+        Some(ZooCard {
+            name: name.to_string(),
+            architecture: recipe.backbone.architecture.name.to_string(),
+            stats: crate::arch::Stats { mean, std, input_size: recipe.last_size(), channels: recipe.input_channels() },
+            trained_on: recipe.data.train.describe(),
+            // A folder is relative to the publisher's recipe; the run writes it absolute.
+            source: match recipe.data.train {
+                crate::check::recipe::DataSource::Folder { path: folder } => Some(crate::check::recipe::DataSource::Folder {
+                    path: resolve(path.parent().unwrap_or(Path::new(".")), &folder).display().to_string(),
+                }),
+                synthetic => Some(synthetic),
+            },
+        })
     }
 }
 
@@ -43,19 +118,12 @@ pub fn class_folders(folder: &Path) -> Option<Vec<String>> {
 
 impl World for DiskWorld<'_> {
     fn zoo_entry(&self, name: &str) -> ZooLookup {
-        if !self.zoo.exists() {
-            return ZooLookup::Unavailable;
+        let in_zoo = self.zoo_folder_entry(name);
+        if matches!(in_zoo, ZooLookup::Found(_)) {
+            return in_zoo;
         }
-        match self.zoo.card(name) {
-            Ok(card) => ZooLookup::Found(ZooCard {
-                name: card.name.clone(),
-                architecture: card.architecture.clone(),
-                stats: card.stats(),
-                trained_on: card.trained_on.clone(),
-                source: crate::check::recipe::DataSource::from_card_text(&card.source_data),
-            }),
-            Err(_) => ZooLookup::Missing { available: self.zoo.entry_names() },
-        }
+        let publisher = self.published.and_then(|published| published.get(name));
+        publisher.and_then(|path| self.card_published_by(name, path)).map_or(in_zoo, ZooLookup::Found)
     }
 
     fn class_folders(&self, folder: &str) -> Option<Vec<String>> {
@@ -76,20 +144,18 @@ impl World for DiskWorld<'_> {
         self.strict
     }
 
-    fn recipe_stats(&self, path: &str) -> Option<crate::arch::Stats> {
-        let depth = RECIPE_DEPTH.with(|depth| depth.get());
-        if depth >= MAX_RECIPE_DEPTH {
-            return None;
+    fn path_kind(&self, path: &str) -> crate::check::PathKind {
+        match std::fs::metadata(self.resolve(path)) {
+            Ok(metadata) if metadata.is_dir() => crate::check::PathKind::Folder,
+            Ok(_) => crate::check::PathKind::File,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => crate::check::PathKind::Missing,
+            Err(_) => crate::check::PathKind::Unknown,
         }
-        let path = self.resolve(path);
-        let source = crate::recipe_text::read_recipe_text(&path).ok()?;
-        let upstream_world = DiskWorld { base: path.parent().map(Path::to_path_buf).unwrap_or_default(), zoo: self.zoo, strict: false };
-        RECIPE_DEPTH.with(|d| d.set(depth + 1));
-        let (recipe, _) = crate::check::check_source(&source, "upstream", &upstream_world);
-        RECIPE_DEPTH.with(|d| d.set(depth));
-        let recipe = recipe?;
-        let input_size = recipe.last_size();
+    }
+
+    fn recipe_stats(&self, path: &str) -> Option<crate::arch::Stats> {
+        let recipe = self.upstream_recipe(&self.resolve(path))?;
         let (mean, std) = recipe.input_normalisation();
-        Some(crate::arch::Stats { mean, std, input_size, channels: recipe.input_channels() })
+        Some(crate::arch::Stats { mean, std, input_size: recipe.last_size(), channels: recipe.input_channels() })
     }
 }

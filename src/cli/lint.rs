@@ -40,12 +40,15 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
     if files.is_empty() {
         return super::usage_error(format!("no .tl recipes found in {}", show_paths(&roots)));
     }
+    // `from zoo "x"` is satisfied by a linted recipe that publishes `x`, as `tlrun run` would
+    // run that recipe first.
+    let published = super::disk_world::publishers(&files);
     let mut recipes = Vec::new();
     for path in &files {
         // A file that cannot be read is a finding about that file; every other file is still linted.
-        recipes.push(RecipeFile::load(path, zoo, args.strict).unwrap_or_else(|reason| RecipeFile::unreadable(path, &reason)));
+        recipes.push(RecipeFile::load(path, zoo, args.strict, &published).unwrap_or_else(|reason| RecipeFile::unreadable(path, &reason)));
     }
-    check_recipe_graph(&mut recipes, zoo);
+    check_recipe_graph(&mut recipes, zoo, &published);
     for recipe in &mut recipes {
         recipe.sort_diagnostics();
     }
@@ -69,7 +72,7 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
         }
     }
     if !args.strict {
-        note_unchecked_zoo_entries(&recipes, zoo);
+        note_unchecked_zoo_entries(&recipes, zoo, &published);
     }
     let failed = errors > 0 || (warnings > 0 && matches!(args.deny, Some(Deny::Warnings)));
     u8::from(failed)
@@ -77,13 +80,19 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
 
 /// Without a zoo folder, `from zoo "…"` cannot be checked: say so on stderr (stdout stays the
 /// report, valid JSON included), so a CI without weights learns of it. `--strict` makes it TL1004.
-fn note_unchecked_zoo_entries(recipes: &[RecipeFile], zoo: &Zoo) {
+fn note_unchecked_zoo_entries(recipes: &[RecipeFile], zoo: &Zoo, published: &super::disk_world::Published) {
     if zoo.exists() {
         return;
     }
     let unchecked: Vec<String> = recipes
         .iter()
-        .flat_map(|recipe| recipe.zoo_entries.iter().map(move |entry| format!("`{}` in {}", entry.value, recipe.display)))
+        .flat_map(|recipe| {
+            recipe
+                .zoo_entries
+                .iter()
+                .filter(|entry| !published.contains_key(&entry.value))
+                .map(move |entry| format!("`{}` in {}", entry.value, recipe.display))
+        })
         .collect();
     if !unchecked.is_empty() {
         let shown: Vec<&str> = unchecked.iter().take(5).map(String::as_str).collect();
@@ -142,7 +151,7 @@ fn collect_recipes_once(root: &Path, files: &mut Vec<PathBuf>, visited: &mut std
 
 /// Missing recipe references (TL3002) and loops between recipes (TL3001), over the linted files and
 /// every recipe they reach.
-pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo) {
+pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo, published: &super::disk_world::Published) {
     let linted = recipes.len();
     let mut index = 0;
     while index < recipes.len() {
@@ -152,7 +161,7 @@ pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo) {
             if known {
                 continue;
             }
-            match RecipeFile::load(&path, zoo, false) {
+            match RecipeFile::load(&path, zoo, false, published) {
                 Ok(upstream) => recipes.push(upstream),
                 Err(reason) => recipes[index].diagnostics.push(
                     Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` cannot be read: {reason}", reference.value))

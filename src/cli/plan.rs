@@ -24,7 +24,7 @@ pub fn run(path: &Path, zoo: &Zoo) -> u8 {
 
 /// Load and check one recipe; print its diagnostics to stderr; the recipe only when it has no errors.
 pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Runnable> {
-    let file = match RecipeFile::load(path, zoo, false) {
+    let file = match RecipeFile::load(path, zoo, false, &super::disk_world::Published::new()) {
         Ok(file) => file,
         Err(reason) => {
             super::usage_error(format!("cannot read {}: {reason}", path.display()));
@@ -32,7 +32,7 @@ pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Runnable> {
         }
     };
     let mut with_upstream = vec![file];
-    super::lint::check_recipe_graph(&mut with_upstream, zoo);
+    super::lint::check_recipe_graph(&mut with_upstream, zoo, &super::disk_world::Published::new());
     let mut file = with_upstream.swap_remove(0);
     file.sort_diagnostics();
     if !file.diagnostics.is_empty() {

@@ -5,6 +5,7 @@ use crate::diagnostics::Diagnostic;
 use crate::span::Spanned;
 
 use super::DiskWorld;
+use super::disk_world::Published;
 
 /// A recipe read from disk and checked, with its diagnostics.
 pub struct RecipeFile {
@@ -22,14 +23,15 @@ pub struct RecipeFile {
 use crate::recipe_text::read_recipe_text;
 
 impl RecipeFile {
-    pub fn load(path: &Path, zoo: &crate::zoo::Zoo, strict: bool) -> Result<RecipeFile, String> {
-        Ok(RecipeFile::from_source(path, read_recipe_text(path)?, zoo, strict))
+    pub fn load(path: &Path, zoo: &crate::zoo::Zoo, strict: bool, published: &Published) -> Result<RecipeFile, String> {
+        Ok(RecipeFile::from_source(path, read_recipe_text(path)?, zoo, strict, published))
     }
 
     /// `source` checked as if it were the recipe at `path` (a sweep's variant).
-    pub fn from_source(path: &Path, source: String, zoo: &crate::zoo::Zoo, strict: bool) -> RecipeFile {
+    /// `published`: zoo entries other recipes will publish (see `DiskWorld::published`).
+    pub fn from_source(path: &Path, source: String, zoo: &crate::zoo::Zoo, strict: bool, published: &Published) -> RecipeFile {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let world = DiskWorld { base: base.clone(), zoo, strict };
+        let world = DiskWorld { base: base.clone(), zoo, strict, published: Some(published) };
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
         let (ast, recipe, diagnostics) = crate::check::parse_and_check(&source, &stem, &world);
         let links = crate::plan::recipe_links(&ast);

@@ -98,7 +98,7 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
     };
     let recipe_path = current.map(Path::to_path_buf).unwrap_or(origin_path);
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::DiskWorld { base, zoo, strict: false };
+    let world = super::DiskWorld { base, zoo, strict: false, published: None };
     let stem = recipe_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
     let (saved, diagnostics) = crate::check::check_source(&saved_source, &stem, &world);
     let Ok((saved, _)) = crate::check::Runnable::new(saved, diagnostics) else {

@@ -20,7 +20,7 @@ pub fn sweep_folder(args: &RunArgs, recipe_name: &str) -> PathBuf {
 }
 
 fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Runnable> {
-    let file = super::RecipeFile::from_source(path, variant.source.clone(), zoo, false);
+    let file = super::RecipeFile::from_source(path, variant.source.clone(), zoo, false, &super::disk_world::Published::new());
     match crate::check::Runnable::new(file.recipe, file.diagnostics.clone()) {
         Ok((runnable, _)) => Some(runnable),
         Err(_) => {

@@ -2,6 +2,7 @@
 
 pub mod ast;
 pub mod edit;
+mod familiar_mistakes;
 mod grammar;
 mod lookalike;
 mod lower;

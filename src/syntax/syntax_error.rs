@@ -132,7 +132,7 @@ pub fn syntax_error(error: &Error<Rule>, source: &str, offset: usize) -> (Diagno
     let found_text = if found.is_empty() {
         if position >= source.len() { "end of file".to_string() } else { "this".to_string() }
     } else {
-        format!("`{found}`")
+        super::lookalike::shown(found)
     };
 
     let mut expected: Vec<&'static str> = match &error.variant {
@@ -158,6 +158,12 @@ pub fn syntax_error(error: &Error<Rule>, source: &str, offset: usize) -> (Diagno
     }
     // `train head epoch 1`: the typo `epoch` was read as a group name, so the error lands on `1`.
     let previous = previous_word(source, position);
+    if let Some(hint) = super::familiar_mistakes::hint(source, position, found, previous.map(|(word, _)| word)) {
+        if let (true, Some((word, word_span))) = (hint.on_previous, previous) {
+            diagnostic = diagnostic.with_related(word_span, format!("`{word}` was read as a group name"));
+        }
+        return (diagnostic.with_help(hint.help), position);
+    }
     if let Some(best) = did_you_mean(found, keywords.clone()) {
         diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
     } else if let Some((word, word_span)) = previous {
