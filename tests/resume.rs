@@ -140,3 +140,39 @@ fn resuming_with_a_changed_recipe_is_refused_naming_the_change() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("TL4011") && stderr.contains("stage `finetune` (base_lr 0.003 → 0.001)"), "{stderr}");
 }
+
+/// `ema` with `keep best`: the stage ends with the best epoch's averaged weights *and* its
+/// BatchNorm statistics (the final evaluation reproduces that epoch's valid loss), and a run
+/// killed after the best epoch resumes to the same bits. Before the fix the kept copy shared its
+/// running statistics with the average, which the later epochs kept overwriting.
+#[test]
+fn ema_with_keep_best_restores_the_best_statistics_and_resumes_to_the_same_bits() {
+    let recipe = RECIPE
+        .replace("recipe \"resumable\"", "recipe \"ema-best\"\nema 0.8")
+        .replace("stage finetune { train all  epochs 4  lr 3e-3 spread 10  resize 16 -> 20 }", "stage finetune { train all  epochs 4  lr 2e-2 spread 10  keep best valid_loss }");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.tl"), &recipe).unwrap();
+    let straight = tlrun(dir.path(), &["r.tl", "--out", "straight"]);
+    assert!(straight.status.success(), "{}", String::from_utf8_lossy(&straight.stderr));
+
+    let metrics: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("straight/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let restored = metrics.iter().find(|m| m["restored"] == true).expect("keep best marks the restored epoch");
+    let best_epoch = restored["epoch"].as_u64().unwrap();
+    assert!(best_epoch < 4, "this seed's best epoch must come before the last, or the test cannot tell: {metrics:#?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("straight/summary.json")).unwrap()).unwrap();
+    let (best_loss, final_loss) = (restored["valid_loss"].as_f64().unwrap(), summary["final_valid_loss"].as_f64().unwrap());
+    assert!((best_loss - final_loss).abs() < 1e-6, "the best epoch's valid loss {best_loss} is what the final evaluation measures, got {final_loss}");
+
+    let mut child = spawn(dir.path(), &["r.tl", "--out", "killed"]);
+    wait_for_mid_stage_checkpoint(&dir.path().join("killed"), &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resumed = tlrun(dir.path(), &["resume", "killed"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(weights(&dir.path().join("killed")) == weights(&dir.path().join("straight")), "final weights are bit-identical");
+}

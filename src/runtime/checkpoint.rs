@@ -51,7 +51,7 @@ pub fn write(run_folder: &Path, position: &Position, snapshot: Snapshot<'_>) -> 
         files.push(BEST);
     }
     if let Some(average) = average {
-        average.network().clone().save_file(fresh.join(AVERAGE)).map_err(|e| io_error(&fresh.join(AVERAGE), format!("{e:?}")))?;
+        average.snapshot().save_file(fresh.join(AVERAGE)).map_err(|e| io_error(&fresh.join(AVERAGE), format!("{e:?}")))?;
         std::fs::write(fresh.join(AVERAGE_UPDATES), average.updates.to_string()).map_err(|e| io_error(&fresh.join(AVERAGE_UPDATES), e))?;
         files.extend([AVERAGE, AVERAGE_UPDATES]);
     }
@@ -113,7 +113,9 @@ pub fn load(folder: &Path, network: Network, optimizer: ModuleOptimizer) -> Resu
         if !path.is_file() {
             return Ok(None);
         }
-        network.clone().try_load_file(&path).map(Some).map_err(|e| unreadable(&path, format!("{e:?}")))
+        // Not `clone`: loading writes BatchNorm running statistics in place, and a clone shares
+        // them with `network`, which would end up with the best epoch's (or the average's).
+        network.deep_copy().try_load_file(&path).map(Some).map_err(|e| unreadable(&path, format!("{e:?}")))
     };
     let best = load_network(BEST)?;
     let average = match load_network(AVERAGE)? {

@@ -41,13 +41,20 @@ impl WeightAverage {
         let mut current = Flatten::default();
         network.valid().visit(&mut current);
         let mut mapper = Blend { decay, current: current.tensors.into_iter() };
-        self.average = self.average.clone().map(&mut mapper);
+        // `map` writes BatchNorm running statistics in place, into state that every `clone` of the
+        // average shares: blend into a deep copy, so a kept copy (`keep best`) keeps its own.
+        self.average = self.average.deep_copy().map(&mut mapper);
         self.updates += 1;
     }
 
     /// The averaged network (inference mode).
     pub fn network(&self) -> &Network {
         &self.average
+    }
+
+    /// A copy of the average that later updates cannot reach.
+    pub fn snapshot(&self) -> Network {
+        self.average.deep_copy()
     }
 }
 

@@ -21,6 +21,14 @@ impl Network {
         Network { backbone, head: Head::new(&recipe.head, classes, device) }
     }
 
+    /// A copy that shares nothing mutable with `self`. burn's `clone` shares BatchNorm running
+    /// statistics (`RunningState` is an `Arc<Mutex<…>>` that `map` and training write in place);
+    /// `valid` gives each its own state, and the weights are immutable values either way. On an
+    /// autodiff network this detaches the copy from the graph, which is what a kept copy wants.
+    pub fn deep_copy(&self) -> Self {
+        self.valid()
+    }
+
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.backbone.forward(images))
     }

@@ -216,7 +216,8 @@ impl<'a> Trainer<'a> {
     /// The network evaluations and exports see: the moving average under `ema`, else the network.
     pub fn evaluated(&self, network: &Network) -> Network {
         match &self.average {
-            Some(average) => average.network().clone(),
+            // Not `clone`: a clone shares BatchNorm statistics with the average it came from.
+            Some(average) => average.snapshot(),
             None => network.valid(),
         }
     }
