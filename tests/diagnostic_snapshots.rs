@@ -36,8 +36,13 @@ impl World for FakeWorld {
             "data/train" => Some(vec!["cat".into(), "dog".into()]),
             "data/valid-partial" => Some(vec!["cat".into()]),
             "data/empty" => Some(vec![]),
+            "data/one" => Some(vec!["cat".into()]),
             _ => None,
         }
+    }
+
+    fn class_image_counts(&self, folder: &str) -> Option<Vec<usize>> {
+        (folder == "data/one").then(|| vec![1])
     }
 
     fn strict(&self) -> bool {

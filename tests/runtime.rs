@@ -172,6 +172,8 @@ fn a_corrupt_image_is_named_or_skipped_as_the_recipe_says() {
     let dir = tempfile::tempdir().unwrap();
     write_dataset(&dir.path().join("data/train"), 4, 1);
     std::fs::write(dir.path().join("data/train/arrow/broken.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    // A second bad file in another class: a failing run names both, not just the first.
+    std::fs::write(dir.path().join("data/train/checker/empty.png"), b"").unwrap();
     let recipe_text = |policy: &str| format!(
         "recipe \"c\"\nbackbone resnet_small from none\ndata {{ train \"data/train\" valid split 0.25 batch 8 size 16 corrupt {policy} }}\nstage s {{ train all epochs 1 }}\n");
     std::fs::write(dir.path().join("fail.tl"), recipe_text("fail")).unwrap();
@@ -179,11 +181,12 @@ fn a_corrupt_image_is_named_or_skipped_as_the_recipe_says() {
     let failed = tlrun(dir.path(), &["fail.tl", "--out", "run-fail"]);
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(failed.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("TL4003") && stderr.contains("broken.png"), "{stderr}");
+    assert!(stderr.contains("TL4003") && stderr.contains("2 images cannot be decoded"), "{stderr}");
+    assert!(stderr.contains("broken.png") && stderr.contains("empty.png"), "{stderr}");
     let skipped = tlrun(dir.path(), &["skip.tl", "--out", "run-skip"]);
     let stderr = String::from_utf8_lossy(&skipped.stderr);
     assert_eq!(skipped.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("skipped") && stderr.contains("broken.png"), "{stderr}");
+    assert!(stderr.contains("skipped") && stderr.contains("broken.png") && stderr.contains("empty.png"), "{stderr}");
 }
 
 #[test]
@@ -271,4 +274,30 @@ fn custom_groups_and_train_from_freeze_what_they_name() {
     }
     let (moved, total) = changed(&before, &after, "backbone.layer3.");
     assert_eq!(moved, total, "the `late` group trains");
+}
+
+/// TL2011 at run time: lint counts two training images, `corrupt skip` leaves one, and a stage
+/// that trains BatchNorm stops before its first step, naming the stage, instead of training on
+/// the layer's bias.
+#[test]
+fn a_batch_of_one_left_by_corrupt_skip_stops_the_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/all"), 2, 1);
+    let train = dir.path().join("data/train");
+    std::fs::create_dir_all(train.join("arrow")).unwrap();
+    std::fs::create_dir_all(train.join("checker")).unwrap();
+    let first_arrow = std::fs::read_dir(dir.path().join("data/all/arrow")).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&first_arrow, train.join("arrow/only.png")).unwrap();
+    std::fs::write(train.join("checker/bad.png"), b"").unwrap();
+    for class in ["circle-in-square", "two-circles", "l-shape"] {
+        std::fs::remove_dir_all(dir.path().join("data/all").join(class)).unwrap();
+    }
+    let recipe = "recipe \"b\"\nbackbone resnet_small from none\ndata { train \"data/train\" valid \"data/all\" size 16 corrupt skip }\nstage s { train all epochs 1 }\n";
+    std::fs::write(dir.path().join("b.tl"), recipe).unwrap();
+    let lint = tlrun(dir.path(), &["lint", "b.tl"]);
+    assert!(!String::from_utf8_lossy(&lint.stdout).contains("TL2011"), "lint counts two images");
+    let output = tlrun(dir.path(), &["b.tl", "--out", "run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TL2011") && stderr.contains("stage `s`") && stderr.contains("batch of one image"), "{stderr}");
 }

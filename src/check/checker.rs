@@ -118,6 +118,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         tta_flip: items.tta_flip,
         predictions: check_predictions(&items.predictions, world, &mut diagnostics),
     };
+    traps::batch_of_one(&recipe, items.data, &mut diagnostics);
     (Some(recipe), diagnostics)
 }
 

@@ -2,6 +2,7 @@
 //! the recipe it could build *and* every diagnostic, errors and warnings alike.
 
 mod backbone;
+mod batchnorm_training;
 mod checker;
 mod data;
 mod groups;

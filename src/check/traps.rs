@@ -1,7 +1,7 @@
 //! Warnings for the traps practitioners fall into. Each one is legal, and often a mistake.
 
 use super::groups::CheckedGroups;
-use super::recipe::{Backbone, Data};
+use super::recipe::{Backbone, Data, Recipe};
 use super::stages::CheckedStage;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::syntax::ast::{DataKind, DataStatement, Item};
@@ -205,6 +205,35 @@ fn batch_reaching(images: usize, accumulate: usize, goal: usize) -> Option<usize
     (2..=largest.max(2))
         .rev()
         .find(|batch| crate::data_counts::steps_per_epoch(images, *batch, accumulate) >= goal)
+}
+
+/// TL2011: BatchNorm trained on batches of one image. It normalises each channel over the batch,
+/// so one image gives zeros and the layer outputs its bias: the network trains on a constant
+/// (PyTorch raises an error). Known here when the recipe writes `batch 1` or the training split
+/// holds one image; the runtime checks the batches it forms (after `corrupt skip`, say).
+pub fn batch_of_one(recipe: &Recipe, data_block: Option<(&Item, &[DataStatement])>, diagnostics: &mut Vec<Diagnostic>) {
+    let data = &recipe.data;
+    let one_image = data.train_images == Some(1);
+    if data.batch_rejected || !(data.batch == 1 || one_image) {
+        return;
+    }
+    let Some(stage) = recipe.stages.iter().find(|stage| recipe.stage_trains_batchnorm(stage)) else { return };
+    let statements = data_block.map_or(&[][..], |(_, statements)| statements);
+    let (kind_wanted, why): (fn(&DataKind) -> bool, String) = if one_image {
+        (|kind| matches!(kind, DataKind::Train(_)), "the training split holds a single image".to_string())
+    } else {
+        (|kind| matches!(kind, DataKind::Batch(_)), "`batch 1`".to_string())
+    };
+    let Some(anchor) = statements.iter().find(|statement| kind_wanted(&statement.kind)).map(|statement| statement.span) else { return };
+    diagnostics.push(
+        Diagnostic::new(Code::BatchOfOne, format!("stage `{}` trains BatchNorm on batches of one image", stage.name))
+            .at(anchor, format!("{why}: one image per batch"))
+            .with_help(if one_image {
+                "add training images (BatchNorm needs at least two per batch), or train only groups without BatchNorm".to_string()
+            } else {
+                "write `batch 2` or more: BatchNorm normalises over the batch, so one image gives its bias; `accumulate` does not help, since BatchNorm sees one batch at a time".to_string()
+            }),
+    );
 }
 
 /// Fewer training images per class than this is few-shot: one run is one draw of the seed.

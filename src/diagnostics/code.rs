@@ -68,6 +68,7 @@ codes! {
     InvalidHead = "TL2008", Error, "invalid-head";
     ConflictingTraining = "TL2009", Error, "conflicting-training";
     TooManyVariants = "TL2010", Error, "too-many-variants";
+    BatchOfOne = "TL2011", Error, "batch-of-one";
     RecipeCycle = "TL3001", Error, "recipe-cycle";
     MissingRecipeInput = "TL3002", Error, "missing-recipe-input";
     DataFolderMissing = "TL4001", Error, "data-folder-missing";

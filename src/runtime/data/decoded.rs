@@ -110,19 +110,30 @@ fn corrupt_image(path: &Path, reason: &str) -> Diagnostic {
         .with_help("replace or delete the file, or write `corrupt skip` in the recipe's data block to leave unreadable images out")
 }
 
-/// Decode every item in parallel; output order follows `items`. Under `Fail` the error names
-/// the first bad file in path order, so the same folder always reports the same file.
+/// Several bad files, each on its own line with its reason.
+fn corrupt_images(bad: &[(&PathBuf, &String)]) -> Diagnostic {
+    let lines: Vec<String> = bad.iter().map(|(path, reason)| format!("  {}: {reason}", path.display())).collect();
+    Diagnostic::new(Code::CorruptImage, format!("{} images cannot be decoded:\n{}", bad.len(), lines.join("\n")))
+        .with_help("replace or delete these files, or write `corrupt skip` in the recipe's data block to leave unreadable images out")
+}
+
+/// Decode every item in parallel; output order follows `items`. Under `Fail` every bad file is
+/// named, in path order, in one diagnostic: a user deletes them all at once instead of meeting
+/// them one run at a time.
 pub fn decode_all(items: &[(PathBuf, usize)], policy: CorruptPolicy) -> Result<Decoded, Diagnostic> {
     let results: Vec<Result<DecodedImage, String>> =
         items.par_iter().map(|(path, _)| decode_file(path)).collect();
     if policy == CorruptPolicy::Fail {
-        let first_bad = items
+        let mut bad: Vec<(&PathBuf, &String)> = items
             .iter()
             .zip(&results)
             .filter_map(|((path, _), result)| result.as_ref().err().map(|reason| (path, reason)))
-            .min_by(|a, b| a.0.cmp(b.0));
-        if let Some((path, reason)) = first_bad {
-            return Err(corrupt_image(path, reason));
+            .collect();
+        bad.sort();
+        match bad.as_slice() {
+            [] => {}
+            [(path, reason)] => return Err(corrupt_image(path, reason)),
+            many => return Err(corrupt_images(many)),
         }
     }
     let mut decoded = Decoded::default();

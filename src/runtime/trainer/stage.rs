@@ -44,7 +44,17 @@ impl Trainer<'_> {
             return Err(StageFailure { network, stop: Stop::Failed(diagnostic) });
         }
         let mut network = self.freeze(network, stage);
-        let batches = crate::data_counts::batch_ranges(self.data.train.labels.len(), self.recipe.data.batch);
+        let images = self.data.train.labels.len();
+        let batches = crate::data_counts::batch_ranges(images, self.recipe.data.batch);
+        // TL2011 as lint gives it, on the batches this run forms (`corrupt skip` can leave one image).
+        if batches.iter().any(|batch| batch.len() == 1) && self.recipe.stage_trains_batchnorm(stage) {
+            let diagnostic = Diagnostic::new(
+                Code::BatchOfOne,
+                format!("stage `{}` would train BatchNorm on a batch of one image ({images} training image(s) at batch {})", stage.name, self.recipe.data.batch),
+            )
+            .with_help("BatchNorm normalises over the batch, so one image trains on its bias: use `batch 2` or more, or add training images");
+            return Err(StageFailure { network, stop: Stop::Failed(diagnostic) });
+        }
         let accumulate = stage.accumulate.max(1);
         let total_steps = batches.len().div_ceil(accumulate) * stage.epochs as usize;
         if let (Some(decay), None) = (self.recipe.ema, &self.average) {
