@@ -82,7 +82,7 @@ impl Head {
                         spatial = Some(self.dropouts[index].forward(x));
                     }
                 }
-                HeadOp::BatchNorm(index) => flat = flat.map(|x| self.norms[index].forward(x)),
+                HeadOp::BatchNorm(index) => flat = flat.map(|x| batch_norm_1d(&self.norms[index], x)),
                 HeadOp::Relu => flat = flat.map(relu),
                 HeadOp::Linear(index) => flat = flat.map(|x| self.linears[index].forward(x)),
             }
@@ -92,5 +92,38 @@ impl Head {
             let [batch, channels, height, width] = x.dims();
             x.reshape([batch, channels * height * width])
         })
+    }
+}
+
+/// `BatchNorm1d` over [N, C] through the backbone's batch norm ([N, C, 1, 1]): one rule for the
+/// running variance in the whole network, PyTorch's unbiased one (burn's own forward takes the
+/// biased variance).
+fn batch_norm_1d(norm: &BatchNorm, x: Tensor<2>) -> Tensor<2> {
+    let [batch, channels] = x.dims();
+    crate::runtime::batch_norm::forward(norm, x.reshape([batch, channels, 1, 1])).reshape([batch, channels])
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::BatchNormConfig;
+    use burn::prelude::*;
+
+    /// The head's BatchNorm1d updates its running variance with the unbiased batch variance, as
+    /// the backbone's layers and PyTorch's `BatchNorm1d` do.
+    #[test]
+    fn the_heads_batchnorm_takes_the_unbiased_variance_like_the_backbones() {
+        let device = Device::flex().autodiff();
+        let norm = BatchNormConfig::new(3).init(&device);
+        let values = [[1.0f32, 10.0, -2.0], [2.0, 14.0, 0.0], [4.0, 9.0, 5.0], [7.0, 11.0, 1.0]];
+        let x = Tensor::<2>::from_data(values, &device);
+        let _ = super::batch_norm_1d(&norm, x);
+        let got = norm.running_var.value_sync().into_data().to_vec::<f32>().unwrap();
+        for channel in 0..3 {
+            let column: Vec<f64> = values.iter().map(|row| f64::from(row[channel])).collect();
+            let mean = column.iter().sum::<f64>() / 4.0;
+            let unbiased = column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 3.0;
+            let expected = 0.9 + 0.1 * unbiased;
+            assert!((f64::from(got[channel]) - expected).abs() < 1e-4 * expected, "channel {channel}: {} vs {expected}", got[channel]);
+        }
     }
 }
