@@ -100,6 +100,9 @@ pub struct Summary {
     pub final_valid_loss: f64,
     pub epochs: u32,
     pub seconds: f64,
+    /// CPU threads the run computed on (`--threads`, else all cores); 0 in runs that predate it.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 /// One line of steps.jsonl: a node of the recipe's graph (the id `tlrun graph --format json`

@@ -301,3 +301,22 @@ fn a_batch_of_one_left_by_corrupt_skip_stops_the_stage() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("TL2011") && stderr.contains("stage `s`") && stderr.contains("batch of one image"), "{stderr}");
 }
+
+/// `--threads N` is honoured, and summary.json says how many threads the run computed on.
+#[test]
+fn threads_are_honoured_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 2, 1);
+    std::fs::write(dir.path().join("t.tl"), "recipe \"t\"\nbackbone resnet_small from none\ndata { train \"data/train\" valid split 0.5 size 16 batch 4 }\nhead { pool avg  linear classes }\nstage s { train head epochs 1 }\n").unwrap();
+    let threads_of = |out: &str, extra: &[&str]| {
+        let mut args = vec!["t.tl", "--out", out];
+        args.extend_from_slice(extra);
+        let output = tlrun(dir.path(), &args);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(out).join("summary.json")).unwrap()).unwrap();
+        summary["threads"].as_u64().unwrap()
+    };
+    assert_eq!(threads_of("one", &["--threads", "1"]), 1);
+    assert_eq!(threads_of("three", &["--threads", "3"]), 3);
+    assert!(threads_of("default", &[]) >= 1);
+}

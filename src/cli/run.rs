@@ -128,10 +128,27 @@ struct Outcome {
 }
 
 pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
-    if let Some(threads) = args.threads {
-        // Only the first call configures the global pool; later calls change nothing.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build_global();
+    with_threads(args.threads, || run_here(args, zoo))
+}
+
+/// Run `work` on `threads` CPU threads (all cores when `None`). The global pool can be
+/// configured once; when it already exists (a library caller, a test harness), `work` runs in a
+/// pool of its own, so `--threads` is honoured either way.
+fn with_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> T + Send) -> T {
+    let Some(threads) = threads.map(|threads| threads.max(1)) else { return work() };
+    if rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().is_ok() || rayon::current_num_threads() == threads {
+        return work();
     }
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(work),
+        Err(error) => {
+            eprintln!("warning: --threads {threads} cannot be honoured ({error}); running on {} thread(s)", rayon::current_num_threads());
+            work()
+        }
+    }
+}
+
+fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
     if let Some(name) = &args.variant {
         return super::sweep::run_child(&args.recipe, name, args, zoo);
     }
@@ -359,5 +376,18 @@ fn relative(path: &Path) -> String {
     match current.and_then(|dir| path.strip_prefix(&dir).ok().map(Path::to_path_buf)) {
         Some(relative) => relative.display().to_string(),
         None => path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Whether or not the global pool exists already (in a test process it may), the work runs
+    /// on the threads asked for.
+    #[test]
+    fn threads_are_honoured_when_the_global_pool_exists() {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(2).build_global();
+        assert_eq!(super::with_threads(Some(3), rayon::current_num_threads), 3);
+        assert_eq!(super::with_threads(Some(1), rayon::current_num_threads), 1);
+        assert_eq!(super::with_threads(None, rayon::current_num_threads), rayon::current_num_threads());
     }
 }

@@ -619,6 +619,7 @@ fn write_results(
         final_valid_loss: evaluation.loss,
         epochs: trainer.global_epoch,
         seconds,
+        threads: rayon::current_num_threads(),
     };
     folder.write(run_files::SUMMARY, to_json(&summary, run_files::SUMMARY)?.as_bytes())
 }
