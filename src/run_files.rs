@@ -13,7 +13,29 @@ pub fn json_lines<T: Serialize>(items: &[T]) -> String {
     items.iter().filter_map(|item| serde_json::to_string(item).ok()).map(|line| line + "\n").collect()
 }
 
-/// The lines of a JSON-lines file that parse; none when the file is missing.
+/// Every line of a JSON-lines file that a run resumes from (steps.jsonl, metrics.jsonl, …);
+/// none when the file is missing. A file that cannot be read, or a line that does not parse, is
+/// an error naming the file and the line: resuming past it would lose that history silently.
+pub fn read_json_lines_to_resume<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, crate::diagnostics::Diagnostic> {
+    let unreadable = |reason: String| {
+        crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnreadable, format!("cannot resume from {}: {reason}", path.display()))
+            .with_help("the run folder is damaged; start the run again with `--out` a new folder")
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(unreadable(error.to_string())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| serde_json::from_str(line).map_err(|error| unreadable(format!("line {}: {error}", index + 1))))
+        .collect()
+}
+
+/// The lines of a JSON-lines file that parse; none when the file is missing. For reports, which
+/// draw what they can read (a run still in progress may be mid-write); resuming reads with
+/// [`read_json_lines_to_resume`].
 pub fn read_json_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
     std::fs::read_to_string(path)
         .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
@@ -220,3 +242,23 @@ pub const TOP_LOSSES: &str = "top_losses.json";
 /// The folder of top_losses.json's thumbnails.
 pub const TOP_LOSS_IMAGES: &str = "top_losses";
 pub const REPORT: &str = "report.html";
+
+#[cfg(test)]
+mod tests {
+    use super::{StepRecord, read_json_lines_to_resume};
+
+    /// Resuming reads every line or says which one it cannot: a damaged steps.jsonl is never
+    /// read as a shorter history.
+    #[test]
+    fn resuming_reads_every_line_or_names_the_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.jsonl");
+        assert!(read_json_lines_to_resume::<StepRecord>(&path).unwrap().is_empty(), "missing: nothing ran yet");
+        let good = r#"{"node":0,"step":"load data","started":1.0,"seconds":0.5}"#;
+        std::fs::write(&path, format!("{good}\n{good}\n")).unwrap();
+        assert_eq!(read_json_lines_to_resume::<StepRecord>(&path).unwrap().len(), 2);
+        std::fs::write(&path, format!("{good}\n{{\"node\": tru\n{good}\n")).unwrap();
+        let error = read_json_lines_to_resume::<StepRecord>(&path).unwrap_err();
+        assert!(error.message.contains("steps.jsonl") && error.message.contains("line 2"), "{}", error.message);
+    }
+}

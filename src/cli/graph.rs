@@ -4,10 +4,10 @@ use super::GraphFormat;
 use crate::zoo::Zoo;
 
 pub fn run(path: &Path, format: GraphFormat, zoo: &Zoo) -> u8 {
-    let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
+    let Some((recipe, source)) = super::plan::load_checked_with_source(path, zoo) else { return 1 };
     let graph = crate::plan::build_graph(&recipe);
     // A sweep's variants each run this graph with their values written in.
-    let source = crate::recipe_text::read_recipe_text(path).unwrap_or_default();
+    // A recipe that checks has a sweep that expands (lint rejects the rest): none is no sweep.
     let variants: Vec<String> = crate::sweep::variants(&source).unwrap_or_default().into_iter().map(|variant| variant.name).collect();
     print!(
         "{}",

@@ -7,10 +7,9 @@ use crate::render::{self, FileDiagnostics, HumanStyle};
 use crate::zoo::Zoo;
 
 pub fn run(path: &Path, zoo: &Zoo) -> u8 {
-    let Some(recipe) = load_checked(path, zoo) else { return 1 };
+    let Some((recipe, source)) = load_checked_with_source(path, zoo) else { return 1 };
     print!("{}", crate::plan::render_stage_tables(&recipe));
     // A sweep: the runs it makes, each this plan with its values written in.
-    let source = crate::recipe_text::read_recipe_text(path).unwrap_or_default();
     if let Ok(variants) = crate::sweep::variants(&source) {
         if !variants.is_empty() {
             println!("\nsweep: {} runs, each the plan above with its values", variants.len());
@@ -24,6 +23,11 @@ pub fn run(path: &Path, zoo: &Zoo) -> u8 {
 
 /// Load and check one recipe; print its diagnostics to stderr; the recipe only when it has no errors.
 pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Runnable> {
+    load_checked_with_source(path, zoo).map(|(runnable, _)| runnable)
+}
+
+/// [`load_checked`], with the text it read (for a sweep's variants: one read, one text).
+pub fn load_checked_with_source(path: &Path, zoo: &Zoo) -> Option<(Runnable, String)> {
     let file = match RecipeFile::load(path, zoo, false, &super::disk_world::Published::new()) {
         Ok(file) => file,
         Err(reason) => {
@@ -40,5 +44,6 @@ pub fn load_checked(path: &Path, zoo: &Zoo) -> Option<Runnable> {
         let view = FileDiagnostics { path: &file.display, source: &file.source, diagnostics: &file.diagnostics };
         eprint!("{}", render::human(&view, style));
     }
-    Runnable::new(file.recipe, file.diagnostics).ok().map(|(runnable, _)| runnable)
+    let source = file.source;
+    Runnable::new(file.recipe, file.diagnostics).ok().map(|(runnable, _)| (runnable, source))
 }

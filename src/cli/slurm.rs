@@ -61,7 +61,10 @@ fn sbatch(args: &RunArgs, name: &str, log: &str, after: &[String], extra: &[Stri
     }
     // `--parsable` prints `jobid` or `jobid;cluster`.
     let printed = String::from_utf8_lossy(&output.stdout);
-    Ok(printed.trim().split(';').next().unwrap_or_default().to_string())
+    match printed.trim().split(';').next().map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => Ok(id.to_string()),
+        None => Err(format!("sbatch accepted the job but printed no job id: {printed:?}")),
+    }
 }
 
 fn quoted(text: &str) -> String {

@@ -133,7 +133,8 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
         Ok(outcome) => {
             eprintln!("{}: valid accuracy {:.1}%", variant.name, outcome.evaluation.accuracy * 100.0);
             let record = VariantRecord { name: variant.name.clone(), values: variant.values.clone(), source_hash: hash.to_string() };
-            let text = serde_json::to_string_pretty(&record).unwrap_or_default();
+            // A record of strings and numbers always encodes; `{}` would only mark it stale.
+            let text = serde_json::to_string_pretty(&record).unwrap_or_else(|_| "{}".to_string());
             crate::atomic_file::write_atomic(&run_folder.join(VARIANT_FILE), text.as_bytes()).map_err(|diagnostic| {
                 super::print_runtime_error(&diagnostic, path);
                 1

@@ -107,7 +107,7 @@ pub fn load(folder: &Path, network: Network, optimizer: ModuleOptimizer) -> Resu
     let position = position(folder)?;
     let network = network.try_load_file(folder.join(MODEL)).map_err(|e| unreadable(&folder.join(MODEL), format!("{e:?}")))?;
     let optimizer = optimizer.load(folder.join(OPTIMIZER)).map_err(|e| unreadable(&folder.join(OPTIMIZER), format!("{e:?}")))?;
-    let rates = crate::run_files::read_json_lines(&folder.join(RATES));
+    let rates = crate::run_files::read_json_lines_to_resume(&folder.join(RATES))?;
     let load_network = |file: &str| -> Result<Option<Network>, Diagnostic> {
         let path = folder.join(file);
         if !path.is_file() {

@@ -28,7 +28,11 @@ impl ModuleVisitor for SnapshotVisitor {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        // A tensor that cannot be read as f32 is recorded as NaN, never as empty: two empty
+        // snapshots would compare equal, and NaN compares equal to nothing.
+        let tensor = param.val();
+        let count = tensor.shape().num_elements();
+        let values = tensor.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_else(|_| vec![f32::NAN; count]);
         self.values.insert(self.path.join("."), values);
     }
 }

@@ -210,7 +210,9 @@ pub(crate) fn pooled_features(
         batch_labels.clear();
         for (position, (name, tensor)) in backbone.pooled_taps(batch, &names, taps, blocks).into_iter().enumerate() {
             let width = tensor.dims()[1];
-            let values = tensor.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+            let count = tensor.shape().num_elements();
+            // Unreadable features score NaN (shown as such), never an empty, shorter matrix.
+            let values = tensor.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_else(|_| vec![f32::NAN; count]);
             if collected.len() <= position {
                 collected.push((name, Vec::new(), width));
             }

@@ -307,7 +307,8 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let created = folder.path.clone();
     let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(created.clone()) };
     let mut notes = Vec::new();
-    let mut steps: Vec<StepRecord> = if start.is_resume() { run_files::read_json_lines(&folder.path.join(run_files::STEPS)) } else { Vec::new() };
+    let mut steps: Vec<StepRecord> =
+        if start.is_resume() { run_files::read_json_lines_to_resume(&folder.path.join(run_files::STEPS)).map_err(fail)? } else { Vec::new() };
     let started = std::time::Instant::now();
 
     // What the steps build up, in the order the graph allows.
@@ -374,7 +375,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 match &start {
                     Start::Resume(_) => {
                         attached = weights_of(recipe, classes, &device, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
-                        hooks_metrics = run_files::read_json_lines(&run_folder.file(run_files::METRICS));
+                        hooks_metrics = run_files::read_json_lines_to_resume(&run_folder.file(run_files::METRICS)).map_err(fail)?;
                     }
                     Start::Fresh => weights::save(&attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?,
                 }
@@ -385,7 +386,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
                 if let Start::Resume(point) = &start {
                     if recipe.forgetting_source().is_some() || recipe.backbone.is_pretrained() {
                         initial_network = Some(attached.clone());
-                        forgetting_points = run_files::read_json_lines(&run_folder.file(run_files::FORGETTING));
+                        forgetting_points = run_files::read_json_lines_to_resume(&run_folder.file(run_files::FORGETTING)).map_err(fail)?;
                     }
                     let loaded = data.get().ok_or_else(|| internal("a head before the data"))?;
                     let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
@@ -522,7 +523,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     run_folder.write(run_files::STEPS, run_files::json_lines(&steps).as_bytes()).map_err(fail)?;
     write_report(&run_folder.path, &mut notes);
     let evaluation = evaluation.ok_or_else(|| internal("the graph has no evaluation"))?;
-    let classes = data.get().map(|loaded| loaded.classes.clone()).unwrap_or_default();
+    let classes = data.get().ok_or_else(|| internal("an evaluation without data"))?.classes.clone();
     Ok(RunOutcome { folder: run_folder.path.clone(), classes, metrics: hooks_metrics, evaluation, exported, notes })
 }
 
