@@ -151,7 +151,18 @@ pub struct ForgettingPoint {
     pub source_images: usize,
     /// The layer whose pooled features the probe reads.
     pub layer: String,
+    /// Which source images the probe is scored on: `pretraining valid` (images the pretraining
+    /// held out, so the accuracy is comparable with its valid accuracy) or `source train` (images
+    /// held out from the probe's fit that the backbone itself trained on: a zoo card without
+    /// `source_valid`, or a recipe's own `source`).
+    #[serde(default)]
+    pub scored_on: String,
 }
+
+/// `ForgettingPoint::scored_on` for the pretraining's held-out images.
+pub const SCORED_ON_PRETRAINING_VALID: &str = "pretraining valid";
+/// `ForgettingPoint::scored_on` for images the backbone trained on.
+pub const SCORED_ON_SOURCE_TRAIN: &str = "source train";
 
 /// shift.json, and `tlrun probe`'s domain section: how far the recipe's training images are from
 /// the images the backbone was trained on.
@@ -160,9 +171,16 @@ pub struct DomainShift {
     /// Per-channel pixel mean and standard deviation (pixels in [0, 1]) of the sampled images.
     pub pixel_mean: Vec<f64>,
     pub pixel_std: Vec<f64>,
-    /// The statistics the backbone's weights were trained with (the zoo card's, or the recipe's).
+    /// The statistics the backbone's weights were trained with (the zoo card's, or the recipe's):
+    /// the normalisation constants.
     pub backbone_mean: Vec<f64>,
     pub backbone_std: Vec<f64>,
+    /// The pixel statistics measured on the pretraining images, when the zoo card keeps them:
+    /// what these images are compared with (else the normalisation constants above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_pixel_mean: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_pixel_std: Option<Vec<f64>>,
     pub images: usize,
     /// The Fréchet distance to the pretraining images' features, when the zoo card keeps them.
     pub frechet: Option<FeatureDistance>,
@@ -174,16 +192,29 @@ pub struct FeatureDistance {
     pub distance: f64,
     /// The distance over the trace of the pretraining features' covariance.
     pub relative: f64,
+    /// The image side both sets of features were taken at (the card's input size).
+    #[serde(default)]
+    pub size: u32,
 }
 
 impl DomainShift {
     /// The shift in the terms advice uses.
+    /// The pixel statistics these images are compared with: the pretraining images' measured
+    /// ones, else the normalisation constants; and what they are, in words.
+    pub fn reference_pixels(&self) -> (&[f64], &[f64], &'static str) {
+        match (&self.source_pixel_mean, &self.source_pixel_std) {
+            (Some(mean), Some(std)) => (mean, std, "the pretraining images'"),
+            _ => (&self.backbone_mean, &self.backbone_std, "the backbone's normalisation constants"),
+        }
+    }
+
     pub fn shift(&self) -> crate::probe::Shift {
-        let channel_mean_gap = self.pixel_mean.iter().zip(&self.backbone_mean).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let (reference_mean, reference_std, _) = self.reference_pixels();
+        let channel_mean_gap = self.pixel_mean.iter().zip(reference_mean).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let channel_std_ratio = self
             .pixel_std
             .iter()
-            .zip(&self.backbone_std)
+            .zip(reference_std)
             .map(|(a, b)| if *a > 0.0 && *b > 0.0 { (a / b).max(b / a) } else { f64::INFINITY })
             .fold(1.0, f64::max);
         crate::probe::Shift { channel_mean_gap, channel_std_ratio, relative_frechet: self.frechet.as_ref().map(|distance| distance.relative) }
@@ -194,12 +225,13 @@ impl DomainShift {
         let shift = self.shift();
         let mut lines = Vec::new();
         if shift.pixels_far() {
+            let (mean, std, whose) = self.reference_pixels();
             lines.push(format!(
-                "the images' pixel statistics (mean {}, std {}) are far from the backbone's (mean {}, std {})",
+                "the images' pixel statistics (mean {}, std {}) are far from {whose} (mean {}, std {})",
                 list(&self.pixel_mean),
                 list(&self.pixel_std),
-                list(&self.backbone_mean),
-                list(&self.backbone_std)
+                list(mean),
+                list(std)
             ));
         }
         if let Some(distance) = self.frechet.as_ref().filter(|_| shift.features_far()) {

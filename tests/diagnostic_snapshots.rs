@@ -23,6 +23,7 @@ impl World for FakeWorld {
             architecture: architecture.to_string(),
             stats: Stats::imagenet(224),
             trained_on: "ImageNet-1k".to_string(),
+            source_valid: None,
         };
         match name {
             "resnet18-imagenet" => ZooLookup::Found(card("resnet18")),

@@ -139,3 +139,35 @@ fn imported_weights_with_source_data_give_a_forgetting_curve() {
     let shift: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/shift.json")).unwrap()).unwrap();
     assert_eq!(shift["frechet"]["layer"], "layer3", "{shift}");
 }
+
+/// A zoo entry published by a run keeps the images its run held out and the pixel statistics it
+/// measured: a later run scores forgetting on those held-out images (comparable with the
+/// pretraining's valid accuracy), compares its pixels with the measured statistics, and takes
+/// the Fréchet distance at the card's size even when its own first stage trains at another.
+#[test]
+fn forgetting_is_scored_on_held_out_images_and_shift_compares_like_with_like() {
+    let dir = published_upstream();
+    let card = std::fs::read_to_string(dir.path().join("zoo/up/card.toml")).unwrap();
+    assert!(card.contains("source_valid = \"split:0.25:1\"") && card.contains("source_pixel_mean = ["), "{card}");
+
+    let recipe = "recipe \"down\"\nseed 4\nbackbone resnet_small from zoo \"up\"\n\
+        data { train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16 }\n\
+        head { pool avg  linear classes }\nstage head { train head epochs 1 lr 1e-2  resize 24 }\n";
+    std::fs::write(dir.path().join("down.tl"), recipe).unwrap();
+    let run = tlrun(dir.path(), &["run", "down.tl", "--out", "run"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let points: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("run/forgetting.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // shapes-source, 8 per class, valid split 0.25: 2 of each of the 10 classes were held out.
+    assert_eq!(points[0]["scored_on"], "pretraining valid", "{points:?}");
+    assert_eq!(points[0]["source_images"], 20, "{points:?}");
+    let shift: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/shift.json")).unwrap()).unwrap();
+    assert_eq!(shift["frechet"]["size"], 16, "the card's size, not the stage's 24: {shift}");
+    assert_eq!(shift["source_pixel_mean"].as_array().map(Vec::len), Some(3), "{shift}");
+    let report = std::fs::read_to_string(dir.path().join("run/report.html")).unwrap();
+    assert!(report.contains("the pretraining held out"), "the report says where forgetting was scored");
+    assert!(report.contains("the pretraining images&#39;") || report.contains("the pretraining images'"), "and what the pixels are compared with");
+}

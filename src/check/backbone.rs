@@ -18,6 +18,7 @@ pub fn check(decl: &BackboneDecl, world: &dyn World, diagnostics: &mut Vec<Diagn
 
     let mut stats = architecture.default_stats.clone();
     let mut source_data = None;
+    let mut source_valid = None;
     let weights = match decl.weights.as_ref().map(|source| &source.value) {
         None | Some(WeightsSource::None) => Weights::Random,
         Some(WeightsSource::File(path)) => Weights::File(path.value.clone()),
@@ -46,6 +47,7 @@ pub fn check(decl: &BackboneDecl, world: &dyn World, diagnostics: &mut Vec<Diagn
                     }
                     stats = card.stats;
                     source_data = card.source;
+                    source_valid = card.source_valid;
                 }
                 ZooLookup::Missing { available } => diagnostics.push(unknown_zoo_entry(entry, &available)),
                 ZooLookup::Unavailable if world.strict() => diagnostics.push(
@@ -60,7 +62,7 @@ pub fn check(decl: &BackboneDecl, world: &dyn World, diagnostics: &mut Vec<Diagn
     };
 
     apply_overrides(&decl.stats, &mut stats, diagnostics);
-    Some(Backbone { architecture, weights, stats, source_data })
+    Some(Backbone { architecture, weights, stats, source_data, source_valid })
 }
 
 fn unknown_zoo_entry(entry: &Spanned<String>, available: &[String]) -> Diagnostic {

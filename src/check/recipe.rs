@@ -66,6 +66,9 @@ pub struct Backbone {
     /// What the zoo card says the weights were trained on, as data a run can load.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_data: Option<DataSource>,
+    /// The pretraining's held-out images (of `source_data` when a split), for forgetting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_valid: Option<Validation>,
 }
 
 fn architecture_name<S: serde::Serializer>(architecture: &&'static Architecture, s: S) -> Result<S::Ok, S::Error> {
@@ -88,6 +91,12 @@ impl Recipe {
     /// The images forgetting is measured on: the recipe's `source`, else the zoo card's.
     pub fn forgetting_source(&self) -> Option<&DataSource> {
         self.data.source.as_ref().or(self.backbone.source_data.as_ref())
+    }
+
+    /// The images the pretraining held out of the forgetting source, when the zoo card says
+    /// (a recipe's own `source` names training images only).
+    pub fn forgetting_holdout(&self) -> Option<&Validation> {
+        if self.data.source.is_some() { None } else { self.backbone.source_valid.as_ref() }
     }
 
     /// The name of the last layer the cut keeps (`nothing` when it keeps none).
@@ -202,6 +211,25 @@ pub enum Validation {
     /// Separate images: a folder or a synthetic set drawn with another seed.
     Source { source: DataSource },
     Split { fraction: f64, seed: u64 },
+}
+
+impl Validation {
+    /// As a zoo card's `source_valid` writes it: a data source's card text, or `split:F:S`.
+    pub fn card_text(&self) -> String {
+        match self {
+            Validation::Source { source } => source.card_text(),
+            Validation::Split { fraction, seed } => format!("split:{fraction}:{seed}"),
+        }
+    }
+
+    /// The inverse of [`Validation::card_text`]; `None` for an empty or unreadable text.
+    pub fn from_card_text(text: &str) -> Option<Validation> {
+        if let Some(rest) = text.strip_prefix("split:") {
+            let (fraction, seed) = rest.split_once(':')?;
+            return Some(Validation::Split { fraction: fraction.parse().ok()?, seed: seed.parse().ok()? });
+        }
+        DataSource::from_card_text(text).map(|source| Validation::Source { source })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]

@@ -13,6 +13,8 @@ pub struct ZooCard {
     pub trained_on: String,
     /// The training images as data a run can load (the card's `source_data`), for forgetting.
     pub source: Option<crate::check::recipe::DataSource>,
+    /// The pretraining's held-out images (the card's `source_valid`), where forgetting is scored.
+    pub source_valid: Option<crate::check::recipe::Validation>,
 }
 
 pub enum ZooLookup {

@@ -54,6 +54,7 @@ impl DiskWorld<'_> {
                 stats: card.stats(),
                 trained_on: card.trained_on.clone(),
                 source: crate::check::recipe::DataSource::from_card_text(&card.source_data),
+                source_valid: crate::check::recipe::Validation::from_card_text(&card.source_valid),
             }),
             Err(_) => ZooLookup::Missing { available: self.zoo.entry_names() },
         }
@@ -82,18 +83,25 @@ impl DiskWorld<'_> {
     fn card_published_by(&self, name: &str, path: &Path) -> Option<ZooCard> {
         let recipe = self.upstream_recipe(path)?;
         let (mean, std) = recipe.input_normalisation();
+        let folder_of_publisher = path.parent().unwrap_or(Path::new("."));
+        let absolute = |source: crate::check::recipe::DataSource| match source {
+            crate::check::recipe::DataSource::Folder { path: folder } => {
+                crate::check::recipe::DataSource::Folder { path: resolve(folder_of_publisher, &folder).display().to_string() }
+            }
+            synthetic => synthetic,
+        };
+        let source_valid = match recipe.data.valid.clone() {
+            crate::check::recipe::Validation::Source { source } => crate::check::recipe::Validation::Source { source: absolute(source) },
+            split => split,
+        };
         Some(ZooCard {
             name: name.to_string(),
             architecture: recipe.backbone.architecture.name.to_string(),
             stats: crate::arch::Stats { mean, std, input_size: recipe.last_size(), channels: recipe.input_channels() },
             trained_on: recipe.data.train.describe(),
             // A folder is relative to the publisher's recipe; the run writes it absolute.
-            source: match recipe.data.train {
-                crate::check::recipe::DataSource::Folder { path: folder } => Some(crate::check::recipe::DataSource::Folder {
-                    path: resolve(path.parent().unwrap_or(Path::new(".")), &folder).display().to_string(),
-                }),
-                synthetic => Some(synthetic),
-            },
+            source: Some(absolute(recipe.data.train)),
+            source_valid: Some(source_valid),
         })
     }
 }

@@ -113,13 +113,14 @@ fn print_table(report: &ProbeReport, recommended: Option<&str>) {
     let shift = domain.shift();
     let list = |values: &[f64]| values.iter().map(|value| format!("{value:.3}")).collect::<Vec<_>>().join(" ");
     println!("\ndomain shift:");
+    let (reference_mean, reference_std, whose) = domain.reference_pixels();
     println!(
-        "  pixel mean  {} against the backbone's {}{}",
+        "  pixel mean  {} against {whose} {}{}",
         list(&domain.pixel_mean),
-        list(&domain.backbone_mean),
+        list(reference_mean),
         if shift.pixels_far() { "  (far)" } else { "" }
     );
-    println!("  pixel std   {} against the backbone's {}", list(&domain.pixel_std), list(&domain.backbone_std));
+    println!("  pixel std   {} against {whose} {}", list(&domain.pixel_std), list(reference_std));
     match &domain.frechet {
         Some(distance) => println!(
             "  Fréchet distance at {}: {:.3} ({:.2}x the pretraining features' variance){}",

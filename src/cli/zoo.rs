@@ -228,14 +228,19 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
         source_data: args.source_data.as_ref().map(|folder| std::fs::canonicalize(folder).unwrap_or_else(|_| folder.clone()).display().to_string()).unwrap_or_default(),
         features_sha256: String::new(),
         feature_layer: String::new(),
+        source_valid: String::new(),
+        source_pixel_mean: Vec::new(),
+        source_pixel_std: Vec::new(),
     };
     // With the source images, the entry also keeps their feature statistics (for the Fréchet
     // distance of later recipes' images), like a published entry.
     if let Some(source) = &args.source_data {
         match crate::runtime::publish::import_feature_stats(&card, &weights_path, source, &folder) {
-            Ok((layer, sha256)) => {
-                card.feature_layer = layer;
-                card.features_sha256 = sha256;
+            Ok(measured) => {
+                card.feature_layer = measured.layer;
+                card.features_sha256 = measured.features_sha256;
+                card.source_pixel_mean = measured.pixel_mean;
+                card.source_pixel_std = measured.pixel_std;
             }
             Err(diagnostic) => {
                 super::print_runtime_error(&diagnostic, &args.weights);

@@ -63,12 +63,20 @@ pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
     if !run.movement.is_empty() {
         plot("movement.png", "Weight movement per layer", plots::movement_png(&run.movement), "Relative L2 change of each weight tensor over the whole run: where fine-tuning moved the network.")?;
     }
-    if !run.forgetting.is_empty() {
+    if let Some(first) = run.forgetting.first() {
+        let scored_on = if first.scored_on == crate::run_files::SCORED_ON_PRETRAINING_VALID {
+            format!("It is scored on {} images the pretraining held out (its valid images), so it compares with the pretraining's valid accuracy.", first.source_images)
+        } else {
+            format!(
+                "It is scored on {} source images held out from the probe's fit but seen by the backbone in pretraining, so it reads higher than the pretraining's valid accuracy would (the zoo card names no held-out images).",
+                first.source_images
+            )
+        };
         plot(
             "forgetting.png",
             "Forgetting: source task beside target task",
             plots::forgetting_png(&run.forgetting),
-            "Source accuracy is a linear probe fitted on the pretrained features of the source images before training, then frozen: its drop after a stage is what that stage made the backbone forget.",
+            &format!("Source accuracy is a linear probe fitted on the pretrained features of the source images before training, then frozen: its drop after a stage is what that stage made the backbone forget. {scored_on}"),
         )?;
     }
 
@@ -190,22 +198,30 @@ fn top_losses_section(run: &RunData) -> Result<String, Diagnostic> {
 /// The domain shift measured at run start, as a table with the trade's advice when it is large.
 fn shift_section(shift: &crate::run_files::DomainShift) -> String {
     let list = |values: &[f64]| values.iter().map(|value| format!("{value:.3}")).collect::<Vec<_>>().join(" ");
+    let (reference_mean, reference_std, whose) = shift.reference_pixels();
     let frechet = match &shift.frechet {
-        Some(distance) => format!("{:.3} at {} ({:.2}x the pretraining features' variance)", distance.distance, escape(&distance.layer), distance.relative),
+        Some(distance) => format!(
+            "{:.3} at {} ({:.2}x the pretraining features' variance; both at {} px)",
+            distance.distance,
+            escape(&distance.layer),
+            distance.relative,
+            distance.size
+        ),
         None => "- (the zoo card keeps no feature statistics)".to_string(),
     };
     let advice: String = shift.advice().iter().map(|line| format!("<li>{}</li>", escape(line))).collect();
     let verdict = if advice.is_empty() { "<p>The images are close to the pretraining images.</p>".to_string() } else { format!("<ul>{advice}</ul>") };
     format!(
         "<section><h2>Domain shift</h2><p class=\"note\">Measured before training on {} training images against what the backbone was trained on.</p>\
-         <table><tr><th></th><th>these images</th><th>the backbone's</th></tr>\
+         <table><tr><th></th><th>these images</th><th>{}</th></tr>\
          <tr><td>pixel mean</td><td>{}</td><td>{}</td></tr><tr><td>pixel std</td><td>{}</td><td>{}</td></tr>\
          <tr><td>Fréchet distance</td><td colspan=\"2\">{frechet}</td></tr></table>{verdict}</section>",
         shift.images,
+        escape(whose),
         list(&shift.pixel_mean),
-        list(&shift.backbone_mean),
+        list(reference_mean),
         list(&shift.pixel_std),
-        list(&shift.backbone_std),
+        list(reference_std),
     )
 }
 

@@ -66,6 +66,33 @@ pub fn load_source(source: &DataSource, base: &Path, size: u32, corrupt: Corrupt
     Ok((images.classes, images.split))
 }
 
+/// A pretraining's images split as the pretraining split them: its classes, training images and
+/// held-out images (`holdout`: a separate source, or a split of `source`).
+pub fn load_source_with_holdout(
+    source: &DataSource,
+    holdout: &Validation,
+    base: &Path,
+    size: u32,
+    corrupt: CorruptPolicy,
+) -> Result<(Vec<String>, Split, Split), Diagnostic> {
+    let train = read_source(source, base, None, size, corrupt)?;
+    match holdout {
+        Validation::Source { source: valid } => {
+            let valid = read_source(valid, base, Some(&train.classes), size, corrupt)?;
+            Ok((train.classes, train.split, valid.split))
+        }
+        Validation::Split { fraction, seed } => {
+            let all = train.split;
+            let (train_indices, valid_indices) = split_indices(all.labels.len(), &all.labels, *fraction, *seed);
+            let pick = |indices: &[usize]| Split {
+                images: indices.iter().map(|index| all.images[*index].clone()).collect(),
+                labels: indices.iter().map(|index| all.labels[*index]).collect(),
+            };
+            Ok((train.classes, pick(&train_indices), pick(&valid_indices)))
+        }
+    }
+}
+
 pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
     let data = &recipe.data;
     let size = render_size(recipe);

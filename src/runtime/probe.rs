@@ -112,8 +112,9 @@ fn deepest_backbone(recipe: &Recipe, pretrained: Option<&Path>, device: &Device,
     Err(last_error.unwrap_or_else(|| Diagnostic::new(crate::diagnostics::Code::WeightsMismatch, "no depth of the backbone loads its weights")))
 }
 
-/// Per-channel mean and standard deviation of pixel values in [0, 1].
-fn pixel_stats(images: &[DecodedImage]) -> (Vec<f64>, Vec<f64>) {
+/// Per-channel mean and standard deviation of pixel values in [0, 1], for the first `channels`
+/// channels (decoded images hold three; grey ones hold three equal ones).
+pub(crate) fn pixel_stats(images: &[DecodedImage], channels: usize) -> (Vec<f64>, Vec<f64>) {
     let mut sum = [0.0f64; 3];
     let mut squares = [0.0f64; 3];
     let mut count = 0usize;
@@ -128,40 +129,66 @@ fn pixel_stats(images: &[DecodedImage]) -> (Vec<f64>, Vec<f64>) {
         }
     }
     let count = count.max(1) as f64;
-    let mean: Vec<f64> = sum.iter().map(|total| total / count).collect();
+    let channels = channels.clamp(1, 3);
+    let mean: Vec<f64> = sum.iter().take(channels).map(|total| total / count).collect();
     let std = squares.iter().zip(&mean).map(|(total, mean)| (total / count - mean * mean).max(0.0).sqrt()).collect();
     (mean, std)
 }
 
-/// How far `images` are from what the backbone was trained on: pixel statistics against the
-/// recipe's backbone statistics, and, when the zoo card keeps feature statistics (`card`: the
-/// layer and the statistics) at a layer `features` has, the Fréchet distance there.
+/// What a zoo card measured on its pretraining images, and the size it measured them at (its
+/// input size): a recipe's images are compared with these at that size, like with like.
+pub(crate) struct CardStatistics {
+    size: u32,
+    features: Option<(String, FeatureStats)>,
+    pixels: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// The card's measured statistics, when the backbone comes from a zoo entry.
+fn card_statistics(recipe: &Recipe, zoo: &Zoo) -> Option<CardStatistics> {
+    let crate::check::recipe::Weights::Zoo(name) = &recipe.backbone.weights else { return None };
+    let card = zoo.card(name).ok()?;
+    let pixels = (!card.source_pixel_mean.is_empty()).then(|| (card.source_pixel_mean.clone(), card.source_pixel_std.clone()));
+    Some(CardStatistics { size: card.input_size, features: crate::zoo::read_feature_stats(&zoo.entry_dir(name)), pixels })
+}
+
+/// How far `images` are from what the backbone was trained on: their pixel statistics against
+/// the pretraining images' measured ones (the normalisation constants when the card keeps none),
+/// and the Fréchet distance of their features to the card's, both taken at the card's size.
 pub(crate) fn domain_shift(
     recipe: &Recipe,
-    card: Option<(String, FeatureStats)>,
+    card: Option<CardStatistics>,
+    backbone: &Backbone,
     images: &[DecodedImage],
-    features: &[(String, Features)],
+    labels: &[usize],
+    device: &Device,
     notes: &mut Vec<String>,
 ) -> DomainShift {
-    let (pixel_mean, pixel_std) = pixel_stats(images);
     let channels = recipe.input_channels() as usize;
-    let frechet = match card {
-        Some((layer, stats)) => match features.iter().find(|(name, _)| *name == layer) {
-            Some((_, features)) => frechet_distance(&stats, &FeatureStats::of(features))
-                .map(|distance| FeatureDistance { layer, distance, relative: distance / stats.total_variance().max(1e-12) }),
+    let (pixel_mean, pixel_std) = pixel_stats(images, channels);
+    let frechet = card.as_ref().and_then(|card| {
+        let (layer, stats) = card.features.as_ref()?;
+        match recipe.backbone.architecture.layer_index(layer).filter(|tap| *tap < backbone.kept) {
+            Some(tap) => {
+                let features = pooled_features(&InputSpec::of(recipe), backbone, images, labels, card.size, &[tap], false, device);
+                let (_, features) = features.into_iter().next()?;
+                frechet_distance(stats, &FeatureStats::of(&features))
+                    .map(|distance| FeatureDistance { layer: layer.clone(), distance, relative: distance / stats.total_variance().max(1e-12), size: card.size })
+            }
             None => {
                 notes.push(format!("the zoo card's feature statistics are for `{layer}`, which the cut network does not reach"));
                 None
             }
-        },
-        None => None,
-    };
+        }
+    });
     let stats = &recipe.backbone.stats;
+    let source_pixels = card.and_then(|card| card.pixels);
     DomainShift {
-        pixel_mean: pixel_mean[..channels.min(3)].to_vec(),
-        pixel_std: pixel_std[..channels.min(3)].to_vec(),
+        pixel_mean,
+        pixel_std,
         backbone_mean: stats.mean.clone(),
         backbone_std: stats.std.clone(),
+        source_pixel_mean: source_pixels.as_ref().map(|(mean, _)| mean.clone()),
+        source_pixel_std: source_pixels.map(|(_, std)| std),
         images: images.len(),
         frechet,
     }
@@ -259,7 +286,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
         });
     }
 
-    let domain = domain_shift(recipe, card_feature_stats(recipe, zoo), &images, &tapped, &mut notes);
+    let domain = domain_shift(recipe, card_statistics(recipe, zoo), &backbone, &images, &labels, &device, &mut notes);
     let recipe_cut = recipe.cut_after().to_string();
     Ok(ProbeReport {
         images: labels.len(),
@@ -273,15 +300,6 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
     })
 }
 
-/// The pretraining images' feature statistics, when the backbone comes from a zoo entry that
-/// stores them (written by `publish`).
-fn card_feature_stats(recipe: &Recipe, zoo: &Zoo) -> Option<(String, FeatureStats)> {
-    match &recipe.backbone.weights {
-        crate::check::recipe::Weights::Zoo(name) => crate::zoo::read_feature_stats(&zoo.entry_dir(name)),
-        _ => None,
-    }
-}
-
 /// Training images sampled at run start for the shift measure.
 const SHIFT_SAMPLE: usize = 1000;
 
@@ -290,13 +308,5 @@ const SHIFT_SAMPLE: usize = 1000;
 pub(crate) fn run_start_shift(recipe: &Recipe, network: &super::model::Network, data: &super::trainer::TrainingData, zoo: &Zoo, device: &Device, notes: &mut Vec<String>) -> DomainShift {
     let (images, labels) = sampled(&data.train, SHIFT_SAMPLE, recipe.seed);
     let inference = network.valid();
-    let card = card_feature_stats(recipe, zoo);
-    let features = match card.as_ref().and_then(|(layer, _)| recipe.backbone.architecture.layer_index(layer)) {
-        Some(tap) if tap < inference.backbone.kept => {
-            let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
-            pooled_features(&InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &device.clone().without_autodiff())
-        }
-        _ => Vec::new(),
-    };
-    domain_shift(recipe, card, &images, &features, notes)
+    domain_shift(recipe, card_statistics(recipe, zoo), &inference.backbone, &images, &labels, &device.clone().without_autodiff(), notes)
 }

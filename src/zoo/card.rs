@@ -34,6 +34,18 @@ pub struct Card {
     pub features_sha256: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub feature_layer: String,
+    /// The pretraining's held-out images: a data source as `source_data` writes it, or
+    /// `split:FRACTION:SEED` (held out of `source_data`). Forgetting is scored on them, not on
+    /// images the weights were trained on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_valid: String,
+    /// Per-channel pixel mean and standard deviation (pixels in [0, 1]) measured on the training
+    /// images, which a later recipe's images are compared with (domain shift); the normalisation
+    /// constants above are what the weights expect, not what the images were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_pixel_mean: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_pixel_std: Vec<f64>,
 }
 
 impl Card {
