@@ -126,6 +126,60 @@ fn accumulating_two_batches_of_8_is_one_batch_of_16() {
     }
 }
 
+/// `loss cross_entropy smoothing ε` and `weights balanced` reach the trainer from a recipe: on the
+/// first epoch of one initial network at a rate too small to move it (so each batch's loss is the
+/// initial network's), the recorded training loss is the hand-computed formula's (below) over the
+/// same logits: (1 − ε)·NLL + ε·mean(−log p), weighted Σwᵢlᵢ / Σwᵢ. An ignored option records
+/// plain cross-entropy.
+#[test]
+fn smoothing_and_class_weights_in_a_recipe_change_the_loss_a_stage_trains_on() {
+    // Imbalanced: 4, 4, 4, 4, 1 images, one batch of 17 (batch 32), so the epoch's loss is one batch's.
+    let mut data = data_with(4);
+    let keep: Vec<usize> = (0..data.train.labels.len()).filter(|index| data.train.labels[*index] != 4 || *index % 4 == 0).collect();
+    data.train = tlrun::runtime::trainer::Split {
+        images: keep.iter().map(|index| data.train.images[*index].clone()).collect(),
+        labels: keep.iter().map(|index| data.train.labels[*index]).collect(),
+    };
+    let text = |loss: &str| format!(
+        "recipe \"t\"\nseed 5\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 32 size 16 }}\nhead {{ pool avg  linear classes }}\n{loss}\nstage s {{ train head epochs 1 lr 1e-12 schedule constant }}\n"
+    );
+    let plain = recipe(&text(""));
+    let initial = initial_network(&plain, data.classes.len());
+    let first_loss = |loss: &str| {
+        let recipe = recipe(&text(loss));
+        record_stage_from(&recipe, &data, &initial).0.epochs[0].train_loss
+    };
+    // The same batch's log-probabilities, from the initial network as the stage prepares images.
+    let device = Device::flex();
+    let set = tlrun::runtime::data::SizedSet::build(&data.train.images, &data.train.labels, 16, &plain.data.mean, &plain.data.std);
+    let images = Tensor::<4>::from_data(TensorData::new(set.images.clone(), [data.train.labels.len(), 3, 16, 16]), &device);
+    let logits = initial.valid().forward(images);
+    let log_p: Vec<f32> = burn::tensor::activation::log_softmax(logits, 1).into_data().to_vec().unwrap();
+    let classes = data.classes.len();
+    let counts: Vec<f64> = (0..classes).map(|class| data.train.labels.iter().filter(|label| **label == class).count() as f64).collect();
+    let total = data.train.labels.len() as f64;
+    let expected = |epsilon: f64, balanced: bool| {
+        let weight = |class: usize| if balanced { total / (classes as f64 * counts[class]) } else { 1.0 };
+        let (mut sum, mut weights) = (0.0, 0.0);
+        for (row, &label) in data.train.labels.iter().enumerate() {
+            let p = |class: usize| f64::from(log_p[row * classes + class]);
+            let uniform = -(0..classes).map(|class| weight(class) * p(class)).sum::<f64>() / classes as f64;
+            sum += (1.0 - epsilon) * -p(label) * weight(label) + epsilon * uniform;
+            weights += weight(label);
+        }
+        sum / weights
+    };
+    let cases = [("", 0.0, false), ("loss cross_entropy smoothing 0.2", 0.2, false), ("loss cross_entropy weights balanced", 0.0, true), ("loss cross_entropy smoothing 0.2 weights balanced", 0.2, true)];
+    let mut recorded = Vec::new();
+    for (loss, epsilon, balanced) in cases {
+        let got = first_loss(loss);
+        let want = expected(epsilon, balanced);
+        assert!((got - want).abs() < 1e-3 * want.abs().max(1.0), "`{loss}`: the stage trained on {got}, the formula gives {want}");
+        recorded.push(got);
+    }
+    assert!(recorded.windows(2).all(|pair| (pair[0] - pair[1]).abs() > 1e-4), "each option changes the loss: {recorded:?}");
+}
+
 #[test]
 fn label_smoothing_and_balanced_weights_compute_what_pytorch_does() {
     let device = Device::flex();
@@ -200,6 +254,59 @@ fn the_weight_average_blends_with_the_warmed_up_decay() {
             assert!((m - expected).abs() < 1e-6, "{path}: {m} vs {expected}");
         }
     }
+}
+
+/// `tta flip` in a recipe, through `tlrun run`: training is the same with and without it (every
+/// epoch's figures agree), and only the final evaluation changes, to one that cannot tell a valid
+/// folder from its mirror image: the same loss on both, where without TTA they differ.
+#[test]
+fn tta_in_a_recipe_makes_the_final_evaluation_mirror_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (classes, images, labels) = tlrun::runtime::data::generate("shapes-target", 4, 16, 1).unwrap();
+    tlrun::runtime::data::write_image_folder(&dir.path().join("train"), &classes, &images, &labels).unwrap();
+    let (_, valid, valid_labels) = tlrun::runtime::data::generate("shapes-target", 2, 16, 2).unwrap();
+    let mirror = |image: &tlrun::runtime::data::DecodedImage| {
+        let (width, height) = (image.width as usize, image.height as usize);
+        let mut pixels = image.pixels.clone();
+        for row in 0..height {
+            for column in 0..width {
+                let from = (row * width + (width - 1 - column)) * 3;
+                let to = (row * width + column) * 3;
+                pixels[to..to + 3].copy_from_slice(&image.pixels[from..from + 3]);
+            }
+        }
+        tlrun::runtime::data::DecodedImage { pixels, ..image.clone() }
+    };
+    let mirrored: Vec<_> = valid.iter().map(mirror).collect();
+    tlrun::runtime::data::write_image_folder(&dir.path().join("valid"), &classes, &valid, &valid_labels).unwrap();
+    tlrun::runtime::data::write_image_folder(&dir.path().join("mirrored"), &classes, &mirrored, &valid_labels).unwrap();
+    let run = |name: &str, valid: &str, tta: bool| {
+        let recipe = format!(
+            "recipe \"{name}\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"train\" valid \"{valid}\" batch 8 size 16 }}\nhead {{ pool avg  linear classes }}\n{}stage s {{ train all epochs 2 lr 1e-2 }}\n",
+            if tta { "tta flip\n" } else { "" }
+        );
+        std::fs::write(dir.path().join(format!("{name}.tl")), recipe).unwrap();
+        let output = tlrun(dir.path(), &[&format!("{name}.tl"), "--out", name]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let read = |file: &str| std::fs::read_to_string(dir.path().join(name).join(file)).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+        let epochs: Vec<(f64, f64)> = read("metrics.jsonl")
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .map(|m| (m["train_loss"].as_f64().unwrap(), m["valid_loss"].as_f64().unwrap()))
+            .collect();
+        (summary["final_valid_loss"].as_f64().unwrap(), epochs)
+    };
+    let (plain, plain_epochs) = run("plain", "valid", false);
+    let (plain_mirrored, _) = run("plain-mirrored", "mirrored", false);
+    let (tta, tta_epochs) = run("tta", "valid", true);
+    let (tta_mirrored, _) = run("tta-mirrored", "mirrored", true);
+    for (a, b) in plain_epochs.iter().zip(&tta_epochs) {
+        assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9, "TTA leaves training alone: {plain_epochs:?} vs {tta_epochs:?}");
+    }
+    assert!((plain - plain_mirrored).abs() > 1e-6, "the trained network is not mirror-invariant: {plain} vs {plain_mirrored}");
+    assert!((tta - tta_mirrored).abs() < 1e-5, "under TTA a folder and its mirror score alike: {tta} vs {tta_mirrored}");
+    assert!((tta - plain).abs() > 1e-6, "TTA changes the final evaluation");
 }
 
 #[test]
@@ -342,30 +449,67 @@ fn onecycle_parameters_shape_the_rates_a_stage_uses() {
     assert!(head[19] < 0.001 && head[19] > 0.0001, "anneals toward lr / final_div: {head:?}");
 }
 
-/// Non-square images train under every `resize_method`: crop draws random squares from strips,
-/// pad and squash make squares when resized.
+/// `resize_method` reaches the images a stage trains and evaluates on: on non-square images the
+/// three methods, from one initial network, give three different valid losses and three
+/// different trained heads (an ignored option would give one). Square images are the same under
+/// all three, and give one result.
 #[test]
-fn every_resize_method_trains_on_non_square_images() {
-    let mut data = tiny_data();
-    for image in data.train.images.iter_mut().chain(data.valid.images.iter_mut()) {
-        // 16x16 → 24x16: the image twice, side by side, cut to 24 columns.
-        let (width, height) = (image.width as usize, image.height as usize);
-        let mut pixels = Vec::with_capacity(24 * height * 3);
-        for row in 0..height {
-            for column in 0..24 {
-                let source = (row * width + column % width) * 3;
-                pixels.extend_from_slice(&image.pixels[source..source + 3]);
+fn every_resize_method_changes_what_a_stage_sees_on_non_square_images() {
+    let widen = |data: &mut TrainingData| {
+        for image in data.train.images.iter_mut().chain(data.valid.images.iter_mut()) {
+            // 16x16 → 24x16: the image, then its first 8 columns again.
+            let (width, height) = (image.width as usize, image.height as usize);
+            let mut pixels = Vec::with_capacity(24 * height * 3);
+            for row in 0..height {
+                for column in 0..24 {
+                    let source = (row * width + column % width) * 3;
+                    pixels.extend_from_slice(&image.pixels[source..source + 3]);
+                }
             }
+            *image = tlrun::runtime::data::DecodedImage { width: 24, height: height as u32, pixels };
         }
-        *image = tlrun::runtime::data::DecodedImage { width: 24, height: height as u32, pixels };
+    };
+    let text = |method: &str| format!(
+        "recipe \"t\"\nseed 5\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 resize_method {method} }}\nhead {{ pool avg  linear classes }}\nstage s {{ train head epochs 1 lr 1e-2 }}\n"
+    );
+    let square = tiny_data();
+    let mut wide = tiny_data();
+    widen(&mut wide);
+    let initial = initial_network(&recipe(&text("crop")), square.classes.len());
+    let outcome = |method: &str, data: &TrainingData| {
+        let recipe = recipe(&text(method));
+        let (recorder, trained) = record_stage_from(&recipe, data, &initial);
+        (recorder.epochs[0].valid_loss, snapshot(&trained.network))
+    };
+    let on_wide: Vec<(f64, _)> = ["crop", "squash", "pad"].iter().map(|method| outcome(method, &wide)).collect();
+    for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+        assert!((on_wide[i].0 - on_wide[j].0).abs() > 1e-6, "methods {i} and {j} evaluate the same pixels: {} vs {}", on_wide[i].0, on_wide[j].0);
+        assert_ne!(on_wide[i].1, on_wide[j].1, "methods {i} and {j} train on the same pixels");
     }
-    for method in ["crop", "squash", "pad"] {
-        let text = format!("recipe \"t\"\nseed 5\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 resize_method {method} }}\nstage s {{ train head epochs 1 }}\n");
-        let recipe = recipe(&text);
-        assert_eq!(format!("{:?}", recipe.data.resize_method).to_lowercase(), method);
-        let (recorder, _) = record_stage(&recipe, &data);
-        assert!(recorder.epochs[0].valid_loss.is_finite(), "{method}");
-    }
+    let on_square: Vec<(f64, _)> = ["crop", "squash", "pad"].iter().map(|method| outcome(method, &square)).collect();
+    assert!(on_square.windows(2).all(|pair| pair[0].0 == pair[1].0 && pair[0].1 == pair[1].1), "square images are one image under every method");
+}
+
+/// `schedule onecycle moms M1 M2 M3` moves AdamW's β₁: two stages that differ only in `moms`, from
+/// one network, use the same rates at every step and end with different weights; constant
+/// `moms 0.9 0.9 0.9` gives the weights of `betas 0.9 …` without one-cycle momentum.
+#[test]
+fn onecycle_moms_move_adamws_beta1() {
+    let data = data_with(4); // 20 images at batch 8: 3 steps an epoch
+    let text = |moms: &str| format!("{STAGES}head {{ pool avg  linear classes }}\nstage s {{ train all epochs 2 lr 1e-2 schedule onecycle moms {moms} }}\n");
+    let (cycling, flat) = (recipe(&text("0.95 0.85 0.95")), recipe(&text("0.9 0.9 0.9")));
+    assert_eq!(cycling.stages[0].onecycle.moms, (0.95, 0.85, 0.95));
+    let initial = initial_network(&cycling, data.classes.len());
+    let run = |recipe: &tlrun::check::recipe::Recipe| {
+        let device = Device::flex().autodiff();
+        let mut trainer = Trainer::new(recipe, device, &data);
+        let outcome = trainer.run_stage(copy_of(&initial, recipe), 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs"));
+        (trainer.step_rates.clone(), snapshot(&outcome.network))
+    };
+    let (cycling_rates, cycling_weights) = run(&cycling);
+    let (flat_rates, flat_weights) = run(&flat);
+    assert_eq!(cycling_rates, flat_rates, "moms leave the learning rates alone");
+    assert_ne!(cycling_weights, flat_weights, "β₁ cycles 0.95 → 0.85 → 0.95 in one, stays 0.9 in the other");
 }
 
 /// `ema D` runs in a stage: one update per optimizer step, and what is evaluated is the average,
