@@ -130,8 +130,19 @@ pub(crate) fn load_pretrained(recipe: &Recipe, backbone: Backbone, pretrained: O
     Ok((backbone, report))
 }
 
-/// The `AttachHead` step: the recipe's new head, drawn right after the backbone.
+/// Where a new head on pretrained weights draws its initial weights: a stream of its own, not
+/// the recipe seed's stream after the backbone. Drawn there, a transfer with the same seed,
+/// architecture and cut as its pretraining replayed the pretraining's initial classifier, to
+/// which the pretrained features are co-adapted: the "random" head started with loss 6.1 where
+/// independent draws give 1.6–2.5 (few-shot digits, seed 1; docs/performance.md).
+const NEW_HEAD_STREAM: u64 = 0x6e65_772d_6865_6164;
+
+/// The `AttachHead` step: the recipe's new head, drawn right after the backbone (from a stream of
+/// its own over pretrained weights).
 fn attach_head(recipe: &Recipe, backbone: Backbone, classes: usize, device: &Device) -> Network {
+    if recipe.backbone.is_pretrained() {
+        device.seed(super::data::mix64(recipe.seed ^ NEW_HEAD_STREAM));
+    }
     let network = Network::with_backbone(recipe, backbone, classes, device);
     materialize(&network);
     network
