@@ -59,33 +59,30 @@ print('          forgetting (' + points[0].get('scored_on', '?') + '): ' + ' -> 
   echo "wall time: $(echo "$ended - $started" | bc) s"
 }
 
-fewshot() {
-  header fewshot "benches/fewshot/tlrun_seeds.sh TLRUN $seeds; fastai_style.py --seed S"
-  [ -d benches/fewshot/data ] || "$python" benches/fewshot/make_digits.py > /dev/null
-  OUT="$out" bash benches/fewshot/tlrun_seeds.sh "$tlrun" $seeds > "$out/fewshot-tlrun.jsonl"
-  echo "tlrun, per seed (source valid / transfer / scratch):"
+# One side's JSON lines: per seed, then each figure's mean ± sd over the seeds.
+per_seed() {
+  echo "$1, per seed (source valid / transfer / scratch):"
   "$python" -c "
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    print(f\"  seed {r['seed']}: {100*r['source_valid_acc']:.1f}% / {100*r['transfer_acc']:.1f}% / {100*r['scratch_acc']:.1f}%\")" "$out/fewshot-tlrun.jsonl"
+    print(f\"  seed {r['seed']}: {100*r['source_valid_acc']:.1f}% / {100*r['transfer_acc']:.1f}% / {100*r['scratch_acc']:.1f}%\")" "$2"
   for field in source_valid_acc transfer_acc scratch_acc; do
-    echo "  $field: $("$python" -c "import json,sys; print(' '.join(str(json.loads(l)['$field']) for l in open(sys.argv[1])))" "$out/fewshot-tlrun.jsonl" | mean_sd)"
+    echo "  $field: $("$python" -c "import json,sys; print(' '.join(str(json.loads(l)['$field']) for l in open(sys.argv[1])))" "$2" | mean_sd)"
   done
+}
+
+fewshot() {
+  header fewshot "benches/fewshot/tlrun_seeds.sh TLRUN $seeds; fastai_style.py --seed S"
+  [ -d benches/fewshot/data ] || "$python" benches/fewshot/make_digits.py > /dev/null
+  OUT="$out" bash benches/fewshot/tlrun_seeds.sh "$tlrun" $seeds > "$out/fewshot-tlrun.jsonl"
+  per_seed "tlrun" "$out/fewshot-tlrun.jsonl"
   if "$python" -c "import torch, torchvision" 2> /dev/null; then
     : > "$out/fewshot-torch.jsonl"
     for seed in $seeds; do
       "$python" benches/fewshot/fastai_style.py --seed "$seed" >> "$out/fewshot-torch.jsonl" 2> /dev/null
     done
-    echo "PyTorch (fastai_style.py), per seed (source valid / transfer / scratch):"
-    "$python" -c "
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f\"  seed {r['seed']}: {100*r['source_valid_acc']:.1f}% / {100*r['transfer_acc']:.1f}% / {100*r['scratch_acc']:.1f}%  (torch {r['torch']})\")" "$out/fewshot-torch.jsonl"
-    for field in source_valid_acc transfer_acc scratch_acc; do
-      echo "  $field: $("$python" -c "import json,sys; print(' '.join(str(json.loads(l)['$field']) for l in open(sys.argv[1])))" "$out/fewshot-torch.jsonl" | mean_sd)"
-    done
+    per_seed "PyTorch (fastai_style.py, torch $("$python" -c 'import torch; print(torch.__version__)'))" "$out/fewshot-torch.jsonl"
   else
     echo "PyTorch: not measured ($python has no torch)"
   fi

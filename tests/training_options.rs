@@ -265,19 +265,7 @@ fn tta_in_a_recipe_makes_the_final_evaluation_mirror_invariant() {
     let (classes, images, labels) = tlrun::runtime::data::generate("shapes-target", 4, 16, 1).unwrap();
     tlrun::runtime::data::write_image_folder(&dir.path().join("train"), &classes, &images, &labels).unwrap();
     let (_, valid, valid_labels) = tlrun::runtime::data::generate("shapes-target", 2, 16, 2).unwrap();
-    let mirror = |image: &tlrun::runtime::data::DecodedImage| {
-        let (width, height) = (image.width as usize, image.height as usize);
-        let mut pixels = image.pixels.clone();
-        for row in 0..height {
-            for column in 0..width {
-                let from = (row * width + (width - 1 - column)) * 3;
-                let to = (row * width + column) * 3;
-                pixels[to..to + 3].copy_from_slice(&image.pixels[from..from + 3]);
-            }
-        }
-        tlrun::runtime::data::DecodedImage { pixels, ..image.clone() }
-    };
-    let mirrored: Vec<_> = valid.iter().map(mirror).collect();
+    let mirrored: Vec<_> = valid.iter().map(mirrored).collect();
     tlrun::runtime::data::write_image_folder(&dir.path().join("valid"), &classes, &valid, &valid_labels).unwrap();
     tlrun::runtime::data::write_image_folder(&dir.path().join("mirrored"), &classes, &mirrored, &valid_labels).unwrap();
     let run = |name: &str, valid: &str, tta: bool| {
@@ -314,19 +302,7 @@ fn tta_averages_each_image_with_its_mirror() {
     let text = format!("{STAGES}stage s {{ train head epochs 1 }}\n");
     let recipe = recipe(&text);
     let mut data = tiny_data();
-    let mut mirrored = data.valid.images.clone();
-    for image in &mut mirrored {
-        let (width, height) = (image.width as usize, image.height as usize);
-        let mut pixels = image.pixels.clone();
-        for row in 0..height {
-            for column in 0..width {
-                let from = (row * width + (width - 1 - column)) * 3;
-                let to = (row * width + column) * 3;
-                pixels[to..to + 3].copy_from_slice(&image.pixels[from..from + 3]);
-            }
-        }
-        image.pixels = pixels;
-    }
+    let mirrored: Vec<_> = data.valid.images.iter().map(mirrored).collect();
     let device = Device::flex().autodiff();
     let network = initial_network(&recipe, 5);
     let evaluate = |data: &TrainingData, tta: bool| Trainer::new(&recipe, device.clone(), data).evaluate(&network, 16, tta);

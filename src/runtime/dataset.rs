@@ -82,15 +82,21 @@ pub fn load_source_with_holdout(
             Ok((train.classes, train.split, valid.split))
         }
         Validation::Split { fraction, seed } => {
-            let all = train.split;
-            let (train_indices, valid_indices) = split_indices(all.labels.len(), &all.labels, *fraction, *seed);
-            let pick = |indices: &[usize]| Split {
-                images: indices.iter().map(|index| all.images[*index].clone()).collect(),
-                labels: indices.iter().map(|index| all.labels[*index]).collect(),
-            };
-            Ok((train.classes, pick(&train_indices), pick(&valid_indices)))
+            let (train_part, valid_part) = split(&train.split, *fraction, *seed);
+            Ok((train.classes, train_part, valid_part))
         }
     }
+}
+
+/// `valid split FRACTION seed SEED` of `all`: the training part and the held-out part, as a run
+/// makes it (so a zoo card's `split:F:S` names the same images).
+fn split(all: &Split, fraction: f64, seed: u64) -> (Split, Split) {
+    let (train_indices, valid_indices) = split_indices(all.labels.len(), &all.labels, fraction, seed);
+    let pick = |indices: &[usize]| Split {
+        images: indices.iter().map(|index| all.images[*index].clone()).collect(),
+        labels: indices.iter().map(|index| all.labels[*index]).collect(),
+    };
+    (pick(&train_indices), pick(&valid_indices))
 }
 
 pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
@@ -105,15 +111,7 @@ pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
             skipped.extend(valid.skipped);
             (train.split, valid.split)
         }
-        Validation::Split { fraction, seed } => {
-            let all = train.split;
-            let (train_indices, valid_indices) = split_indices(all.labels.len(), &all.labels, *fraction, *seed);
-            let pick = |indices: &[usize]| Split {
-                images: indices.iter().map(|index| all.images[*index].clone()).collect(),
-                labels: indices.iter().map(|index| all.labels[*index]).collect(),
-            };
-            (pick(&train_indices), pick(&valid_indices))
-        }
+        Validation::Split { fraction, seed } => split(&train.split, *fraction, *seed),
     };
     if train.labels.is_empty() {
         return Err(Diagnostic::new(Code::EmptyClass, format!("no training images left in {}", data.train.describe()))

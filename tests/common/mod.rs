@@ -92,3 +92,17 @@ pub fn tlrun(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tlrun")).args(args).current_dir(dir).output().unwrap()
 }
 
+
+/// `image` flipped left to right.
+pub fn mirrored(image: &tlrun::runtime::data::DecodedImage) -> tlrun::runtime::data::DecodedImage {
+    let (width, height) = (image.width as usize, image.height as usize);
+    let mut pixels = image.pixels.clone();
+    for row in 0..height {
+        for column in 0..width {
+            let from = (row * width + (width - 1 - column)) * 3;
+            let to = (row * width + column) * 3;
+            pixels[to..to + 3].copy_from_slice(&image.pixels[from..from + 3]);
+        }
+    }
+    tlrun::runtime::data::DecodedImage { pixels, ..image.clone() }
+}
