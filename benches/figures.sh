@@ -8,6 +8,8 @@
 #   fewshot  benches/fewshot over seeds 0–4: tlrun (tlrun_seeds.sh) and, when $PYTHON has torch,
 #            the fastai-style PyTorch script; per seed and mean ± sd
 #   speed    `tlrun bench`: training and inference images/s, peak memory, lint latency
+#   pytorch  benches/ops/side_by_side.py: tlrun against PyTorch (needs torch in $PYTHON), 10
+#            alternating pairs a network
 #
 # Environment: TLRUN (default target/release/tlrun, built if missing), PYTHON (default python3),
 # SEEDS (default "0 1 2 3 4"), OUT (scratch folder, default /tmp/tlrun-figures).
@@ -56,7 +58,7 @@ points = [json.loads(line) for line in open(sys.argv[1])]
 print('          forgetting (' + points[0].get('scored_on', '?') + '): ' + ' -> '.join(f\"{p['stage']} {100*p['source_accuracy']:.1f}%\" for p in points))" "$folder/forgetting.jsonl"
     fi
   done
-  echo "wall time: $(echo "$ended - $started" | bc) s"
+  printf "wall time: %.1f s\n" "$(echo "$ended - $started" | bc)"
 }
 
 # One side's JSON lines: per seed, then each figure's mean ± sd over the seeds.
@@ -93,11 +95,16 @@ speed() {
   "$tlrun" bench
 }
 
+pytorch() {
+  header pytorch "benches/ops/side_by_side.py --tlrun TLRUN --pairs 10"
+  "$python" benches/ops/side_by_side.py --tlrun "$tlrun" --pairs "${PAIRS:-10}" | tail -4
+}
+
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=(demo fewshot speed)
 for section in "${sections[@]}"; do
   case "$section" in
-    demo | fewshot | speed) "$section"; echo ;;
-    *) echo "unknown section $section (demo, fewshot, speed)" >&2; exit 2 ;;
+    demo | fewshot | speed | pytorch) "$section"; echo ;;
+    *) echo "unknown section $section (demo, fewshot, speed, pytorch)" >&2; exit 2 ;;
   esac
 done

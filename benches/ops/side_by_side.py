@@ -34,6 +34,12 @@ def main():
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
     torch_env = dict(os.environ, OMP_NUM_THREADS="2")
+    # Where the figures come from: quoted beside them in the docs.
+    import datetime
+    import platform
+    import torch
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    print(f"side_by_side.py on {datetime.date.today()} at commit {commit}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch {torch.__version__}, tlrun {args.tlrun}", flush=True)
     ratios = {network: [] for network in args.networks}
     for pair in range(args.pairs):
         for network in args.networks:
