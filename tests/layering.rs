@@ -46,8 +46,8 @@ fn the_cli_never_names_burn() {
 }
 
 #[test]
-fn reports_and_renderers_never_reach_into_the_runtime() {
-    for layer in ["report", "render", "run_files.rs", "atomic_file.rs", "recipe_text.rs", "zoo"] {
+fn reports_renderers_and_data_never_reach_into_the_runtime() {
+    for layer in ["report", "render", "run_files.rs", "atomic_file.rs", "recipe_text.rs", "zoo", "data", "sha256.rs", "cli/output.rs"] {
         let found = violations(layer, &["runtime::", "burn::", "use burn"]);
         assert!(found.is_empty(), "{layer} builds without the runtime:\n{}", found.join("\n"));
     }
@@ -59,4 +59,76 @@ fn the_front_end_does_no_io_and_knows_no_runtime_miette_or_json() {
         let found = violations(layer, &["std::fs", "File::", "runtime::", "burn::", "use burn", "miette", "serde_json", "println!", "eprintln!"]);
         assert!(found.is_empty(), "{layer} is front end:\n{}", found.join("\n"));
     }
+}
+
+/// The kernels' source files (kernels/src), each with its code lines before its tests.
+fn kernel_sources() -> Vec<(PathBuf, Vec<String>)> {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels/src"), &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = text.lines().take_while(|line| !line.starts_with("mod tests")).map(|line| line.split("//").next().unwrap_or("").to_string()).collect();
+            (file, code)
+        })
+        .collect()
+}
+
+#[test]
+fn the_kernels_ground_floor_imports_nothing_above_it() {
+    let floor = ["geometry", "buffer", "matmul", "isa", "cache"];
+    for (file, code) in kernel_sources() {
+        let name = file.file_stem().unwrap().to_str().unwrap();
+        if !floor.contains(&name) || file.parent().unwrap().ends_with("x86_64") {
+            continue;
+        }
+        for line in code.iter().filter(|line| line.contains("crate::")) {
+            let target = line.split("crate::").nth(1).unwrap().split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap();
+            assert!(floor.contains(&target), "{}: the ground floor names `crate::{target}`: {}", file.display(), line.trim());
+        }
+    }
+}
+
+#[test]
+fn intrinsics_live_under_the_architecture_folder() {
+    for (file, code) in kernel_sources() {
+        let in_arch_folder = file.parent().unwrap().ends_with("x86_64");
+        // simd.rs: the `multiversion!` macro's target_feature wrappers; isa.rs: the detection.
+        let allowed = in_arch_folder || file.ends_with("simd.rs") || file.ends_with("isa.rs");
+        for line in &code {
+            for name in ["std::arch", "asm!", "target_feature", "is_x86_feature_detected"] {
+                assert!(allowed || !line.contains(name), "{}: `{name}` outside kernels/src/x86_64: {}", file.display(), line.trim());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_fast_path_asks_the_isa_module_not_the_cpu() {
+    for (file, code) in kernel_sources() {
+        if file.ends_with("isa.rs") {
+            continue;
+        }
+        for line in &code {
+            assert!(!line.contains("is_x86_feature_detected"), "{}: asks the CPU directly instead of `isa::current`: {}", file.display(), line.trim());
+        }
+    }
+}
+
+#[test]
+fn network_building_lives_below_the_runner_probe_and_lr_find() {
+    // The probe and lr-find build networks through `starting_network`, never through the
+    // runner (which used to be a circle: runner → probe → runner).
+    for layer in ["runtime/probe.rs", "runtime/lr_finder.rs", "runtime/starting_network.rs"] {
+        let found = violations(layer, &["runner::", "super::runner"]);
+        assert!(found.is_empty(), "{layer} reaches into the runner:\n{}", found.join("\n"));
+    }
+}
+
+#[test]
+fn cli_commands_reach_only_the_output_leaf_in_the_cli_root() {
+    // Commands import shared printing from `cli/output.rs`, not from `cli/mod.rs`.
+    let found = violations("cli", &["super::usage_error", "super::print_runtime_error", "cli::usage_error"]);
+    assert!(found.is_empty(), "commands call up into cli/mod.rs:\n{}", found.join("\n"));
 }

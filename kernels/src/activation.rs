@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::conv::filled;
+use crate::buffer::filled;
 
 /// Values per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -28,17 +28,23 @@ fn relu_slope(dy: f32, y: f32) -> f32 {
 /// `relu(a + b)`.
 pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "add_relu: inputs of different lengths");
-    filled(a.len(), |y| {
+    let fill = |y: &mut [MaybeUninit<f32>]| {
         y.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(y, (a, b))| add_relu_chunk(y, a, b));
-    })
+    };
+    // SAFETY: the parallel chunks of `y` cover it, and each chunk's loop writes every value of its
+    // chunk (the zip is as long as `a`, asserted equal).
+    unsafe { filled(a.len(), fill) }
 }
 
 /// The gradient through a ReLU whose output was `y`: `dy` where `y > 0`, else 0.
 pub fn relu_gradient(dy: &[f32], y: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), y.len(), "relu_gradient: inputs of different lengths");
-    filled(dy.len(), |dx| {
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
         dx.par_chunks_mut(CHUNK).zip(dy.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(dx, (dy, y))| relu_gradient_chunk(dx, dy, y));
-    })
+    };
+    // SAFETY: the parallel chunks of `dx` cover it, and each chunk's loop writes every value (the
+    // zip is as long as `dy`, asserted equal).
+    unsafe { filled(dy.len(), fill) }
 }
 
 multiversion! {

@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::activation;
-use crate::conv::filled;
+use crate::buffer::filled;
 
 /// `[batch, channels, pixels]` of an NCHW tensor (pixels = height × width).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
     let (scale, shift) = fixed_coefficients(mean, variance, gamma, beta, epsilon);
     let pixels = shape.pixels.max(1);
     // Every plane of the output is written.
-    filled(x.len(), |y| {
+    let fill = |y: &mut [MaybeUninit<f32>]| {
         if pixels < LARGE_PLANE {
             let image_len = shape.channels * pixels;
             let (scale, shift) = (per_value(&scale, pixels), per_value(&shift, pixels));
@@ -158,7 +158,10 @@ pub fn normalize(shape: NormShape, x: &[f32], mean: &[f32], variance: &[f32], ga
                 normalize_plane(out, input, scale[c], shift[c], relu);
             });
         }
-    })
+    };
+    // SAFETY: every plane (or image) of `y` is one chunk of the parallel loop, whose per-value loop
+    // writes it whole.
+    unsafe { filled(x.len(), fill) }
 }
 
 /// Per channel `(scale, shift)` with `y = x·scale + shift` the batch norm of `x` under these
@@ -295,7 +298,7 @@ pub fn backward(
     let mean_dy: Vec<f32> = dbeta.iter().map(|&sum| (sum as f64 / count) as f32).collect();
     let slope: Vec<f32> = (0..shape.channels).map(|c| (inv_std[c] * dgamma[c] as f64 / count) as f32).collect();
     // Every plane of dx is written.
-    let dx = filled(x.len(), |dx| {
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
         if pixels < LARGE_PLANE {
             let image_len = shape.channels * pixels;
             let [scale, mean_dy, slope, mean] = [&scale, &mean_dy, &slope, mean].map(|values| per_value(values, pixels));
@@ -314,7 +317,10 @@ pub fn backward(
                 }
             });
         }
-    });
+    };
+    // SAFETY: every plane (or image) of `dx` is one chunk of the parallel loop, whose per-value
+    // loop writes it whole.
+    let dx = unsafe { filled(x.len(), fill) };
     (dx, dgamma, dbeta)
 }
 

@@ -13,99 +13,18 @@
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::batch_lanes_conv;
+use crate::buffer::{filled, transpose, write};
 use crate::direct_conv;
 use crate::epilogue::Epilogue;
 use crate::live_taps::LiveTaps;
+use crate::matmul::{Destination, Matrix, gemm_threads, matmul};
 use crate::patch_rows;
 use crate::single_pixel::SinglePixel;
 
-/// The shape of one convolution: dilation 1, one group, any stride and per-side padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub batch: usize,
-    pub in_channels: usize,
-    pub in_height: usize,
-    pub in_width: usize,
-    pub out_channels: usize,
-    pub kernel_height: usize,
-    pub kernel_width: usize,
-    /// (vertical, horizontal)
-    pub stride: [usize; 2],
-    /// (top, left)
-    pub padding_begin: [usize; 2],
-    /// (bottom, right)
-    pub padding_end: [usize; 2],
-}
-
-impl ConvGeometry {
-    /// `None` when the kernel does not fit the padded input or a size is zero: those go to burn.
-    pub fn checked(self) -> Option<Self> {
-        let fits = self.in_height + self.padding_begin[0] + self.padding_end[0] >= self.kernel_height
-            && self.in_width + self.padding_begin[1] + self.padding_end[1] >= self.kernel_width;
-        let nonzero = [self.batch, self.in_channels, self.in_height, self.in_width, self.out_channels]
-            .into_iter()
-            .chain([self.kernel_height, self.kernel_width, self.stride[0], self.stride[1]])
-            .all(|size| size > 0);
-        (fits && nonzero).then_some(self)
-    }
-
-    pub fn out_height(&self) -> usize {
-        (self.in_height + self.padding_begin[0] + self.padding_end[0] - self.kernel_height) / self.stride[0] + 1
-    }
-
-    pub fn out_width(&self) -> usize {
-        (self.in_width + self.padding_begin[1] + self.padding_end[1] - self.kernel_width) / self.stride[1] + 1
-    }
-
-    fn in_pixels(&self) -> usize {
-        self.in_height * self.in_width
-    }
-
-    fn out_pixels(&self) -> usize {
-        self.out_height() * self.out_width()
-    }
-
-    /// Rows of the patch matrix: one per (input channel, kernel row, kernel column).
-    fn patch_len(&self) -> usize {
-        self.in_channels * self.kernel_height * self.kernel_width
-    }
-
-    pub fn input_len(&self) -> usize {
-        self.batch * self.in_channels * self.in_pixels()
-    }
-
-    pub fn weight_len(&self) -> usize {
-        self.out_channels * self.patch_len()
-    }
-
-    pub fn output_len(&self) -> usize {
-        self.batch * self.out_channels * self.out_pixels()
-    }
-
-    /// With stride 1 and padding narrower than the kernel, the input gradient is itself a
-    /// convolution: of the output gradient, with the weight flipped and its channels swapped
-    /// ([`flipped_weight`]), padded by kernel − 1 − padding. This is its geometry.
-    fn input_gradient_as_convolution(&self) -> Option<ConvGeometry> {
-        let narrow = self.padding_begin[0].max(self.padding_end[0]) < self.kernel_height
-            && self.padding_begin[1].max(self.padding_end[1]) < self.kernel_width;
-        (self.stride == [1, 1] && narrow).then(|| ConvGeometry {
-            batch: self.batch,
-            in_channels: self.out_channels,
-            in_height: self.out_height(),
-            in_width: self.out_width(),
-            out_channels: self.in_channels,
-            kernel_height: self.kernel_height,
-            kernel_width: self.kernel_width,
-            stride: [1, 1],
-            padding_begin: [self.kernel_height - 1 - self.padding_begin[0], self.kernel_width - 1 - self.padding_begin[1]],
-            padding_end: [self.kernel_height - 1 - self.padding_end[0], self.kernel_width - 1 - self.padding_end[1]],
-        })
-    }
-}
+pub use crate::geometry::ConvGeometry;
 
 /// `w'[c, k, r, s] = w[k, c, R − 1 − r, S − 1 − s]`: the weight of the input gradient's convolution.
 /// A transpose of [K, C] kernels: blocks of input channels in parallel, each reading a short
@@ -115,7 +34,7 @@ fn flipped_weight(geometry: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
     const CHANNELS_PER_TASK: usize = 16;
     let g = geometry;
     let area = g.kernel_height * g.kernel_width;
-    filled(weight.len(), |flipped| {
+    let fill = |flipped: &mut [MaybeUninit<f32>]| {
         flipped.par_chunks_mut(CHANNELS_PER_TASK * g.out_channels * area).enumerate().for_each(|(block, flipped)| {
             let first = block * CHANNELS_PER_TASK;
             let channels = flipped.len() / (g.out_channels * area);
@@ -129,7 +48,10 @@ fn flipped_weight(geometry: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
                 }
             }
         });
-    })
+    };
+    // SAFETY: the blocks of channels cover `flipped`, and each writes every tap of every (channel,
+    // filter) pair in it.
+    unsafe { filled(weight.len(), fill) }
 }
 
 /// How the batch is split and who gets the threads.
@@ -168,125 +90,6 @@ fn plan(geometry: &ConvGeometry) -> Plan {
     let chunks = geometry.batch.div_ceil(images);
     // How the work is spread over threads changes no sum: gemm splits its output, not its depth.
     Plan { images_per_chunk: images, chunks, parallel_chunks: chunks >= threads && threads > 1 }
-}
-
-/// Multiply-adds below which splitting one gemm across threads costs more than it saves.
-const PARALLEL_GEMM_WORK: usize = 1 << 20;
-
-pub(crate) fn gemm_threads(parallel_chunks: bool, m: usize, n: usize, k: usize) -> Parallelism {
-    if parallel_chunks || m * n * k < PARALLEL_GEMM_WORK || rayon::current_num_threads() < 2 {
-        Parallelism::None
-    } else {
-        Parallelism::Rayon(0)
-    }
-}
-
-/// A row-major or transposed view of a matrix for gemm: element (i, j) is at
-/// `data[i * row_stride + j * column_stride]`.
-#[derive(Clone, Copy)]
-pub(crate) struct Matrix {
-    row_stride: usize,
-    column_stride: usize,
-}
-
-impl Matrix {
-    pub(crate) fn rows(row_stride: usize) -> Self {
-        Matrix { row_stride, column_stride: 1 }
-    }
-
-    pub(crate) fn strided(row_stride: usize, column_stride: usize) -> Self {
-        Matrix { row_stride, column_stride }
-    }
-
-    /// The same elements with rows and columns swapped.
-    pub(crate) fn transpose(self) -> Self {
-        Matrix { row_stride: self.column_stride, column_stride: self.row_stride }
-    }
-}
-
-/// Where a gemm writes: over initialised values (optionally adding to them), or into memory
-/// not yet initialised (the output of a fresh tensor, which then needs no zeroing).
-pub(crate) enum Destination<'a> {
-    Overwrite(&'a mut [f32]),
-    Accumulate(&'a mut [f32]),
-    Fresh(&'a mut [MaybeUninit<f32>]),
-}
-
-impl Destination<'_> {
-    fn parts(&mut self) -> (*mut f32, usize, bool) {
-        match self {
-            Destination::Overwrite(values) => (values.as_mut_ptr(), values.len(), false),
-            Destination::Accumulate(values) => (values.as_mut_ptr(), values.len(), true),
-            // Writing f32s through a pointer into MaybeUninit<f32> memory is sound; gemm does not
-            // read the destination when it does not accumulate.
-            Destination::Fresh(values) => (values.as_mut_ptr().cast::<f32>(), values.len(), false),
-        }
-    }
-}
-
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul(
-    mut dst: Destination<'_>,
-    dst_layout: Matrix,
-    lhs: &[f32],
-    lhs_layout: Matrix,
-    rhs: &[f32],
-    rhs_layout: Matrix,
-    [m, n, k]: [usize; 3],
-    parallelism: Parallelism,
-) {
-    let last = |layout: Matrix, rows: usize, columns: usize| {
-        if rows == 0 || columns == 0 { 0 } else { (rows - 1) * layout.row_stride + (columns - 1) * layout.column_stride + 1 }
-    };
-    let (dst_pointer, dst_len, accumulate) = dst.parts();
-    // The bounds gemm will touch, checked here so the unsafe call below stays in bounds.
-    assert!(dst_len >= last(dst_layout, m, n), "gemm destination too small");
-    assert!(lhs.len() >= last(lhs_layout, m, k), "gemm left operand too small");
-    assert!(rhs.len() >= last(rhs_layout, k, n), "gemm right operand too small");
-    // SAFETY: every index gemm reads or writes is below the lengths asserted above, and the
-    // destination does not alias `lhs` or `rhs` (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst_pointer,
-            dst_layout.column_stride as isize,
-            dst_layout.row_stride as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_layout.column_stride as isize,
-            lhs_layout.row_stride as isize,
-            rhs.as_ptr(),
-            rhs_layout.column_stride as isize,
-            rhs_layout.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
-}
-
-/// A vector of `len` values, every one written by `fill` (which must write them all).
-pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len);
-    fill(&mut values.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` wrote every one of the first `len` elements (the callers' loops cover the
-    // whole output, as the tests against burn's reference ops check).
-    unsafe { values.set_len(len) };
-    values
-}
-
-/// `dst = src` into memory that may not be initialised yet.
-pub(crate) fn write(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
-    assert_eq!(dst.len(), src.len());
-    dst.iter_mut().zip(src).for_each(|(dst, &value)| {
-        dst.write(value);
-    });
 }
 
 thread_local! {
@@ -565,13 +368,15 @@ fn forward_whole_kernel(geometry: &ConvGeometry, x: &[f32], weight: &[f32], epil
         }
     };
     // Each chunk writes all K·L outputs of each of its images.
-    filled(g.output_len(), |y| {
+    let fill = |y: &mut [MaybeUninit<f32>]| {
         if plan.parallel_chunks {
             y.par_chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
         } else {
             y.chunks_mut(chunk_out).enumerate().for_each(|(chunk, y_chunk)| run_chunk(chunk, y_chunk));
         }
-    })
+    };
+    // SAFETY: the chunks cover `y`, and each chunk's gemm (or loop) writes all of its outputs.
+    unsafe { filled(g.output_len(), fill) }
 }
 
 /// The gradients of `y = conv2d(x, w)` given `dy`: `dx` when `input_grad`, `dw` when `weight_grad`.
@@ -666,7 +471,9 @@ fn backward_whole_kernel(
                 // about 100 MB a training step).
                 match dw {
                     Some(sums) => product(Destination::Accumulate(sums)),
-                    None => *dw = Some(filled(g.weight_len(), |fresh| product(Destination::Fresh(fresh)))),
+                    // SAFETY: gemm writes every value of a `Fresh` destination of m×n (asserted by
+                    // `matmul`).
+                    None => *dw = Some(unsafe { filled(g.weight_len(), |fresh| product(Destination::Fresh(fresh))) }),
                 }
             }
             if let Some(dx_chunk) = dx_chunk {
@@ -716,33 +523,6 @@ fn backward_whole_kernel(
     });
     let dw = dw.flatten();
     (dx, dw.map(|transposed| transpose(&transposed, g.patch_len(), g.out_channels)))
-}
-
-/// `[rows, columns]` → `[columns, rows]`, in 16×16 tiles, bands of output rows in parallel. A
-/// weight gradient of resnet18's last stage is 2.4 million values whose rows lie 18 KB apart: 32
-/// such rows fall in two sets of the L1 cache and evict each other, so 32×32 tiles on one thread
-/// took 12.5 ms where these take 3.5 (2 threads, 2026-11-30).
-pub(crate) fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
-    const TILE: usize = 16;
-    assert_eq!(values.len(), rows * columns, "transpose length");
-    filled(values.len(), |out| {
-        if rows == 0 {
-            return;
-        }
-        out.par_chunks_mut(TILE * rows).enumerate().for_each(|(band, out)| {
-            let first_column = band * TILE;
-            let band_columns = out.len() / rows;
-            for row_start in (0..rows).step_by(TILE) {
-                let row_end = (row_start + TILE).min(rows);
-                for c in 0..band_columns {
-                    let out_row = &mut out[c * rows..][row_start..row_end];
-                    for (r, value) in (row_start..row_end).zip(out_row) {
-                        value.write(values[r * columns + first_column + c]);
-                    }
-                }
-            }
-        });
-    })
 }
 
 #[cfg(test)]
@@ -1021,7 +801,8 @@ mod tests {
 
     #[test]
     fn the_batch_lanes_kernel_matches_the_definition() {
-        if !crate::simd::avx512() {
+        if !crate::isa::avx512() {
+            eprintln!("skipped: the AVX-512 kernels are off ({})", crate::isa::current().name());
             return;
         }
         // (batch, channels in → out, input h × w, kernel, stride, padding begin, end): a full and a
@@ -1058,7 +839,7 @@ mod tests {
         let wide_kernel = ConvGeometry { kernel_height: 9, kernel_width: 9, padding_begin: [4, 4], padding_end: [4, 4], ..narrow(64, 16, 7) };
         assert!(!batch_lanes_conv::applies(&wide_kernel), "81 taps: more than a block lists");
         let large = ConvGeometry { in_channels: 512, out_channels: 512, ..narrow(64, 16, 7) };
-        assert!(!batch_lanes_conv::applies(&large), "2.7 MB a group: beyond the L2 cache");
+        assert!(crate::cache::sizes().l2 / 2 < 2_700_000 && !batch_lanes_conv::applies(&large), "2.7 MB a group: beyond half the L2 cache");
     }
 
     /// `forward_then` gives the bits of `forward` followed by the epilogue as a pass of its own
@@ -1075,7 +856,7 @@ mod tests {
             (square(5, 8, 6, 3, 3, 1, 0), "a single output pixel"),
             (square(4, 3, 5, 2, 7, 1, 3), "cropped taps"),
         ];
-        assert!(direct_conv::applies(&cases[0].0) == crate::simd::avx512() && batch_lanes_conv::applies(&cases[1].0) == crate::simd::avx512());
+        assert!(direct_conv::applies(&cases[0].0) == crate::isa::avx512() && batch_lanes_conv::applies(&cases[1].0) == crate::isa::avx512());
         assert!(SinglePixel::of(&cases[4].0).is_some() && LiveTaps::of(&cases[5].0).is_some());
         for (g, path) in cases {
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();

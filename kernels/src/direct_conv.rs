@@ -10,7 +10,7 @@
 //! a masked vector), up to 64 input channels, on CPUs with AVX-512F (checked at run time);
 //! everything else takes im2col × gemm.
 
-use crate::conv::ConvGeometry;
+use crate::geometry::ConvGeometry;
 use crate::epilogue::Epilogue;
 
 /// Output channels per register block, and pixels per vector.
@@ -21,10 +21,13 @@ const BLOCK: usize = 16;
 const MIN_LANE_USE: f64 = 0.75;
 
 /// The weights of one block of 16 output channels (C · 9 · 16 floats) are read again for every
-/// tile: from the L1 cache (48 KB here) they keep up with the multiplications, from L2 they do not.
-/// Up to 64 input channels they fit; above, im2col × gemm was faster on every map size measured
-/// (128 → 128 channels on 4, 8 and 28 px maps: 120–144 against 159–184 GFLOP/s on 2 cores).
-const L1_WEIGHT_BYTES: usize = 40 << 10;
+/// tile: from the L1 cache they keep up with the multiplications, from L2 they do not. They may
+/// take five sixths of the L1d (the input rows need the rest): 40 KB of a 48 KB L1d, where up to
+/// 64 input channels fit; above, im2col × gemm was faster on every map size measured (128 → 128
+/// channels on 4, 8 and 28 px maps: 120–144 against 159–184 GFLOP/s on 2 cores).
+fn l1_weight_bytes() -> usize {
+    crate::cache::sizes().l1_data * 5 / 6
+}
 
 /// Whether the direct kernel computes this convolution on this CPU. Rows shorter than a vector
 /// stay with im2col × gemm: packing two rows of 7 or 8 pixels into one vector (tried) took 1.26x
@@ -37,8 +40,8 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
         && g.padding_end == [1, 1]
         && g.out_channels.is_multiple_of(BLOCK)
         && g.in_width >= BLOCK;
-    let weights_in_cache = g.in_channels * 9 * BLOCK * size_of::<f32>() <= L1_WEIGHT_BYTES;
-    shape && weights_in_cache && lane_use(&tiles(g.in_height, g.in_width)) >= MIN_LANE_USE && crate::simd::avx512()
+    let weights_in_cache = g.in_channels * 9 * BLOCK * size_of::<f32>() <= l1_weight_bytes();
+    shape && weights_in_cache && lane_use(&tiles(g.in_height, g.in_width)) >= MIN_LANE_USE && crate::isa::avx512()
 }
 
 /// The output pixels one vector computes: `lanes` (16, or the rest of a row) consecutive pixels of
@@ -106,250 +109,8 @@ mod imp {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod imp {
-    use std::arch::x86_64::*;
-    use std::cell::RefCell;
-    use std::mem::MaybeUninit;
-
-    use rayon::prelude::*;
-
-    use super::{BLOCK, Tile, tiles};
-    use crate::conv::{ConvGeometry, filled};
-    use crate::epilogue::Epilogue;
-
-    thread_local! {
-        /// One image's input with a border of zeros, reused from call to call.
-        static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// `[K, C, 3, 3]` → `[K / 16, C, 3, 3, 16]`: the 16 weights one input value meets are adjacent.
-    fn blocked_weight(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
-        let taps = g.in_channels * 9;
-        let mut blocked = vec![0.0f32; weight.len()];
-        for (k, filter) in weight.chunks_exact(taps).enumerate() {
-            let (block, lane) = (k / BLOCK, k % BLOCK);
-            for (tap, &value) in filter.iter().enumerate() {
-                blocked[(block * taps + tap) * BLOCK + lane] = value;
-            }
-        }
-        blocked
-    }
-
-    pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
-        assert_eq!(x.len(), g.input_len(), "conv input length");
-        assert_eq!(weight.len(), g.weight_len(), "conv weight length");
-        let weight = blocked_weight(g, weight);
-        let tiles = tiles(g.in_height, g.in_width);
-        let (height, width) = (g.in_height, g.in_width);
-        let (image_in, image_out) = (g.in_channels * height * width, g.out_channels * height * width);
-        let padded_len = g.in_channels * (height + 2) * (width + 2);
-        filled(g.output_len(), |y| {
-            y.par_chunks_mut(image_out).zip(x.par_chunks(image_in)).enumerate().for_each(|(index, (y, x))| {
-                PADDED.with(|cell| {
-                    let mut padded = cell.borrow_mut();
-                    padded.resize(padded_len, 0.0);
-                    // SAFETY: `applies` checked AVX-512F at run time; the lengths asserted in
-                    // `image` bound every access.
-                    unsafe {
-                        pad(g, x, &mut padded[..padded_len]);
-                        image(g, &tiles, &padded[..padded_len], &weight, y, epilogue.map(|epilogue| (epilogue, index * image_out)));
-                    }
-                })
-            });
-        })
-    }
-
-    /// Images a weight-gradient task sums: a split fixed by the batch, so the partial sums, added
-    /// in task order, give the same bits on any number of threads.
-    const GRADIENT_IMAGES: usize = 8;
-
-    /// Output channels a weight-gradient block sums for, each with its 9 taps: 18 sums in registers.
-    const GRADIENT_CHANNELS: usize = 2;
-
-    pub(super) fn weight_gradient(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        let (height, width) = (g.in_height, g.in_width);
-        let (image_in, image_out) = (g.in_channels * height * width, g.out_channels * height * width);
-        let padded_len = g.in_channels * (height + 2) * (width + 2);
-        let tiles = tiles(height, width);
-        let partial_sums: Vec<Vec<f32>> = x
-            .par_chunks(GRADIENT_IMAGES * image_in)
-            .zip(dy.par_chunks(GRADIENT_IMAGES * image_out))
-            .map(|(x, dy)| {
-                let images = x.len() / image_in;
-                let mut padded = vec![0.0f32; images * padded_len];
-                let mut dw = vec![0.0f32; g.weight_len()];
-                // SAFETY: `applies` checked AVX-512F at run time; `pad` and `gradient_block`
-                // assert the lengths that bound their accesses.
-                unsafe {
-                    for (image, padded) in x.chunks_exact(image_in).zip(padded.chunks_exact_mut(padded_len)) {
-                        pad(g, image, padded);
-                    }
-                    for first in (0..g.out_channels).step_by(GRADIENT_CHANNELS) {
-                        for c in 0..g.in_channels {
-                            let taps = gradient_block(g, &tiles, &padded, dy, first, c);
-                            for (k, filter_taps) in taps.iter().enumerate() {
-                                dw[((first + k) * g.in_channels + c) * 9..][..9].copy_from_slice(filter_taps);
-                            }
-                        }
-                    }
-                }
-                dw
-            })
-            .collect();
-        let mut dw = vec![0.0f32; g.weight_len()];
-        for partial in partial_sums {
-            dw.iter_mut().zip(&partial).for_each(|(total, value)| *total += value);
-        }
-        dw
-    }
-
-    /// The 3×3 taps of filters `first`, `first + 1` at input channel `c`, summed over the images of
-    /// `padded` ([images, C, H + 2, W + 2]) and `dy` ([images, K, H, W]): each tile's two output
-    /// gradients times the 9 input vectors around it, 18 sums of 16 lanes, then each sum's lanes
-    /// added.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn gradient_block(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], dy: &[f32], first: usize, c: usize) -> [[f32; 9]; GRADIENT_CHANNELS] {
-        let (height, width) = (g.in_height, g.in_width);
-        let padded_width = width + 2;
-        let padded_plane = (height + 2) * padded_width;
-        let plane = height * width;
-        let images = dy.len() / (g.out_channels * plane);
-        assert!(padded.len() == images * g.in_channels * padded_plane && dy.len() == images * g.out_channels * plane);
-        assert!(first + GRADIENT_CHANNELS <= g.out_channels && c < g.in_channels);
-        for tile in tiles {
-            assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
-        }
-        let mut sums = [[_mm512_setzero_ps(); 9]; GRADIENT_CHANNELS];
-        for image in 0..images {
-            // SAFETY: a tile reads `lanes` values of output row `row` from `column` in the two dy
-            // planes, and padded rows row + r ≤ H + 1, columns column + s … column + s + lanes − 1
-            // ≤ W + 1 (a masked load reads its lanes only): inside the planes asserted above.
-            unsafe {
-                let input = padded.as_ptr().add((image * g.in_channels + c) * padded_plane);
-                let gradients = dy.as_ptr().add((image * g.out_channels + first) * plane);
-                for tile in tiles {
-                    let mask = crate::simd::first_lanes(tile.lanes);
-                    let at = tile.row * width + tile.column;
-                    let dy0 = _mm512_maskz_loadu_ps(mask, gradients.add(at));
-                    let dy1 = _mm512_maskz_loadu_ps(mask, gradients.add(plane + at));
-                    for r in 0..3 {
-                        for s in 0..3 {
-                            let value = _mm512_maskz_loadu_ps(mask, input.add((tile.row + r) * padded_width + tile.column + s));
-                            sums[0][r * 3 + s] = _mm512_fmadd_ps(dy0, value, sums[0][r * 3 + s]);
-                            sums[1][r * 3 + s] = _mm512_fmadd_ps(dy1, value, sums[1][r * 3 + s]);
-                        }
-                    }
-                }
-            }
-        }
-        // A plain loop: `array::map` is not compiled for AVX-512 and took 800 ns a call here.
-        let mut totals = [[0.0f32; 9]; GRADIENT_CHANNELS];
-        for (total, sum) in totals.iter_mut().flatten().zip(sums.iter().flatten()) {
-            *total = _mm512_reduce_add_ps(*sum);
-        }
-        totals
-    }
-
-    /// The image's channels into `padded`, one pixel in from every edge, with a border of zeros.
-    /// Every value is written (the buffer is reused unzeroed); rows go over in runs of 16, which
-    /// compile to vector moves instead of a `memcpy` call per row.
-    #[target_feature(enable = "avx512f")]
-    fn pad(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
-        let (height, width) = (g.in_height, g.in_width);
-        let padded_width = width + 2;
-        for (plane, padded_plane) in x.chunks_exact(height * width).zip(padded.chunks_exact_mut((height + 2) * padded_width)) {
-            let (top, rest) = padded_plane.split_at_mut(padded_width);
-            let (middle, bottom) = rest.split_at_mut(height * padded_width);
-            top.fill(0.0);
-            bottom.fill(0.0);
-            for (row, padded_row) in plane.chunks_exact(width).zip(middle.chunks_exact_mut(padded_width)) {
-                padded_row[0] = 0.0;
-                padded_row[width + 1] = 0.0;
-                let inside = &mut padded_row[1..=width];
-                let mut runs = inside.chunks_exact_mut(BLOCK);
-                let mut sources = row.chunks_exact(BLOCK);
-                for (to, from) in (&mut runs).zip(&mut sources) {
-                    to.copy_from_slice(from);
-                }
-                runs.into_remainder().copy_from_slice(sources.remainder());
-            }
-        }
-    }
-
-    /// One image: `y` [K, H, W] from `padded` [C, H + 2, W + 2] and the blocked weight; each
-    /// value through the epilogue, if any, whose output starts this image at the offset given.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn image(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], weight: &[f32], y: &mut [MaybeUninit<f32>], epilogue: Option<(&Epilogue, usize)>) {
-        let (channels, height, width) = (g.in_channels, g.in_height, g.in_width);
-        let padded_width = width + 2;
-        let padded_plane = (height + 2) * padded_width;
-        assert_eq!(padded.len(), channels * padded_plane);
-        assert_eq!(weight.len(), g.out_channels * channels * 9);
-        assert_eq!(y.len(), g.out_channels * height * width);
-        assert!(g.out_channels.is_multiple_of(BLOCK));
-        for tile in tiles {
-            assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
-        }
-        if let Some((epilogue, start)) = epilogue {
-            // The residual's lanes of this image, read by `Epilogue::vector`, lie inside it.
-            assert!(epilogue.residual.is_none_or(|residual| start + y.len() <= residual.len()), "epilogue residual length");
-        }
-        let y = y.as_mut_ptr().cast::<f32>();
-        // SAFETY: every access stays inside the buffers whose lengths are asserted above. A
-        // tile's lanes read padded row `row + r` ≤ H + 1, columns `column + s …` up to
-        // `column + lanes − 1 + 2` ≤ W + 1 of its W + 2 (a masked load reads its lanes only).
-        // Taps index block · C · 9 · 16 + (c · 9 + tap) · 16 + k < K · C · 9; a tile's store
-        // writes `lanes` values of output row `row` from `column`, and the epilogue reads the
-        // residual's at the same place of the image.
-        unsafe {
-            for block in 0..g.out_channels / BLOCK {
-                let block_weight = weight.as_ptr().add(block * channels * 9 * BLOCK);
-                for tile in tiles {
-                    let offset = tile.row * padded_width + tile.column;
-                    // The 16 output channels' sums over every input channel and tap; `$load`
-                    // gives the tile's pixels for the tap at offset `$tap` = r·(W + 2) + s in the
-                    // padded plane `$plane`. A macro, not a closure: closures do not take on the
-                    // function's target features, and the intrinsics would not be inlined.
-                    macro_rules! tile_sums {
-                        ($plane:ident, $tap:ident => $load:expr) => {{
-                            let mut sums = [_mm512_setzero_ps(); BLOCK];
-                            for c in 0..channels {
-                                let $plane = padded.as_ptr().add(c * padded_plane);
-                                for r in 0..3 {
-                                    for s in 0..3 {
-                                        let $tap = r * padded_width + s;
-                                        let pixels = $load;
-                                        let taps = block_weight.add(((c * 3 + r) * 3 + s) * BLOCK);
-                                        for (k, sum) in sums.iter_mut().enumerate() {
-                                            *sum = _mm512_fmadd_ps(_mm512_set1_ps(*taps.add(k)), pixels, *sum);
-                                        }
-                                    }
-                                }
-                            }
-                            sums
-                        }};
-                    }
-                    let sums = if tile.lanes == BLOCK {
-                        tile_sums!(plane, tap => _mm512_loadu_ps(plane.add(offset + tap)))
-                    } else {
-                        let mask = crate::simd::first_lanes(tile.lanes);
-                        tile_sums!(plane, tap => _mm512_maskz_loadu_ps(mask, plane.add(offset + tap)))
-                    };
-                    let store = crate::simd::first_lanes(tile.lanes);
-                    for (k, sum) in sums.iter().enumerate() {
-                        let channel = block * BLOCK + k;
-                        let at = (channel * height + tile.row) * width + tile.column;
-                        let value = match epilogue {
-                            Some((epilogue, start)) => epilogue.vector(*sum, channel, start + at, store),
-                            None => *sum,
-                        };
-                        _mm512_mask_storeu_ps(y.add(at), store, value);
-                    }
-                }
-            }
-        }
-    }
-}
+#[path = "x86_64/direct_conv.rs"]
+mod imp;
 
 #[cfg(test)]
 mod tests {

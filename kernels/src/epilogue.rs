@@ -11,6 +11,10 @@
 use crate::activation;
 use crate::batch_norm::per_value;
 
+#[cfg(target_arch = "x86_64")]
+#[path = "x86_64/epilogue.rs"]
+mod vectors;
+
 /// Batch norm with fixed statistics, a residual and a ReLU after a convolution.
 #[derive(Debug, Clone, Copy)]
 pub struct Epilogue<'a> {
@@ -63,51 +67,6 @@ impl Epilogue<'_> {
             for (k, run) in values.chunks_exact_mut(pixels).enumerate() {
                 self.apply_run(run, k, (first + image) * image_len + k * pixels);
             }
-        }
-    }
-
-    /// [`value`](Self::value) on 16 lanes (`mask`: those that hold an output), `sum` the
-    /// convolution's values of channel `k` at `at … at + 15` in the output.
-    ///
-    /// # Safety
-    /// AVX-512F is present; with a residual, its lanes in `mask` lie inside it.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(crate) unsafe fn vector(&self, sum: std::arch::x86_64::__m512, k: usize, at: usize, mask: u16) -> std::arch::x86_64::__m512 {
-        use std::arch::x86_64::_mm512_set1_ps;
-        // SAFETY: as this function's.
-        unsafe { self.lanes(sum, _mm512_set1_ps(self.scale[k]), _mm512_set1_ps(self.shift[k]), at, mask) }
-    }
-
-    /// [`vector`](Self::vector) with each lane's coefficients given: lanes of several channels.
-    ///
-    /// # Safety
-    /// As [`vector`](Self::vector)'s.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(crate) unsafe fn lanes(
-        &self,
-        sum: std::arch::x86_64::__m512,
-        scale: std::arch::x86_64::__m512,
-        shift: std::arch::x86_64::__m512,
-        at: usize,
-        mask: u16,
-    ) -> std::arch::x86_64::__m512 {
-        use std::arch::x86_64::*;
-        let normalized = _mm512_add_ps(_mm512_mul_ps(sum, scale), shift);
-        let summed = match self.residual {
-            // SAFETY: the caller keeps the lanes in `mask` inside the residual.
-            Some(residual) => _mm512_add_ps(normalized, unsafe { _mm512_maskz_loadu_ps(mask, residual.as_ptr().add(at)) }),
-            None => normalized,
-        };
-        if self.relu {
-            // `activation::relu`: kept where above zero or NaN ("not less or equal, unordered"),
-            // else +0 (−0 too).
-            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(summed, _mm512_setzero_ps()), summed)
-        } else {
-            summed
         }
     }
 
@@ -205,7 +164,7 @@ mod tests {
     fn by_vectors(epilogue: &Epilogue, x: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
         let mut out = x.to_vec();
         #[cfg(target_arch = "x86_64")]
-        if crate::simd::avx512() {
+        if crate::isa::avx512() {
             use std::arch::x86_64::*;
             for (run, values) in out.chunks_exact_mut(pixels).enumerate() {
                 let k = run % channels;

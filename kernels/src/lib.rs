@@ -6,6 +6,13 @@
 #[macro_use]
 mod simd;
 
+// The ground floor: shapes, buffers, the gemm call, the CPU's instruction set and caches.
+mod buffer;
+pub mod cache;
+pub mod geometry;
+pub mod isa;
+mod matmul;
+
 pub mod activation;
 pub mod adamw;
 mod batch_lanes_conv;

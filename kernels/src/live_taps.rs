@@ -5,9 +5,12 @@
 //! by as much: 9x less work forward and for both gradients, and the cropped-away part of the weight
 //! gradient is exactly zero.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-use crate::conv::{ConvGeometry, filled};
+use crate::buffer::filled;
+use crate::geometry::ConvGeometry;
 
 /// The rows `[top, bottom)` and columns `[left, right)` of the kernel that some output reads inside
 /// the image, when that is less than the whole kernel.
@@ -60,7 +63,7 @@ impl LiveTaps {
     pub(crate) fn crop(&self, full: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
         let (height, width) = (self.cropped.kernel_height, self.cropped.kernel_width);
         let full_area = full.kernel_height * full.kernel_width;
-        filled(full.out_channels * full.in_channels * height * width, |cropped| {
+        let fill = |cropped: &mut [MaybeUninit<f32>]| {
             let filters = cropped.par_chunks_mut(full.in_channels * height * width).zip(weight.par_chunks(full.in_channels * full_area));
             filters.for_each(|(cropped, filter)| {
                 for live_tap in 0..height * width {
@@ -71,7 +74,10 @@ impl LiveTaps {
                     }
                 }
             });
-        })
+        };
+        // SAFETY: each filter's chunk is written at every live tap of every channel (`live_tap`
+        // covers height·width, the step covers the channels).
+        unsafe { filled(full.out_channels * full.in_channels * height * width, fill) }
     }
 
     /// `[K, C, R', S']` → `[K, C, R, S]`, zero at the taps that only read padding (their gradient).
@@ -81,7 +87,7 @@ impl LiveTaps {
         let live = |r: usize, s: usize| {
             (self.rows[0]..self.rows[1]).contains(&r) && (self.columns[0]..self.columns[1]).contains(&s)
         };
-        filled(full.weight_len(), |expanded| {
+        let fill = |expanded: &mut [MaybeUninit<f32>]| {
             let filters = expanded.par_chunks_mut(full.in_channels * full_area).zip(cropped.par_chunks(full.in_channels * height * width));
             filters.for_each(|(expanded, filter)| {
                 for (kernel, live_taps) in expanded.chunks_exact_mut(full_area).zip(filter.chunks_exact(height * width)) {
@@ -91,7 +97,9 @@ impl LiveTaps {
                     }
                 }
             });
-        })
+        };
+        // SAFETY: each filter's chunk is written tap by tap, every tap of every channel.
+        unsafe { filled(full.weight_len(), fill) }
     }
 }
 

@@ -4,60 +4,13 @@
 //! Semantics are PyTorch's: padding is never chosen (as if −∞), the first maximum in the window
 //! (row by row) wins a tie, and a NaN in the window makes the output NaN.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-use crate::conv::filled;
+use crate::buffer::filled;
+pub use crate::geometry::PoolGeometry;
 use crate::narrow_max_pool;
-
-/// One max pool: `planes` = batch × channels planes of `height` × `width`, dilation 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolGeometry {
-    pub planes: usize,
-    pub height: usize,
-    pub width: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    /// (top, left)
-    pub padding_begin: [usize; 2],
-    /// (bottom, right)
-    pub padding_end: [usize; 2],
-}
-
-impl PoolGeometry {
-    /// `None` when a window could hold only padding, or a size is zero: those go to burn.
-    pub fn checked(self) -> Option<Self> {
-        let nonzero =
-            [self.planes, self.height, self.width, self.kernel[0], self.kernel[1], self.stride[0], self.stride[1]].iter().all(|&size| size > 0);
-        // PyTorch requires padding ≤ kernel / 2, so that every window meets the image.
-        let meets_image = (0..2).all(|axis| 2 * self.padding_begin[axis].max(self.padding_end[axis]) <= self.kernel[axis]);
-        let fits = self.height + self.padding_begin[0] + self.padding_end[0] >= self.kernel[0]
-            && self.width + self.padding_begin[1] + self.padding_end[1] >= self.kernel[1];
-        (nonzero && meets_image && fits).then_some(self)
-    }
-
-    pub fn out_height(&self) -> usize {
-        (self.height + self.padding_begin[0] + self.padding_end[0] - self.kernel[0]) / self.stride[0] + 1
-    }
-
-    pub fn out_width(&self) -> usize {
-        (self.width + self.padding_begin[1] + self.padding_end[1] - self.kernel[1]) / self.stride[1] + 1
-    }
-
-    pub fn input_len(&self) -> usize {
-        self.planes * self.height * self.width
-    }
-
-    pub fn output_len(&self) -> usize {
-        self.planes * self.out_height() * self.out_width()
-    }
-
-    /// Input rows (or columns) `[first, end)` of output row `o`'s window, inside the image.
-    pub(crate) fn window(&self, axis: usize, o: usize, size: usize) -> (usize, usize) {
-        let start = (o * self.stride[axis]) as isize - self.padding_begin[axis] as isize;
-        let end = (start + self.kernel[axis] as isize).min(size as isize);
-        (start.max(0) as usize, end.max(0) as usize)
-    }
-}
 
 /// One kernel column's outputs `first..end` in a row: their input columns start at `column`, and at
 /// `start` in the row split by column phase.
@@ -187,7 +140,7 @@ fn general_forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (V
         .collect();
     let plan = Plan { g, out_height, out_width, phase_starts: &phase_starts, taps: &taps };
     let mut indices = if with_indices { vec![0u32; g.output_len()] } else { Vec::new() };
-    let y = filled(g.output_len(), |y| {
+    let fill = |y: &mut [MaybeUninit<f32>]| {
         if with_indices {
             y.par_chunks_mut(PLANES_PER_TASK * out_plane)
                 .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
@@ -198,7 +151,10 @@ fn general_forward(geometry: &PoolGeometry, x: &[f32], with_indices: bool) -> (V
                 .zip(x.par_chunks(PLANES_PER_TASK * in_plane))
                 .for_each(|(out, input)| pool_planes_fastest(&plan, input, out, None));
         }
-    });
+    };
+    // SAFETY: the chunks of PLANES_PER_TASK planes cover `y`, and `pool_planes_fastest` writes
+    // every output of its planes.
+    let y = unsafe { filled(g.output_len(), fill) };
     (y, indices)
 }
 
@@ -298,7 +254,7 @@ mod tests {
         // coarse grid (ties), −∞, and NaN.
         for (height, width, padding_end) in [(14, 14, 1), (32, 32, 1), (7, 15, 1), (5, 16, 0), (6, 17, 1), (9, 31, 0), (1, 1, 1), (3, 2, 0)] {
             let g = PoolGeometry { padding_end: [padding_end, padding_end], ..geometry(height, width, 3, 2, 1) }.checked().expect("a valid pool");
-            assert!(narrow_max_pool::applies(&g) || !crate::simd::avx512());
+            assert!(narrow_max_pool::applies(&g) || !crate::isa::avx512());
             let mut x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) / 20) as f32 - 2.0).collect();
             let len = x.len();
             x[5 % len] = f32::NEG_INFINITY;

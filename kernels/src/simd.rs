@@ -1,11 +1,12 @@
-//! Element-wise loops compiled twice: for AVX-512 (16 lanes; chosen at run time where the CPU has
-//! it) and for the baseline x86-64 the crate is built for (SSE2, 4 lanes), so that a binary that
-//! runs anywhere still uses the wide registers where they exist. Both versions do the same
-//! arithmetic in the same order, lane by lane (Rust never fuses a multiply and an add by itself),
-//! so they give the same bits.
+//! Element-wise loops compiled three times: for AVX-512 (16 lanes), for AVX2 + FMA (8 lanes), and
+//! for the baseline the crate is built for (SSE2 on x86-64, 4 lanes; NEON on aarch64), chosen at
+//! run time by [`crate::isa::current`], so that a binary that runs anywhere still uses the wide
+//! registers where they exist. Every version does the same arithmetic in the same order, lane by
+//! lane (Rust never fuses a multiply and an add by itself, even where FMA is enabled), so they
+//! give the same bits; the kernels' tests run once per level in `.ci/run`.
 
-/// `multiversion! { fn name(args) -> ret { body } }`: `name` runs `body` compiled for AVX-512
-/// when the CPU has it, else as built. Arguments are plain values and slices (no generics).
+/// `multiversion! { fn name(args) -> ret { body } }`: `name` runs `body` compiled for the level
+/// [`crate::isa::current`] allows. Arguments are plain values and slices (no generics).
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -18,9 +19,17 @@ macro_rules! multiversion {
                 fn avx512($($arg: $ty),*) $(-> $ret)? {
                     generic($($arg),*)
                 }
-                if crate::simd::avx512() {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+                if crate::isa::avx512() {
+                    // SAFETY: the CPU has AVX-512F (`isa` never raises the detected level).
                     return unsafe { avx512($($arg),*) };
+                }
+                if crate::isa::avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA (as above).
+                    return unsafe { avx2($($arg),*) };
                 }
             }
             generic($($arg),*)
@@ -34,85 +43,8 @@ pub(crate) fn first_lanes(count: usize) -> u16 {
     ((1u32 << count.min(16)) - 1) as u16
 }
 
-/// `[0, step, 2·step, …, 15·step]`: each lane's offset for gathers, scatters and index arithmetic.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) fn lane_multiples(step: i32) -> std::arch::x86_64::__m512i {
-    use std::arch::x86_64::*;
-    _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(step))
-}
-
-/// Transposes a 16×16 block held as 16 vectors: lane j of vector i moves to lane i of vector j.
-/// Four rounds of shuffles (32-bit, 64-bit, then 128-bit lanes twice), 64 in all: a tenth of the
-/// time of 16 gathers or scatters that touch 16 cache lines each.
+#[path = "x86_64/lanes.rs"]
+mod lanes;
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) fn transpose16(rows: &mut [std::arch::x86_64::__m512; 16]) {
-    use std::arch::x86_64::*;
-    let r = *rows;
-    // t[2i] / t[2i+1]: rows 2i and 2i+1 interleaved value by value, within each 128-bit lane.
-    let mut t = [_mm512_setzero_ps(); 16];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // u: pairs of values from four rows, within each 128-bit lane.
-    let mut u = [_mm512_setzero_ps(); 16];
-    for i in 0..4 {
-        for half in 0..2 {
-            let (a, b) = (_mm512_castps_pd(t[4 * i + half]), _mm512_castps_pd(t[4 * i + 2 + half]));
-            u[4 * i + 2 * half] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-            u[4 * i + 2 * half + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        }
-    }
-    // v: 128-bit lanes 0, 2 (0x88) and 1, 3 (0xdd) of two groups of four rows.
-    let mut v = [_mm512_setzero_ps(); 16];
-    for i in 0..4 {
-        v[i] = _mm512_shuffle_f32x4::<0x88>(u[i], u[4 + i]);
-        v[4 + i] = _mm512_shuffle_f32x4::<0xdd>(u[i], u[4 + i]);
-        v[8 + i] = _mm512_shuffle_f32x4::<0x88>(u[8 + i], u[12 + i]);
-        v[12 + i] = _mm512_shuffle_f32x4::<0xdd>(u[8 + i], u[12 + i]);
-    }
-    for i in 0..4 {
-        rows[i] = _mm512_shuffle_f32x4::<0x88>(v[i], v[8 + i]);
-        rows[8 + i] = _mm512_shuffle_f32x4::<0xdd>(v[i], v[8 + i]);
-        rows[4 + i] = _mm512_shuffle_f32x4::<0x88>(v[4 + i], v[12 + i]);
-        rows[12 + i] = _mm512_shuffle_f32x4::<0xdd>(v[4 + i], v[12 + i]);
-    }
-}
-
-/// Whether this CPU has AVX-512F: the one check every AVX-512 path asks (std caches the answer).
-pub(crate) fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    #[test]
-    fn transpose16_moves_lane_j_of_row_i_to_lane_i_of_row_j() {
-        use std::arch::x86_64::*;
-        if !super::avx512() {
-            return;
-        }
-        let values: Vec<f32> = (0..256).map(|i| i as f32).collect();
-        // SAFETY: AVX-512F is present (checked above); loads and stores stay inside 256 values.
-        unsafe {
-            let mut rows: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(values.as_ptr().add(16 * i)));
-            super::transpose16(&mut rows);
-            let mut out = vec![0.0f32; 256];
-            for (i, row) in rows.iter().enumerate() {
-                _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), *row);
-            }
-            for i in 0..16 {
-                for j in 0..16 {
-                    assert_eq!(out[16 * j + i], values[16 * i + j], "row {i} lane {j}");
-                }
-            }
-        }
-    }
-}
+pub(crate) use lanes::{lane_multiples, transpose16};

@@ -6,7 +6,9 @@
 //! 512-channel layer to their centre tap copied one value per library call, 2.4 million a layer,
 //! and took 8% of resnet18's inference time at 28 px (`perf`, 2026-11-30).
 
-use crate::conv::{ConvGeometry, Destination, Matrix, gemm_threads, matmul, transpose};
+use crate::buffer::transpose;
+use crate::geometry::ConvGeometry;
+use crate::matmul::{Destination, Matrix, gemm_threads, matmul};
 use crate::live_taps::LiveTaps;
 
 /// How a one-pixel output is computed.

@@ -1,0 +1,48 @@
+//! The AVX-512 half of `epilogue.rs`: the epilogue applied to 16 lanes in registers.
+
+use super::Epilogue;
+
+impl Epilogue<'_> {
+    /// [`value`](Self::value) on 16 lanes (`mask`: those that hold an output), `sum` the
+    /// convolution's values of channel `k` at `at … at + 15` in the output.
+    ///
+    /// # Safety
+    /// AVX-512F is present; with a residual, its lanes in `mask` lie inside it.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn vector(&self, sum: std::arch::x86_64::__m512, k: usize, at: usize, mask: u16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::_mm512_set1_ps;
+        // SAFETY: as this function's.
+        unsafe { self.lanes(sum, _mm512_set1_ps(self.scale[k]), _mm512_set1_ps(self.shift[k]), at, mask) }
+    }
+
+    /// [`vector`](Self::vector) with each lane's coefficients given: lanes of several channels.
+    ///
+    /// # Safety
+    /// As [`vector`](Self::vector)'s.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn lanes(
+        &self,
+        sum: std::arch::x86_64::__m512,
+        scale: std::arch::x86_64::__m512,
+        shift: std::arch::x86_64::__m512,
+        at: usize,
+        mask: u16,
+    ) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let normalized = _mm512_add_ps(_mm512_mul_ps(sum, scale), shift);
+        let summed = match self.residual {
+            // SAFETY: the caller keeps the lanes in `mask` inside the residual.
+            Some(residual) => _mm512_add_ps(normalized, unsafe { _mm512_maskz_loadu_ps(mask, residual.as_ptr().add(at)) }),
+            None => normalized,
+        };
+        if self.relu {
+            // `activation::relu`: kept where above zero or NaN ("not less or equal, unordered"),
+            // else +0 (−0 too).
+            _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(summed, _mm512_setzero_ps()), summed)
+        } else {
+            summed
+        }
+    }
+}
