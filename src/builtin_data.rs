@@ -1,5 +1,5 @@
 //! The catalogue of built-in synthetic data sets: names and classes, for the checker (names, class
-//! counts) and the runtime (which draws them, in `runtime::data::synthetic`).
+//! counts) and the runtime (which draws them, in `data::synthetic`).
 
 pub struct BuiltinDataset {
     pub name: &'static str,

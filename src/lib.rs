@@ -8,6 +8,9 @@ pub mod arch;
 pub mod atomic_file;
 pub mod builtin_data;
 pub mod check;
+// Image folders, decoding, resizing, splits, augmentation, synthetic images: no burn, so lint
+// and the CLI read data without the runtime.
+pub mod data;
 pub mod data_counts;
 #[cfg(feature = "runtime")]
 pub mod cli;
@@ -21,6 +24,7 @@ pub mod probe;
 pub mod recipe_text;
 pub mod report;
 pub mod run_files;
+pub mod sha256;
 pub mod render;
 pub mod span;
 pub mod sweep;

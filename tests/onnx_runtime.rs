@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tlrun::model_card::ModelCard;
-use tlrun::runtime::data::{DecodedImage, Fit, SizedSet};
+use tlrun::data::{DecodedImage, Fit, SizedSet};
 use tlrun::runtime::predictor::Predictor;
 
 fn python() -> String {

@@ -151,7 +151,7 @@ fn smoothing_and_class_weights_in_a_recipe_change_the_loss_a_stage_trains_on() {
     };
     // The same batch's log-probabilities, from the initial network as the stage prepares images.
     let device = Device::flex();
-    let set = tlrun::runtime::data::SizedSet::build(&data.train.images, &data.train.labels, 16, &plain.data.mean, &plain.data.std);
+    let set = tlrun::data::SizedSet::build(&data.train.images, &data.train.labels, 16, &plain.data.mean, &plain.data.std);
     let images = Tensor::<4>::from_data(TensorData::new(set.images.clone(), [data.train.labels.len(), 3, 16, 16]), &device);
     let logits = initial.valid().forward(images);
     let log_p: Vec<f32> = burn::tensor::activation::log_softmax(logits, 1).into_data().to_vec().unwrap();
@@ -262,12 +262,12 @@ fn the_weight_average_blends_with_the_warmed_up_decay() {
 #[test]
 fn tta_in_a_recipe_makes_the_final_evaluation_mirror_invariant() {
     let dir = tempfile::tempdir().unwrap();
-    let (classes, images, labels) = tlrun::runtime::data::generate("shapes-target", 4, 16, 1).unwrap();
-    tlrun::runtime::data::write_image_folder(&dir.path().join("train"), &classes, &images, &labels).unwrap();
-    let (_, valid, valid_labels) = tlrun::runtime::data::generate("shapes-target", 2, 16, 2).unwrap();
+    let (classes, images, labels) = tlrun::data::generate("shapes-target", 4, 16, 1).unwrap();
+    tlrun::data::write_image_folder(&dir.path().join("train"), &classes, &images, &labels).unwrap();
+    let (_, valid, valid_labels) = tlrun::data::generate("shapes-target", 2, 16, 2).unwrap();
     let mirrored: Vec<_> = valid.iter().map(mirrored).collect();
-    tlrun::runtime::data::write_image_folder(&dir.path().join("valid"), &classes, &valid, &valid_labels).unwrap();
-    tlrun::runtime::data::write_image_folder(&dir.path().join("mirrored"), &classes, &mirrored, &valid_labels).unwrap();
+    tlrun::data::write_image_folder(&dir.path().join("valid"), &classes, &valid, &valid_labels).unwrap();
+    tlrun::data::write_image_folder(&dir.path().join("mirrored"), &classes, &mirrored, &valid_labels).unwrap();
     let run = |name: &str, valid: &str, tta: bool| {
         let recipe = format!(
             "recipe \"{name}\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"train\" valid \"{valid}\" batch 8 size 16 }}\nhead {{ pool avg  linear classes }}\n{}stage s {{ train all epochs 2 lr 1e-2 }}\n",
@@ -371,7 +371,7 @@ fn adapted_grey_input_computes_what_the_colour_network_computed() {
     );
     let grey = recipe(&grey_text);
     assert_eq!((grey.input_channels(), grey.input_normalisation().0.len()), (1, 1));
-    let (adapted, _) = tlrun::runtime::runner::starting_network(&grey, 5, &device, Some(&weights)).unwrap();
+    let (adapted, _) = tlrun::runtime::starting_network::starting_network(&grey, 5, &device, Some(&weights)).unwrap();
     assert_eq!(adapted.backbone.conv1.as_ref().unwrap().weight.dims(), [16, 1, 3, 3]);
     let grey_image = Tensor::<4>::random([2, 1, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let replicated = Tensor::cat(vec![grey_image.clone(), grey_image.clone(), grey_image.clone()], 1);
@@ -396,7 +396,7 @@ fn an_adapted_first_convolution_trains_when_a_stage_trains_it() {
         weights.display()
     ));
     let device = Device::flex().autodiff();
-    let (adapted, _) = tlrun::runtime::runner::starting_network(&grey, 5, &device, Some(&weights)).unwrap();
+    let (adapted, _) = tlrun::runtime::starting_network::starting_network(&grey, 5, &device, Some(&weights)).unwrap();
     let before = snapshot(&adapted);
     let data = data_with(8);
     let mut trainer = Trainer::new(&grey, device, &data);
@@ -442,7 +442,7 @@ fn every_resize_method_changes_what_a_stage_sees_on_non_square_images() {
                     pixels.extend_from_slice(&image.pixels[source..source + 3]);
                 }
             }
-            *image = tlrun::runtime::data::DecodedImage { width: 24, height: height as u32, pixels };
+            *image = tlrun::data::DecodedImage { width: 24, height: height as u32, pixels };
         }
     };
     let text = |method: &str| format!(

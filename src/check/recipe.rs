@@ -362,8 +362,16 @@ pub struct EarlyStop {
 }
 
 impl Stage {
+    /// Group `group`'s learning rate before the schedule: base × multiplier.
     pub fn group_lr(&self, group: usize) -> f64 {
-        self.base_lr * self.multipliers[group]
+        self.rate(group, self.base_lr, 1.0)
+    }
+
+    /// Group `group`'s learning rate for base rate `base` at schedule factor `factor`: base ×
+    /// multiplier × factor, in that order. The one place the formula lives: the optimizer's steps,
+    /// the rates a run records, `plan`'s table and lr-find's sweep (which moves `base`) all ask it.
+    pub fn rate(&self, group: usize, base: f64, factor: f64) -> f64 {
+        base * self.multipliers[group] * factor
     }
 }
 

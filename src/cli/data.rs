@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::runtime::data::{generate, write_image_folder};
+use crate::data::{generate, write_image_folder};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -37,7 +37,7 @@ pub fn run(command: &DataCommand) -> u8 {
                     0
                 }
                 Err(diagnostic) => {
-                    super::print_runtime_error(&diagnostic, std::path::Path::new(&args.task));
+                    super::output::print_runtime_error(&diagnostic, std::path::Path::new(&args.task));
                     2
                 }
             }

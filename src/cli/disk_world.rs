@@ -140,7 +140,7 @@ impl World for DiskWorld<'_> {
 
     fn class_image_counts(&self, folder: &str) -> Option<Vec<usize>> {
         // The runtime's own scan, so that lint counts exactly the images a run would load.
-        let scanned = crate::runtime::data::ImageFolder::scan(&self.resolve(folder)).ok()?;
+        let scanned = crate::data::ImageFolder::scan(&self.resolve(folder)).ok()?;
         let mut counts = vec![0; scanned.classes.len()];
         for (_, label) in &scanned.items {
             counts[*label] += 1;

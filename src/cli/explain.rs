@@ -12,7 +12,7 @@ pub fn run(code: &str) -> u8 {
                 Some(best) => format!(" (did you mean {best}?)"),
                 None => String::new(),
             };
-            super::usage_error(format!("no diagnostic code `{code}`{hint}; codes run from {} to {}", known[0], known[known.len() - 1]))
+            super::output::usage_error(format!("no diagnostic code `{code}`{hint}; codes run from {} to {}", known[0], known[known.len() - 1]))
         }
     }
 }

@@ -40,7 +40,7 @@ pub fn run(args: &ExportArgs, zoo: &Zoo) -> u8 {
         None => args.model.with_extension(extension),
     };
     if out.extension().and_then(|found| found.to_str()) != Some(extension) {
-        return super::usage_error(format!("--out {} must end in .{extension} for --format {extension}", out.display()));
+        return super::output::usage_error(format!("--out {} must end in .{extension} for --format {extension}", out.display()));
     }
     let exported = super::predict::locate_model(&args.model, zoo)
         .and_then(|(card, weights)| Predictor::load(card, &weights, "cpu"))
@@ -51,7 +51,7 @@ pub fn run(args: &ExportArgs, zoo: &Zoo) -> u8 {
             0
         }
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, &args.model);
+            super::output::print_runtime_error(&diagnostic, &args.model);
             2
         }
     }

@@ -34,11 +34,11 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
     let mut files = Vec::new();
     for root in &roots {
         if let Err(message) = collect_recipes(root, &mut files) {
-            return super::usage_error(message);
+            return super::output::usage_error(message);
         }
     }
     if files.is_empty() {
-        return super::usage_error(format!("no .tl recipes found in {}", show_paths(&roots)));
+        return super::output::usage_error(format!("no .tl recipes found in {}", show_paths(&roots)));
     }
     // `from zoo "x"` is satisfied by a linted recipe that publishes `x`, as `tlrun run` would
     // run that recipe first.

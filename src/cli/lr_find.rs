@@ -42,7 +42,7 @@ pub enum Suggestion {
 
 pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
     if !(args.start > 0.0 && args.end > args.start) {
-        return super::usage_error(format!("the sweep needs 0 < --start < --end, not {} and {}", args.start, args.end));
+        return super::output::usage_error(format!("the sweep needs 0 < --start < --end, not {} and {}", args.start, args.end));
     }
     let Some(recipe) = super::plan::load_checked(&args.recipe, zoo) else { return 1 };
     let stage_index = match &args.stage {
@@ -51,7 +51,7 @@ pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
             Some(index) => index,
             None => {
                 let names: Vec<&str> = recipe.stages.iter().map(|stage| stage.name.as_str()).collect();
-                return super::usage_error(format!("{} has no stage `{name}`; its stages: {}", args.recipe.display(), names.join(", ")));
+                return super::output::usage_error(format!("{} has no stage `{name}`; its stages: {}", args.recipe.display(), names.join(", ")));
             }
         },
     };
@@ -61,7 +61,7 @@ pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
     let sweep = match lr_finder::sweep(&recipe, &args.recipe, zoo, &options) {
         Ok(sweep) => sweep,
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, &args.recipe);
+            super::output::print_runtime_error(&diagnostic, &args.recipe);
             return 1;
         }
     };

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::check::recipe::{DataSource, Recipe, Validation};
 use crate::plan::{RecipeGraph, RecipeNode};
 use crate::span::Span;
-use crate::runtime::runner;
-use crate::runtime::weights::sha256_file;
+use crate::runtime::starting_network;
+use crate::sha256::sha256_file;
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
 /// What the last successful run of a recipe produced, kept in `.tlrun/<recipe>.json` beside it.
@@ -159,7 +159,7 @@ pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, zoo: &Zoo)
             hash_folder(&mut hasher, &base.join(path));
         }
     }
-    if let Ok(Some(weights)) = runner::pretrained_weights(recipe, &base, zoo) {
+    if let Ok(Some(weights)) = starting_network::pretrained_weights(recipe, &base, zoo) {
         // A weights file that cannot be read hashes as such: the run that follows names the file.
         let fingerprint = sha256_file(&weights).unwrap_or_else(|error| format!("unreadable: {error}"));
         hash_bytes(&mut hasher, fingerprint.as_bytes());

@@ -31,7 +31,7 @@ pub fn load_checked_with_source(path: &Path, zoo: &Zoo) -> Option<(Runnable, Str
     let file = match RecipeFile::load(path, zoo, false, &super::disk_world::Published::new()) {
         Ok(file) => file,
         Err(reason) => {
-            super::usage_error(format!("cannot read {}: {reason}", path.display()));
+            super::output::usage_error(format!("cannot read {}: {reason}", path.display()));
             return None;
         }
     };

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::model_card::{MODEL_CARD, ModelCard, card_beside};
 use crate::prediction_file::{PredictionWriter, confusion_csv};
-use crate::runtime::data::InputFiles;
+use crate::data::InputFiles;
 use crate::runtime::predictor::Predictor;
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
@@ -53,7 +53,7 @@ pub fn run(args: &PredictArgs, zoo: &Zoo) -> u8 {
     match predict(args, zoo) {
         Ok(code) => code,
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, &args.model);
+            super::output::print_runtime_error(&diagnostic, &args.model);
             2
         }
     }

@@ -39,14 +39,14 @@ fn percent(value: f64) -> String {
 
 pub fn run(args: &ProbeArgs, zoo: &Zoo) -> u8 {
     if args.samples < 8 {
-        return super::usage_error(format!("--samples {} is too few to score a cut; give 8 or more", args.samples));
+        return super::output::usage_error(format!("--samples {} is too few to score a cut; give 8 or more", args.samples));
     }
     let Some(recipe) = super::plan::load_checked(&args.recipe, zoo) else { return 1 };
     let options = ProbeOptions { samples: args.samples, fine: args.fine, device: args.device.clone() };
     let report = match probe(&recipe, &args.recipe, zoo, &options) {
         Ok(report) => report,
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, &args.recipe);
+            super::output::print_runtime_error(&diagnostic, &args.recipe);
             return 1;
         }
     };

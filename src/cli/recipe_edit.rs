@@ -10,11 +10,11 @@ use crate::zoo::Zoo;
 pub fn save_linted_edit(path: &Path, what: &str, zoo: &Zoo, edit: impl FnOnce(&str) -> Result<String, String>) -> u8 {
     let source = match crate::recipe_text::read_recipe_text(path) {
         Ok(source) => source,
-        Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
+        Err(reason) => return super::output::usage_error(format!("cannot read {}: {reason}", path.display())),
     };
     let edited = match edit(&source) {
         Ok(edited) => edited,
-        Err(reason) => return super::usage_error(reason),
+        Err(reason) => return super::output::usage_error(reason),
     };
     if edited == source {
         println!("{} already says {what}", path.display());
@@ -39,7 +39,7 @@ pub fn save_linted_edit(path: &Path, what: &str, zoo: &Zoo, edit: impl FnOnce(&s
             0
         }
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, path);
+            super::output::print_runtime_error(&diagnostic, path);
             1
         }
     }

@@ -10,7 +10,7 @@ pub fn report(folder: &Path) -> u8 {
             0
         }
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, folder);
+            super::output::print_runtime_error(&diagnostic, folder);
             2
         }
     }
@@ -67,7 +67,7 @@ fn write_sweep_comparison(sweeps: &[crate::report::sweep_summary::SweepSummary],
             0
         }
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, out);
+            super::output::print_runtime_error(&diagnostic, out);
             2
         }
     }
@@ -99,7 +99,7 @@ pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
         match RunData::load(folder) {
             Ok(run) => runs.push(run),
             Err(diagnostic) => {
-                super::print_runtime_error(&diagnostic, folder);
+                super::output::print_runtime_error(&diagnostic, folder);
                 return 2;
             }
         }
@@ -116,7 +116,7 @@ pub fn compare(folders: &[PathBuf], out: &Path) -> u8 {
             0
         }
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, out);
+            super::output::print_runtime_error(&diagnostic, out);
             2
         }
     }

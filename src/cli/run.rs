@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::pipeline::{self, RunRecord};
 use crate::runtime::runner::{self, RunOptions};
-use crate::runtime::weights::sha256_file;
+use crate::sha256::sha256_file;
 use crate::zoo::Zoo;
 
 #[derive(Args)]
@@ -76,7 +76,7 @@ pub const INTERRUPTED: u8 = 130;
 
 /// Print a failed run and choose its exit status.
 pub fn report_failure(failure: &runner::RunFailure, path: &Path) -> u8 {
-    super::print_runtime_error(&failure.diagnostic, path);
+    super::output::print_runtime_error(&failure.diagnostic, path);
     if failure.diagnostic.code == crate::diagnostics::Code::Interrupted {
         return INTERRUPTED;
     }
@@ -92,7 +92,7 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
     let (origin_path, saved_source) = match super::resume::original(folder) {
         Ok(found) => found,
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, folder);
+            super::output::print_runtime_error(&diagnostic, folder);
             return 2;
         }
     };
@@ -106,7 +106,7 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
         return 1;
     };
     if let Err(diagnostic) = super::resume::refuse_if_changed(folder, &saved, &saved_source, &recipe_path, zoo) {
-        super::print_runtime_error(&diagnostic, &recipe_path);
+        super::output::print_runtime_error(&diagnostic, &recipe_path);
         return 1;
     }
     let options = RunOptions { device: device.to_string(), out: None, zoo: zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt_flag() };
@@ -162,22 +162,22 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
         vec![args.recipe.clone()]
     };
     if targets.is_empty() || !targets.iter().all(|target| target.is_file()) {
-        return super::usage_error(format!("no recipe at {}", args.recipe.display()));
+        return super::output::usage_error(format!("no recipe at {}", args.recipe.display()));
     }
     if args.resume {
         if targets.len() != 1 {
-            return super::usage_error("--resume takes one recipe file");
+            return super::output::usage_error("--resume takes one recipe file");
         }
         let Some(recipe) = super::plan::load_checked(&targets[0], zoo) else { return 1 };
         let Some(folder) = super::resume::latest_unfinished(Path::new("."), &recipe.name) else {
-            return super::usage_error(format!("no unfinished run of `{}` with a checkpoint under runs/", recipe.name));
+            return super::output::usage_error(format!("no unfinished run of `{}` with a checkpoint under runs/", recipe.name));
         };
         return resume_run(&folder, Some(&targets[0]), &args.device, zoo);
     }
     let interrupt = interrupt_flag();
     let order = match pipeline::run_order(&targets) {
         Ok(order) => order,
-        Err(message) => return super::usage_error(message),
+        Err(message) => return super::output::usage_error(message),
     };
     // Decide first what runs, so that `--out` can be checked before anything trains.
     let mut planned = Vec::new();
@@ -187,7 +187,7 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
         let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
         let source = match crate::recipe_text::read_recipe_text(path) {
             Ok(source) => source,
-            Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
+            Err(reason) => return super::output::usage_error(format!("cannot read {}: {reason}", path.display())),
         };
         let hash = pipeline::source_hash(&recipe, path, &source, zoo);
         let upstream = needs.iter().find(|need| rerun.contains(need));
@@ -212,7 +212,7 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
     // A recipe whose dependencies are up to date runs like one recipe, `--out` included.
     if args.out.is_some() && rerun.len() > 1 {
         let names: Vec<String> = rerun.iter().map(|path| relative(path)).collect();
-        return super::usage_error(format!(
+        return super::output::usage_error(format!(
             "--out names one run folder, but {} recipes need to run: {}; run the others first, or drop --out",
             rerun.len(),
             names.join(", ")
@@ -253,12 +253,12 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
                         ..record
                     };
                     if let Err(diagnostic) = pipeline::write_record(path, &record) {
-                        super::print_runtime_error(&diagnostic, path);
+                        super::output::print_runtime_error(&diagnostic, path);
                     }
                     outcomes.push(Outcome { name: recipe.name.clone(), status: "predicted", accuracy: Some(record.valid_accuracy), folder: Some(record.run_folder) });
                 }
                 Err(diagnostic) => {
-                    super::print_runtime_error(&diagnostic, path);
+                    super::output::print_runtime_error(&diagnostic, path);
                     return 1;
                 }
             }
@@ -341,7 +341,7 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
                     predictions: pipeline::prediction_outputs(&recipe, path),
                 };
                 if let Err(diagnostic) = pipeline::write_record(path, &record) {
-                    super::print_runtime_error(&diagnostic, path);
+                    super::output::print_runtime_error(&diagnostic, path);
                 }
                 outcomes.push(Outcome { name: recipe.name.clone(), status: "ran", accuracy: Some(outcome.evaluation.accuracy), folder: Some(outcome.folder) });
             }

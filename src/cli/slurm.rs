@@ -78,7 +78,7 @@ pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, zoo: &Zoo) -> u8 {
     let exe = quoted(&executable.display().to_string());
     let logs = std::fs::canonicalize(".").unwrap_or_default().join(SLURM_FOLDER);
     if let Err(error) = std::fs::create_dir_all(&logs) {
-        return super::usage_error(format!("cannot create {}: {error}", logs.display()));
+        return super::output::usage_error(format!("cannot create {}: {error}", logs.display()));
     }
     let device = quoted(&args.device);
     let force = if args.force { " --force" } else { "" };
@@ -107,7 +107,7 @@ pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, zoo: &Zoo) -> u8 {
                 job_of.push((recipe.path.clone(), job));
             }
             Ok(None) => eprintln!("{}: every variant up to date", recipe.name),
-            Err(message) => return super::usage_error(message),
+            Err(message) => return super::output::usage_error(message),
         }
     }
     let lines: String = submitted.iter().filter_map(|job| serde_json::to_string(job).ok()).map(|line| line + "\n").collect();

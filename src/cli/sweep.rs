@@ -35,7 +35,7 @@ fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Ru
 /// The sweep's variants, and those that must run (not up to date, or `--force`) with their
 /// content hashes. `Err` is the exit status after saying why.
 pub fn plan_variants(path: &Path, source: &str, args: &RunArgs, folder: &Path, zoo: &Zoo) -> Result<(Vec<Variant>, Vec<StaleVariant>), u8> {
-    let variants = crate::sweep::variants(source).map_err(|reason| super::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())))?;
+    let variants = crate::sweep::variants(source).map_err(|reason| super::output::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())))?;
     let mut stale = Vec::new();
     for variant in &variants {
         let Some((recipe, hash)) = prepare(path, variant, zoo) else { return Err(1) };
@@ -106,7 +106,7 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
             }
             println!("sweep summary: {}", html.display());
         }
-        Err(diagnostic) => super::print_runtime_error(&diagnostic, path),
+        Err(diagnostic) => super::output::print_runtime_error(&diagnostic, path),
     }
     if failed.is_empty() {
         0
@@ -120,7 +120,7 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
 fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArgs, zoo: &Zoo) -> Result<(), u8> {
     let StaleVariant { variant, recipe, hash } = planned;
     if run_folder.exists() {
-        std::fs::remove_dir_all(run_folder).map_err(|error| super::usage_error(format!("cannot clear {}: {error}", run_folder.display())))?;
+        std::fs::remove_dir_all(run_folder).map_err(|error| super::output::usage_error(format!("cannot clear {}: {error}", run_folder.display())))?;
     }
     let options = RunOptions {
         device: args.device.clone(),
@@ -136,7 +136,7 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
             // A record of strings and numbers always encodes; `{}` would only mark it stale.
             let text = serde_json::to_string_pretty(&record).unwrap_or_else(|_| "{}".to_string());
             crate::atomic_file::write_atomic(&run_folder.join(VARIANT_FILE), text.as_bytes()).map_err(|diagnostic| {
-                super::print_runtime_error(&diagnostic, path);
+                super::output::print_runtime_error(&diagnostic, path);
                 1
             })
         }
@@ -148,16 +148,16 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
 pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
     let source = match crate::recipe_text::read_recipe_text(path) {
         Ok(source) => source,
-        Err(reason) => return super::usage_error(format!("cannot read {}: {reason}", path.display())),
+        Err(reason) => return super::output::usage_error(format!("cannot read {}: {reason}", path.display())),
     };
     let variants = match crate::sweep::variants(&source) {
         Ok(variants) => variants,
-        Err(reason) => return super::usage_error(reason),
+        Err(reason) => return super::output::usage_error(reason),
     };
     let Some(variant) = variants.iter().find(|variant| variant.name == name) else {
-        return super::usage_error(format!("{} has no variant `{name}`", path.display()));
+        return super::output::usage_error(format!("{} has no variant `{name}`", path.display()));
     };
-    let Some(out) = &args.out else { return super::usage_error("--variant needs --out") };
+    let Some(out) = &args.out else { return super::output::usage_error("--variant needs --out") };
     let Some((recipe, hash)) = prepare(path, variant, zoo) else { return 1 };
     match run_one(path, &StaleVariant { variant: variant.clone(), recipe, hash }, out, args, zoo) {
         Ok(()) => 0,

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use crate::arch;
-use crate::runtime::weights::{self, sha256_file};
+use crate::runtime::weights;
+use crate::sha256::sha256_file;
 use crate::zoo::{CARD_FILE, Card, WEIGHTS_FILE, Zoo};
 
 #[derive(Subcommand)]
@@ -80,7 +81,7 @@ pub fn run(command: &ZooCommand, zoo: &Zoo) -> u8 {
                 show_domain(zoo, name, &card);
                 verify_entry(zoo, name)
             }
-            Err(error) => super::usage_error(error),
+            Err(error) => super::output::usage_error(error),
         },
         ZooCommand::Verify { names } => {
             let names = if names.is_empty() { zoo.entry_names() } else { names.clone() };
@@ -178,13 +179,13 @@ fn verify_features(zoo: &Zoo, name: &str, card: &crate::zoo::Card, architecture:
 fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
     let Some(architecture) = arch::lookup(&args.arch) else {
         let known: Vec<&str> = arch::names().collect();
-        return super::usage_error(format!("unknown architecture `{}` (built-in: {})", args.arch, known.join(", ")));
+        return super::output::usage_error(format!("unknown architecture `{}` (built-in: {})", args.arch, known.join(", ")));
     };
     let mut stats = architecture.default_stats.clone();
     match args.stats.as_deref() {
         None => {}
         Some("imagenet") => stats = arch::Stats::imagenet(stats.input_size),
-        Some(other) => return super::usage_error(format!("unknown stats preset `{other}` (known: imagenet)")),
+        Some(other) => return super::output::usage_error(format!("unknown stats preset `{other}` (known: imagenet)")),
     }
     if let Some(mean) = &args.mean {
         stats.mean = mean.clone();
@@ -202,7 +203,7 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
     let report = match weights::import_backbone_file(architecture, stats.channels, &args.weights, &weights_path) {
         Ok(report) => report,
         Err(diagnostic) => {
-            super::print_runtime_error(&diagnostic, &args.weights);
+            super::output::print_runtime_error(&diagnostic, &args.weights);
             return 1;
         }
     };
@@ -211,7 +212,7 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
     }
     let sha256 = match sha256_file(&weights_path) {
         Ok(sha256) => sha256,
-        Err(error) => return super::usage_error(format!("cannot read back {}: {error}", weights_path.display())),
+        Err(error) => return super::output::usage_error(format!("cannot read back {}: {error}", weights_path.display())),
     };
     let mut card = Card {
         name: args.name.clone(),
@@ -243,13 +244,13 @@ fn import(args: &ImportArgs, zoo: &Zoo) -> u8 {
                 card.source_pixel_std = measured.pixel_std;
             }
             Err(diagnostic) => {
-                super::print_runtime_error(&diagnostic, &args.weights);
+                super::output::print_runtime_error(&diagnostic, &args.weights);
                 return 1;
             }
         }
     }
     if let Err(diagnostic) = card.to_toml().and_then(|text| crate::atomic_file::write_atomic(&folder.join(CARD_FILE), text.as_bytes())) {
-        super::print_runtime_error(&diagnostic, &args.weights);
+        super::output::print_runtime_error(&diagnostic, &args.weights);
         return 1;
     }
     println!("imported {} ({} tensors) into {}", args.name, report.applied, folder.display());

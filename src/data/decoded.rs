@@ -241,7 +241,7 @@ mod tests {
         let image = DecodedImage::from_file(&misnamed).unwrap();
         assert_eq!((image.width, image.height, image.pixels.clone()), (1, 1, vec![9, 8, 7]));
         // A 1x1 image resizes to any size as one flat colour.
-        let set = crate::runtime::data::SizedSet::build(&[image], &[0], 4, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]);
+        let set = crate::data::SizedSet::build(&[image], &[0], 4, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]);
         assert!(set.image(0)[..16].iter().all(|v| (v - 9.0 / 255.0).abs() < 1e-6), "{:?}", &set.image(0)[..16]);
     }
 

@@ -59,7 +59,7 @@ fn unwritable(path: &Path, reason: &str) -> Diagnostic {
 mod tests {
     use super::*;
     use crate::check::recipe::CorruptPolicy;
-    use crate::runtime::data::{ImageFolder, decode_all};
+    use crate::data::{ImageFolder, decode_all};
 
     #[test]
     fn round_trips_through_scan_and_decode() {

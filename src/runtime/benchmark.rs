@@ -95,7 +95,7 @@ pub fn peak_memory_mib() -> Option<f64> {
 /// Images/s the data side delivers (batch copy + flip/crop augmentation from the resize cache, then
 /// tensor creation): it must stay far above training throughput so the model never waits.
 pub fn data_images_per_second(size: u32, batch: usize) -> f64 {
-    use super::data::{Augment, SizedSet, SplitMix64, epoch_order, fill_batch, generate};
+    use crate::data::{Augment, SizedSet, SplitMix64, epoch_order, fill_batch, generate};
     let Ok((_, images, labels)) = generate("shapes-source", 64, size, 0) else { return 0.0 };
     let set = SizedSet::build(&images, &labels, size, &[0.5; 3], &[0.25; 3]);
     let augment = Augment { flip: true, crop_padding: 4 };
@@ -121,7 +121,7 @@ pub fn data_images_per_second(size: u32, batch: usize) -> f64 {
 /// `tlrun predict` takes, in batches of `batch`, predictions written to a CSV file. Compare
 /// with `measure`'s inference figure for the same network and size.
 pub fn predict_images_per_second(architecture: &str, size: u32, batch: usize, count: usize) -> Result<f64, crate::diagnostics::Diagnostic> {
-    use super::data::{InputFiles, generate, write_image_folder};
+    use crate::data::{InputFiles, generate, write_image_folder};
     use crate::model_card::{ModelCard, Preprocessing};
     let failed = |error: std::io::Error| crate::diagnostics::Diagnostic::new(crate::diagnostics::Code::RunFolderUnwritable, format!("benchmark folder: {error}"));
     let folder = std::env::temp_dir().join(format!("tlrun-predict-bench-{}", std::process::id()));
@@ -135,7 +135,7 @@ pub fn predict_images_per_second(architecture: &str, size: u32, batch: usize, co
     let device = Device::flex();
     device.seed(0);
     let network = super::predictor::network_of(&card, &device)?;
-    super::runner::materialize(&network);
+    super::starting_network::materialize(&network);
     let predictor = super::predictor::Predictor::new(card, network, device);
     let inputs = InputFiles::gather(std::slice::from_ref(&folder), &classes)?;
     let out = folder.join("predictions.csv");

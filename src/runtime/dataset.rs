@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::data::{ImageFolder, decode_all, generate, split_indices};
+use crate::data::{ImageFolder, decode_all, generate, split_indices};
 use super::trainer::{Split, TrainingData};
 use crate::check::recipe::{CorruptPolicy, DataSource, Recipe, Validation};
 use crate::diagnostics::{Code, Diagnostic};
@@ -133,7 +133,7 @@ pub fn load(recipe: &Recipe, base: &Path) -> Result<LoadedData, Diagnostic> {
 #[cfg(test)]
 mod tests {
     use crate::builtin_data::BUILTIN_DATASETS;
-    use crate::runtime::data::SyntheticTask;
+    use crate::data::SyntheticTask;
 
     #[test]
     fn the_front_end_catalogue_matches_what_the_runtime_draws() {

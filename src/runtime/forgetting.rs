@@ -9,7 +9,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-use super::data::DecodedImage;
+use crate::data::DecodedImage;
 use super::dataset;
 use super::model::Network;
 use super::probe::{candidates, pooled_features, sampled};

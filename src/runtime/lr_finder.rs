@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use super::data::{SplitMix64, epoch_order};
+use crate::data::{SplitMix64, epoch_order};
 use super::trainer::{NoHooks, Trainer};
-use super::{dataset, device, optimizer, runner};
+use super::{dataset, device, optimizer, starting_network};
 use crate::check::Runnable;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::zoo::Zoo;
@@ -42,9 +42,9 @@ const DIVERGENCE: f64 = 4.0;
 pub fn sweep(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &SweepOptions) -> Result<Sweep, Diagnostic> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = device::parse_device(&options.device)?.autodiff();
-    let pretrained = runner::pretrained_weights(recipe, &base, zoo)?;
+    let pretrained = starting_network::pretrained_weights(recipe, &base, zoo)?;
     let data = dataset::load(recipe, &base)?.data;
-    let (mut network, _) = runner::starting_network(recipe, data.classes.len(), &device, pretrained.as_deref())?;
+    let (mut network, _) = starting_network::starting_network(recipe, data.classes.len(), &device, pretrained.as_deref())?;
     let mut trainer = Trainer::new(recipe, device.clone(), &data);
     for earlier in 0..options.stage {
         network = match trainer.run_stage(network, earlier, None, &mut NoHooks) {
@@ -81,8 +81,8 @@ pub fn sweep(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &SweepOp
         }
         let rate = options.start * (options.end / options.start).powf(step as f64 / (steps - 1) as f64);
         let (images, labels) = trainer.training_batch(size, &order[batches[step % batches.len()].clone()], &mut rng);
-        let rates_now = trainer.learning_rates(stage, rate / stage.base_lr);
-        device.seed(crate::runtime::data::mix64(recipe.seed ^ step as u64));
+        let rates_now = trainer.learning_rates_from(stage, rate, 1.0);
+        device.seed(crate::data::mix64(recipe.seed ^ step as u64));
         let loss = match trainer.step(network, &mut stage_optimizer.optimizer, images, labels, rates_now) {
             Ok((next, loss)) => {
                 network = next;

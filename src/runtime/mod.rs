@@ -1,6 +1,5 @@
 //! Runs a checked recipe on burn. The only module that imports burn.
 
-pub mod data;
 pub mod model;
 pub mod device;
 pub mod param_groups;
@@ -16,6 +15,7 @@ pub mod lr_finder;
 pub mod trainer;
 pub mod dataset;
 pub mod runner;
+pub mod starting_network;
 pub mod publish;
 pub mod benchmark;
 pub mod allocator;

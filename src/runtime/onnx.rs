@@ -14,7 +14,7 @@ use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::tensor_shape_proto::Dimension;
 use onnx_protobuf::{AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
 
-use super::data::normalisation;
+use crate::data::normalisation;
 use super::model::head::HeadOp;
 use super::model::residual_block::ResidualBlock;
 use super::model::{BackboneOp, Network};

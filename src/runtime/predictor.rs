@@ -8,7 +8,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::class_scores::ClassScores;
-use super::data::{DecodedImage, Fit, InputFiles, SizedSet};
+use crate::data::{DecodedImage, Fit, InputFiles, SizedSet};
 use super::device::parse_device;
 use super::model::{Backbone, Head, Network};
 use super::weights::{self, LoadScope};

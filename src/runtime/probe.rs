@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
+use crate::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
 use super::dataset;
 use super::device::parse_device;
 use super::model::Backbone;
-use super::runner::{build_backbone, load_pretrained, pretrained_weights};
+use super::starting_network::{build_backbone, load_pretrained, pretrained_weights};
 use crate::arch::LayerKind;
 use crate::check::Runnable;
 use crate::check::recipe::Recipe;
@@ -216,7 +216,7 @@ impl InputSpec {
 pub(crate) fn pooled_features(
     input: &InputSpec,
     backbone: &Backbone,
-    images: &[super::data::DecodedImage],
+    images: &[crate::data::DecodedImage],
     labels: &[usize],
     size: u32,
     taps: &[usize],

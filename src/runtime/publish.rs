@@ -30,7 +30,7 @@ pub fn publish(network: &Network, recipe: &Recipe, data: &TrainingData, base: &P
     weights::save(network, &weights_path)?;
     // What `tlrun predict ENTRY` needs to apply the whole network, head included.
     super::run_folder::write_atomic(&folder.join(MODEL_CARD), ModelCard::of(recipe, classes).to_json()?.as_bytes())?;
-    let sha256 = weights::sha256_file(&weights_path).map_err(|error| {
+    let sha256 = crate::sha256::sha256_file(&weights_path).map_err(|error| {
         Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", weights_path.display()))
     })?;
     let trained_size = recipe.last_size();
@@ -109,7 +109,7 @@ fn write_features(tapped: Vec<(String, crate::probe::Features)>, path: &Path) ->
     let bytes = crate::zoo::feature_stats::encode(&layer, &FeatureStats::of(&features))
         .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {}: {error}", path.display())))?;
     super::run_folder::write_atomic(path, &bytes)?;
-    let sha256 = weights::sha256_file(path).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", path.display())))?;
+    let sha256 = crate::sha256::sha256_file(path).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot read back {}: {error}", path.display())))?;
     Ok((layer, sha256))
 }
 
@@ -128,7 +128,7 @@ pub fn import_feature_stats(card: &crate::zoo::Card, weights_path: &Path, source
     let (pixel_mean, pixel_std) = super::probe::pixel_stats(&images, card.channels as usize);
     let tapped = match super::probe::candidates_of(architecture).into_iter().filter(|index| *index < kept).last() {
         Some(tap) => {
-            let input = super::probe::InputSpec { mean: card.mean.clone(), std: card.std.clone(), channels: card.channels, fit: super::data::Fit::CentreCrop, architecture };
+            let input = super::probe::InputSpec { mean: card.mean.clone(), std: card.std.clone(), channels: card.channels, fit: crate::data::Fit::CentreCrop, architecture };
             super::probe::pooled_features(&input, &backbone, &images, &labels, card.input_size, &[tap], false, &device)
         }
         None => Vec::new(),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 
 use super::dataset;
@@ -17,19 +17,20 @@ use super::checkpoint;
 use super::resume_point::{ResumePoint, Start};
 use super::ema::WeightAverage;
 use super::model::Backbone;
+use super::starting_network::{attach_head, build_backbone, load_pretrained, pretrained_weights};
 use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer, TrainingData};
 use super::weights::{self, LoadScope};
 use crate::arch::LayerKind;
 use crate::check::Runnable;
-use crate::check::recipe::{Recipe, Weights};
+use crate::check::recipe::Recipe;
 use crate::plan::Step;
 use crate::run_files::{self, Filters, StepRecord, Summary};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::model_card::{MODEL_CARD, ModelCard};
 use crate::prediction_file::PredictionWriter;
-use super::data::InputFiles;
+use crate::data::InputFiles;
 use super::predictor::Predictor;
-use crate::zoo::{WEIGHTS_FILE, Zoo};
+use crate::zoo::Zoo;
 
 pub struct RunOptions {
     pub device: String,
@@ -74,99 +75,6 @@ fn first_filters_shape(recipe: &Recipe) -> Vec<usize> {
         }
         _ => Vec::new(),
     }
-}
-
-/// Parameters are created lazily on first use; touch them all in a fixed order right after the
-/// seed so that the same seed always gives the same initial weights.
-pub fn materialize<M: Module>(network: &M) {
-    struct Touch;
-    impl ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    network.visit(&mut Touch);
-}
-
-/// The network a run starts from: seeded random weights, then the pretrained backbone when there
-/// is one. Under `channels 1 adapt` the colour weights go into a 3-channel first convolution whose
-/// filters are then summed to take one channel.
-/// The same steps, in the same order, as a run's graph (`lr-find` starts from this).
-pub fn starting_network(
-    recipe: &Recipe,
-    classes: usize,
-    device: &Device,
-    pretrained: Option<&Path>,
-) -> Result<(Network, Option<weights::LoadReport>), Diagnostic> {
-    let backbone = build_backbone(recipe, device).cut(recipe.kept_layers);
-    let (backbone, report) = load_pretrained(recipe, backbone, pretrained)?;
-    Ok((attach_head(recipe, backbone, classes, device), report))
-}
-
-/// The `BuildBackbone` step: the whole architecture with seeded random weights, its first
-/// convolution taking three channels when colour weights will be adapted to grey.
-pub(crate) fn build_backbone(recipe: &Recipe, device: &Device) -> Backbone {
-    device.seed(recipe.seed);
-    let channels = if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() };
-    let architecture = recipe.backbone.architecture;
-    let backbone = Backbone::new(architecture, architecture.layers.len(), channels, device);
-    materialize(&backbone);
-    backbone
-}
-
-/// The `LoadWeights` step: the pretrained file (if any) into the cut backbone, then `channels 1
-/// adapt` sums the first filters.
-pub(crate) fn load_pretrained(recipe: &Recipe, backbone: Backbone, pretrained: Option<&Path>) -> Result<(Backbone, Option<weights::LoadReport>), Diagnostic> {
-    let (mut backbone, report) = match pretrained {
-        Some(path) => {
-            let (loaded, report) = weights::load_backbone(backbone, path)?;
-            (loaded, Some(report))
-        }
-        None => (backbone, None),
-    };
-    if recipe.data.adapt_channels {
-        backbone = backbone.adapt_to_grey();
-    }
-    Ok((backbone, report))
-}
-
-/// Where a new head on pretrained weights draws its initial weights: a stream of its own, not
-/// the recipe seed's stream after the backbone. Drawn there, a transfer with the same seed,
-/// architecture and cut as its pretraining replayed the pretraining's initial classifier, to
-/// which the pretrained features are co-adapted: the "random" head started with loss 6.1 where
-/// independent draws give 1.6–2.5 (few-shot digits, seed 1; docs/performance.md).
-const NEW_HEAD_STREAM: u64 = 0x6e65_772d_6865_6164;
-
-/// The `AttachHead` step: the recipe's new head, drawn right after the backbone (from a stream of
-/// its own over pretrained weights).
-fn attach_head(recipe: &Recipe, backbone: Backbone, classes: usize, device: &Device) -> Network {
-    if recipe.backbone.is_pretrained() {
-        device.seed(super::data::mix64(recipe.seed ^ NEW_HEAD_STREAM));
-    }
-    let network = Network::with_backbone(recipe, backbone, classes, device);
-    materialize(&network);
-    network
-}
-
-/// Path of the pretrained weights a recipe starts from, if any.
-pub fn pretrained_weights(recipe: &Recipe, base: &Path, zoo: &Zoo) -> Result<Option<PathBuf>, Diagnostic> {
-    Ok(match &recipe.backbone.weights {
-        Weights::Random => None,
-        Weights::File(path) => Some(base.join(path)),
-        Weights::Zoo(name) => Some(zoo.entry_dir(name).join(WEIGHTS_FILE)),
-        Weights::Recipe(path) => {
-            let upstream_path = base.join(path);
-            let source = crate::recipe_text::read_recipe_text(&upstream_path).map_err(|reason| {
-                Diagnostic::new(Code::MissingRecipeInput, format!("cannot read recipe {}: {reason}", upstream_path.display()))
-            })?;
-            let export = crate::plan::recipe_links(&crate::syntax::parse(&source).0).export.ok_or_else(|| {
-                Diagnostic::new(Code::MissingRecipeInput, format!("recipe {} exports no safetensors", upstream_path.display()))
-                    .with_help("add `export \"path.safetensors\"` to that recipe (an `.onnx` export is for ONNX Runtime)")
-            })?;
-            let upstream_base = upstream_path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Some(upstream_base.join(export))
-        }
-    })
 }
 
 /// Where a run started from, so `tlrun resume RUN_DIR` finds the recipe's folder (data paths are

@@ -7,7 +7,7 @@ use std::path::Path;
 use image::imageops::FilterType;
 
 use super::class_scores::ScoredImage;
-use super::data::DecodedImage;
+use crate::data::DecodedImage;
 use super::run_folder::RunFolder;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::run_files::{self, TopLoss};

@@ -8,7 +8,7 @@ use std::process::Command;
 use burn::prelude::*;
 use tlrun::check::recipe::Recipe;
 use tlrun::check::{NoWorld, check_source};
-use tlrun::runtime::data::{SizedSet, generate, write_image_folder};
+use tlrun::data::{SizedSet, generate, write_image_folder};
 use tlrun::runtime::model::Network;
 use tlrun::runtime::param_snapshot::snapshot;
 use tlrun::runtime::trainer::{NoHooks, Split, Trainer, TrainingData};
@@ -52,7 +52,7 @@ pub fn initial_network(recipe: &Recipe, classes: usize) -> Network {
     let device = Device::flex().autodiff();
     device.seed(recipe.seed);
     let network = Network::new(recipe, classes, &device);
-    tlrun::runtime::runner::materialize(&network);
+    tlrun::runtime::starting_network::materialize(&network);
     network
 }
 
@@ -94,7 +94,7 @@ pub fn tlrun(dir: &Path, args: &[&str]) -> std::process::Output {
 
 
 /// `image` flipped left to right.
-pub fn mirrored(image: &tlrun::runtime::data::DecodedImage) -> tlrun::runtime::data::DecodedImage {
+pub fn mirrored(image: &tlrun::data::DecodedImage) -> tlrun::data::DecodedImage {
     let (width, height) = (image.width as usize, image.height as usize);
     let mut pixels = image.pixels.clone();
     for row in 0..height {
@@ -104,5 +104,5 @@ pub fn mirrored(image: &tlrun::runtime::data::DecodedImage) -> tlrun::runtime::d
             pixels[to..to + 3].copy_from_slice(&image.pixels[from..from + 3]);
         }
     }
-    tlrun::runtime::data::DecodedImage { pixels, ..image.clone() }
+    tlrun::data::DecodedImage { pixels, ..image.clone() }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::stage::StageRun;
 use super::{EpochMetrics, Position, StageFailure, StageHooks, Stop, Trainer, progress_bar};
-use crate::runtime::data::{SplitMix64, epoch_order};
+use crate::data::{SplitMix64, epoch_order};
 use crate::runtime::model::Network;
 use crate::runtime::schedule;
 
@@ -119,7 +119,7 @@ impl Trainer<'_> {
                 .iter()
                 .enumerate()
                 .filter(|(index, _)| stage.trained[*index])
-                .map(|(index, group)| (group.name.clone(), stage.group_lr(index) * trained.last_factor))
+                .map(|(index, group)| (group.name.clone(), stage.rate(index, stage.base_lr, trained.last_factor)))
                 .collect(),
             train_loss: trained.loss_sum / trained.images_seen.max(1) as f64,
             valid_loss: evaluation.loss,

@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use super::{Evaluation, Trainer, progress_bar};
 use crate::runtime::class_scores::{ClassScores, ScoredImage};
-use crate::runtime::data::{Augment, SplitMix64, fill_batch};
+use crate::data::{Augment, SplitMix64, fill_batch};
 use crate::runtime::model::Network;
 
 impl Trainer<'_> {

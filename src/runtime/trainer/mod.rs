@@ -27,7 +27,7 @@ pub use crate::run_files::{EpochMetrics, Evaluation, StepRates};
 use serde::{Deserialize, Serialize};
 
 use super::best_epoch::BestEpoch;
-use super::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
+use crate::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
 use super::ema::WeightAverage;
 use super::model::Network;
 use super::optimizer::StageOptimizer;
@@ -163,11 +163,17 @@ impl<'a> Trainer<'a> {
         network
     }
 
-    /// Each group's rate for this step: base × multiplier × schedule factor.
+    /// Each group's rate for this step ([`Stage::rate`]) at the stage's base rate.
     pub fn learning_rates(&self, stage: &Stage, factor: f64) -> ModuleLearningRate {
-        let mut scheduler = ModuleLrScheduler::new(stage.base_lr * factor);
+        self.learning_rates_from(stage, stage.base_lr, factor)
+    }
+
+    /// Each group's rate for base rate `base` (lr-find moves it): [`Stage::rate`]; parameters in
+    /// no group (none in a resnet) take `base × factor`.
+    pub fn learning_rates_from(&self, stage: &Stage, base: f64, factor: f64) -> ModuleLearningRate {
+        let mut scheduler = ModuleLrScheduler::new(base * factor);
         for (index, group) in self.groups.all.iter().enumerate() {
-            scheduler = scheduler.with_group(group.clone(), stage.group_lr(index) * factor);
+            scheduler = scheduler.with_group(group.clone(), stage.rate(index, base, factor));
         }
         scheduler.step()
     }
@@ -243,7 +249,7 @@ impl<'a> Trainer<'a> {
             .groups
             .iter()
             .enumerate()
-            .map(|(index, group)| (group.name.clone(), if stage.trained[index] { stage.group_lr(index) * factor } else { 0.0 }))
+            .map(|(index, group)| (group.name.clone(), if stage.trained[index] { stage.rate(index, stage.base_lr, factor) } else { 0.0 }))
             .collect();
         self.step_rates.push(StepRates { step: self.global_step, stage: stage.name.clone(), rates });
     }

@@ -10,7 +10,7 @@ use burn::optim::GradientsAccumulator;
 use super::stage::StageRun;
 use super::{StageFailure, Stop, Trainer};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::runtime::data::{SplitMix64, mix64};
+use crate::data::{SplitMix64, mix64};
 use crate::runtime::model::Network;
 use crate::runtime::schedule;
 
