@@ -347,3 +347,25 @@ fn a_zoo_entry_a_sibling_publishes_satisfies_lint() {
     assert_eq!(mismatch.status.code(), Some(1));
     assert!(stdout(&mismatch).contains("resnet_small"), "{}", stdout(&mismatch));
 }
+
+/// `tlrun plan big.tl | head -1`: the reader goes away after one line; tlrun must end quietly
+/// (SIGPIPE's default), not panic in `println!` with a backtrace on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let dir = workspace();
+    let stages: String = (0..3000).map(|index| format!("stage s{index} {{ train all epochs 1 lr 1e-3 }}\n")).collect();
+    std::fs::write(dir.path().join("big.tl"), format!("recipe \"big\"\nbackbone resnet18 from none\ndata {{ train \"data\" batch 8 }}\n{stages}")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlrun"))
+        .args(["plan", "big.tl"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tlrun starts");
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).expect("some output before the pipe closes");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

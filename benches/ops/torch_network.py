@@ -64,24 +64,36 @@ def measure(name, model, size, batch=64, warmup=2, steps=8):
     print(f"{name:<14} {size:>5} {batch:>6} {train:>12.1f} {infer:>12.1f}")
 
 
-NETWORKS = {
-    "resnet_small@32": lambda: ("resnet_small", resnet_small(10), 32),
-    "resnet18@28": lambda: ("resnet18", torchvision.models.resnet18(num_classes=10), 28),
-    "resnet18@64": lambda: ("resnet18", torchvision.models.resnet18(num_classes=10), 64),
-}
+def network(spec):
+    """`NAME@PX` as `tlrun bench --network` takes it: resnet_small, or any torchvision resnet
+    (resnet18, resnet34, resnet50, ...) at any size."""
+    name, size = spec.split("@")
+    model = resnet_small(10) if name == "resnet_small" else getattr(torchvision.models, name)(num_classes=10)
+    return name, model, int(size)
+
+
+DEFAULT_NETWORKS = ["resnet_small@32", "resnet18@28", "resnet18@64"]
+
+
+def option(args, flag, default):
+    """The value after `flag` in `args` (removed from it), or `default`."""
+    if flag not in args:
+        return default
+    at = args.index(flag)
+    value = int(args[at + 1])
+    del args[at : at + 2]
+    return value
+
 
 if __name__ == "__main__":
     # Optional arguments: the networks to time (`resnet18@28`, as `tlrun bench --network` takes
-    # them), and `--steps N` (default 8, as `tlrun bench --steps`).
+    # them), `--steps N` (default 8, as `tlrun bench --steps`) and `--batch N` (default 64).
     args = sys.argv[1:]
-    steps = 8
-    if "--steps" in args:
-        at = args.index("--steps")
-        steps = int(args[at + 1])
-        del args[at : at + 2]
+    steps = option(args, "--steps", 8)
+    batch = option(args, "--batch", 64)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
     print(f"{'network':<14} {'size':>5} {'batch':>6} {'train img/s':>12} {'infer img/s':>12}")
-    for network in args or list(NETWORKS):
-        name, model, size = NETWORKS[network]()
-        measure(name, model, size, steps=steps)
+    for spec in args or DEFAULT_NETWORKS:
+        name, model, size = network(spec)
+        measure(name, model, size, batch=batch, steps=steps)

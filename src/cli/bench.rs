@@ -17,6 +17,9 @@ pub struct BenchArgs {
     /// figures): for profiling one network.
     #[arg(long, value_name = "NAME@PX", value_parser = parse_network)]
     pub network: Option<(String, u32)>,
+    /// Images per training and inference batch.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch: u32,
     /// Recipes to time `lint` on (default: pipelines/).
     #[arg(long, default_value = "pipelines")]
     pub recipes: PathBuf,
@@ -34,6 +37,8 @@ pub struct BenchArgs {
 
 pub fn run(args: &BenchArgs) -> u8 {
     println!("threads: {}", rayon::current_num_threads());
+    let (kernels, detected) = crate::runtime::kernel_choice::instruction_sets();
+    println!("kernels: {kernels} (this CPU: {detected}; TLRUN_KERNELS_ISA caps it)");
     if args.ops {
         return ops(args);
     }
@@ -45,7 +50,8 @@ pub fn run(args: &BenchArgs) -> u8 {
         cases.extend([("resnet18", 28), ("resnet18", 64)]);
     }
     for (architecture, size) in cases {
-        let result = match measure(architecture, size, 64, 2, args.steps) {
+        let batch = args.batch as usize;
+        let result = match measure(architecture, size, batch, 2, args.steps) {
             Ok(result) => result,
             Err(diagnostic) => {
                 eprintln!("error[{}]: {}", diagnostic.code.as_str(), diagnostic.message);
@@ -57,7 +63,7 @@ pub fn run(args: &BenchArgs) -> u8 {
             result.network, result.size, result.batch, result.train_images_per_second, result.infer_images_per_second
         );
         // `tlrun predict` on PNG files: the same network and size, decoding and resizing included.
-        match crate::runtime::benchmark::predict_images_per_second(architecture, size, 64, 64 * (args.steps + 2)) {
+        match crate::runtime::benchmark::predict_images_per_second(architecture, size, batch, batch * (args.steps + 2)) {
             Ok(predict) => println!(
                 "predict {}@{}: {predict:.1} img/s from PNG files, decoding included ({:.0}% of infer img/s)",
                 result.network,

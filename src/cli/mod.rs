@@ -113,6 +113,13 @@ pub enum OutputFormat {
 }
 
 pub fn main() -> ExitCode {
+    // Output into a closed pipe (`tlrun lint | head`) ends the process quietly, as it does for
+    // other Unix tools; Rust's default (SIGPIPE ignored) made every `println!` after it panic.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // `tlrun recipe.tl` means `tlrun run recipe.tl`.
     if args.get(1).is_some_and(|arg| arg.to_string_lossy().ends_with(".tl")) {

@@ -14,6 +14,12 @@ pub fn burn_kernels_only() -> bool {
     *ONLY.get_or_init(|| std::env::var_os("TLRUN_BURN_KERNELS").is_some_and(|value| value == "1"))
 }
 
+/// The instruction-set level tlrun's kernels use (after `TLRUN_KERNELS_ISA`) and the best this
+/// CPU has, by name: what `tlrun bench` prints beside its figures.
+pub fn instruction_sets() -> (&'static str, &'static str) {
+    (tlrun_kernels::isa::current().name(), tlrun_kernels::isa::detected().name())
+}
+
 /// tlrun's kernels take `x`: it is f32 on flex (with or without autodiff), and burn's kernels
 /// were not asked for. Each op adds the shapes it covers.
 pub fn runs_tlrun_kernels<const D: usize>(x: &Tensor<D>) -> bool {
