@@ -72,3 +72,43 @@ fn a_resume_point_is_a_position_in_the_graph() {
     let foreign = at(5, 1).unwrap_err();
     assert!(foreign.message.contains("stage 6 of a recipe with 2 stage(s)"), "{}", foreign.message);
 }
+
+/// A resume is a rewrite of the program, not branches in the handlers: the closed stage has no
+/// instructions, the pretrained load gives way to the run's own weights and the checkpoint, and
+/// the stage the checkpoint stopped inside continues from it. A fresh program saves its initial
+/// weights instead and loads the pretrained file.
+#[test]
+fn a_resumed_run_is_its_program_rewritten() {
+    use tlrun::runtime::program::{Instruction, compile};
+    use tlrun::runtime::resume_point::{ResumePoint, Start};
+    use tlrun::runtime::trainer::Position;
+    let recipe = recipe(
+        "recipe \"r\"\nbackbone resnet_small from file \"w.safetensors\"\ndata { train \"unused\" batch 8 size 16 }\n\
+         stage head { train head epochs 2 lr 1e-3 }\nstage all { train all epochs 3 lr 1e-4 }\nexport \"out/r.safetensors\"\n",
+    );
+    let graph = tlrun::plan::build_graph(&recipe);
+    let base = std::path::Path::new("recipes");
+    let weights = base.join("w.safetensors");
+    let all = |program: &[tlrun::runtime::program::Line]| program.iter().flat_map(|line| line.instructions.clone()).collect::<Vec<_>>();
+
+    let fresh = compile(&graph, base, Some(&weights), &Start::Fresh);
+    let fresh_instructions = all(&fresh);
+    assert!(fresh_instructions.contains(&Instruction::LoadWeights { file: Some(weights.clone()) }));
+    assert!(fresh_instructions.contains(&Instruction::SaveInitialWeights));
+    assert!(fresh_instructions.contains(&Instruction::Stage { index: 0, continue_inside: false }));
+    assert!(fresh_instructions.contains(&Instruction::Export { file: base.join("out/r.safetensors") }), "paths resolved against the recipe's folder");
+    assert!(fresh.iter().all(|line| line.record && !line.instructions.is_empty()));
+
+    let position = Position { stage_index: 1, epoch: 2, next_batch: 0, step_in_stage: 0, global_step: 0, global_epoch: 3, rng_state: 0, loss_sum: 0.0, images_seen: 0, best: Default::default() };
+    let point = ResumePoint::at("checkpoint".into(), position, &graph).unwrap();
+    let resumed = compile(&graph, base, Some(&weights), &Start::Resume(point.clone()));
+    let resumed_instructions = all(&resumed);
+    assert!(resumed_instructions.contains(&Instruction::LoadWeights { file: None }), "the run's own initial weights, not the file");
+    assert!(!resumed_instructions.contains(&Instruction::SaveInitialWeights));
+    let attach = resumed_instructions.iter().position(|instruction| *instruction == Instruction::AttachHead).unwrap();
+    assert_eq!(resumed_instructions[attach + 1], Instruction::RestoreRun { point });
+    assert!(!resumed_instructions.iter().any(|instruction| matches!(instruction, Instruction::Stage { index: 0, .. })), "the closed stage is skipped");
+    assert!(resumed_instructions.contains(&Instruction::Stage { index: 1, continue_inside: true }));
+    let skipped: Vec<&str> = resumed.iter().filter(|line| !line.record).map(|line| line.label.as_str()).collect();
+    assert_eq!(skipped.len(), 2, "the weights load and the closed stage are not recorded again: {skipped:?}");
+}

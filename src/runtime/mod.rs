@@ -15,6 +15,8 @@ pub mod lr_finder;
 pub mod trainer;
 pub mod dataset;
 pub mod runner;
+mod interpreter;
+pub mod program;
 pub mod starting_network;
 pub mod publish;
 pub mod benchmark;

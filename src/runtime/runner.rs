@@ -5,26 +5,22 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::prelude::*;
 
-use super::dataset;
 use super::device::parse_device;
 use super::model::Network;
 use super::param_snapshot::{relative_change, snapshot};
 use super::run_folder::RunFolder;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-
 use super::checkpoint;
 use super::resume_point::{ResumePoint, Start};
 use super::ema::WeightAverage;
-use super::model::Backbone;
-use super::starting_network::{attach_head, build_backbone, load_pretrained, pretrained_weights};
+use super::starting_network::pretrained_weights;
 use super::trainer::{EpochMetrics, Evaluation, Position, Snapshot, StageHooks, StageResume, Stop, Trainer, TrainingData};
 use super::weights::{self, LoadScope};
 use crate::arch::LayerKind;
 use crate::check::Runnable;
 use crate::check::recipe::Recipe;
-use crate::plan::Step;
-use crate::run_files::{self, Filters, StepRecord, Summary};
+use crate::run_files::{self, Filters, Summary};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::model_card::{MODEL_CARD, ModelCard};
 use crate::prediction_file::PredictionWriter;
@@ -85,7 +81,6 @@ pub struct Origin {
 }
 
 pub use crate::run_files::ORIGIN;
-use crate::run_files::INITIAL_WEIGHTS;
 
 /// Start a fresh run. Only a recipe that checked without errors gets here (`Runnable`).
 pub fn run(recipe: &Runnable, recipe_path: &Path, source: &str, options: &RunOptions) -> Result<RunOutcome, RunFailure> {
@@ -101,11 +96,11 @@ pub fn resume(recipe: &Runnable, recipe_path: &Path, source: &str, options: &Run
 }
 
 /// Writes checkpoints and metrics between steps, and stops cleanly on Ctrl-C.
-struct RunHooks<'a> {
-    recipe: &'a Recipe,
-    folder: &'a RunFolder,
-    metrics: Vec<EpochMetrics>,
-    interrupt: Option<&'a AtomicBool>,
+pub(super) struct RunHooks<'a> {
+    pub(super) recipe: &'a Recipe,
+    pub(super) folder: &'a RunFolder,
+    pub(super) metrics: Vec<EpochMetrics>,
+    pub(super) interrupt: Option<&'a AtomicBool>,
 }
 
 impl RunHooks<'_> {
@@ -153,7 +148,7 @@ impl StageHooks for RunHooks<'_> {
 
 impl RunHooks<'_> {
     /// `keep best`: mark the epoch whose weights the stage ended with, and say so.
-    fn mark_restored(&mut self, stage_index: usize, epoch: u32) -> Result<(), Diagnostic> {
+    pub(super) fn mark_restored(&mut self, stage_index: usize, epoch: u32) -> Result<(), Diagnostic> {
         if let Some(metrics) = self.metrics.iter_mut().find(|metrics| metrics.stage_index == stage_index && metrics.epoch == epoch) {
             metrics.restored = true;
             eprintln!(
@@ -170,18 +165,18 @@ impl RunHooks<'_> {
 
 /// The run folder, made when the first step that writes into it runs (so a missing data folder
 /// leaves no empty run behind), with the recipe and its resolved form written first.
-struct LazyFolder<'a> {
-    path: PathBuf,
-    folder: Option<RunFolder>,
+pub(super) struct LazyFolder<'a> {
+    pub(super) path: PathBuf,
+    pub(super) folder: Option<RunFolder>,
     recipe: &'a Recipe,
     recipe_path: &'a Path,
     source: &'a str,
     /// A fresh run writes the recipe files; a resumed one finds them there.
-    fresh: bool,
+    pub(super) fresh: bool,
 }
 
 impl LazyFolder<'_> {
-    fn get(&mut self) -> Result<&RunFolder, Diagnostic> {
+    pub(super) fn get(&mut self) -> Result<&RunFolder, Diagnostic> {
         if self.folder.is_none() {
             let folder = RunFolder::create(self.path.clone())?;
             if self.fresh {
@@ -198,258 +193,36 @@ impl LazyFolder<'_> {
 }
 
 /// Pretty JSON of a run file; a value that cannot be written is a diagnostic, never an empty file.
-fn to_json<T: serde::Serialize>(value: &T, file: &str) -> Result<String, Diagnostic> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T, file: &str) -> Result<String, Diagnostic> {
     serde_json::to_string_pretty(value)
         .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {file}: {error}")))
 }
 
-fn internal(message: &str) -> Diagnostic {
+pub(super) fn internal(message: &str) -> Diagnostic {
     Diagnostic::new(Code::StepFailed, format!("internal error: {message}")).with_help("please report this with the recipe")
 }
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
-/// The interpreter: walks the recipe's step graph (`plan::build_graph`, the graph `tlrun graph`
-/// draws) in topological order and runs one handler per kind of step. Each executed node is
-/// appended to steps.jsonl with its graph id. A resumed run starts at its `ResumePoint`: it
-/// re-runs the cheap steps (data, network), takes the run's initial weights instead of the
-/// pretrained ones, restores the checkpoint once the head is attached, skips the stage nodes the
-/// checkpoint completed and continues the next one from inside when the checkpoint was there.
+/// Compiles the recipe's step graph into a program (`program.rs`: operands resolved, a resume
+/// rewritten from its checkpoint) and runs it (`interpreter.rs`).
 fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptions, folder_path: PathBuf, start: Start) -> Result<RunOutcome, RunFailure> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = parse_device(&options.device)?.autodiff();
     let graph = crate::plan::build_graph(recipe);
-    let mut folder = LazyFolder { path: folder_path, folder: None, recipe, recipe_path, source, fresh: !start.is_resume() };
-    // Errors once the run folder exists point at it (the last good weights are there).
-    let created = folder.path.clone();
-    let fail = |diagnostic: Diagnostic| RunFailure { diagnostic, folder: Some(created.clone()) };
-    let mut notes = Vec::new();
-    let mut steps: Vec<StepRecord> =
-        if start.is_resume() { run_files::read_json_lines_to_resume(&folder.path.join(run_files::STEPS)).map_err(fail)? } else { Vec::new() };
-    let started = std::time::Instant::now();
-
-    // What the steps build up, in the order the graph allows.
-    let data: std::cell::OnceCell<TrainingData> = std::cell::OnceCell::new();
-    let mut trainer: Option<Trainer<'_>> = None;
-    let mut backbone: Option<Backbone> = None;
-    let mut network: Option<Network> = None;
-    let mut before = std::collections::BTreeMap::new();
-    let mut hooks_metrics: Vec<EpochMetrics> = Vec::new();
-    // Resuming: the checkpoint's place inside the stage that continues from it, once restored.
-    let mut within_stage: Option<StageResume> = None;
-    let mut evaluation: Option<Evaluation> = None;
-    // Forgetting: the frozen probe on the source images, and the curve so far.
-    let mut forgetting: Option<super::forgetting::ForgettingProbe> = None;
-    let mut forgetting_points: Vec<run_files::ForgettingPoint> = Vec::new();
-    // Resuming with a forgetting source: the run's initial network, which the probe is fitted on.
-    let mut initial_network: Option<Network> = None;
-    let mut exported = Vec::new();
-
     // Where the pretrained weights are, resolved once (for `from recipe` that reads the other recipe).
     let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
-    for node in graph.order() {
-        let step = &graph.graph[node];
-        let step_started = now();
-        let mut executed = true;
-        match step {
-            Step::Upstream { path } => {
-                if let Some(file) = pretrained.as_ref().filter(|file| !file.is_file()) {
-                    return Err(Diagnostic::new(Code::MissingRecipeInput, format!("{path} has not exported {} yet", file.display()))
-                        .with_help(format!("run {path} first (`tlrun run` on the folder runs it first)"))
-                        .into());
-                }
-            }
-            Step::LoadData { .. } => {
-                let loaded = dataset::load(recipe, &base)?;
-                for (path, reason) in &loaded.skipped {
-                    notes.push(format!("skipped {}: {reason}", path.display()));
-                }
-                data.set(loaded.data).map_err(|_| internal("the data was loaded twice"))?;
-            }
-            Step::BuildBackbone { .. } => backbone = Some(build_backbone(recipe, &device)),
-            Step::LoadWeights { .. } => {
-                let cut = backbone.take().ok_or_else(|| internal("weights before the backbone"))?;
-                // Resuming: the run's own initial weights replace these once the head is attached.
-                let path = if start.is_resume() { None } else { pretrained.clone() };
-                executed = !start.is_resume();
-                let (loaded, report) = load_pretrained(recipe, cut, path.as_deref())?;
-                if let (Some(report), Some(path)) = (report, &path) {
-                    if !report.unused.is_empty() {
-                        notes.push(format!("{} key(s) of {} unused (layers the cut removed): {}", report.unused.len(), path.display(), preview(&report.unused)));
-                    }
-                }
-                backbone = Some(loaded);
-            }
-            Step::Cut { kept, .. } => {
-                let whole = backbone.take().ok_or_else(|| internal("a cut before the backbone"))?;
-                backbone = Some(whole.cut(*kept));
-            }
-            Step::AttachHead { .. } => {
-                let classes = data.get().ok_or_else(|| internal("a head before the data"))?.classes.len();
-                let body = backbone.take().ok_or_else(|| internal("a head before the backbone"))?;
-                let mut attached = attach_head(recipe, body, classes, &device);
-                let run_folder = folder.get()?;
-                match &start {
-                    Start::Resume(_) => {
-                        attached = weights_of(recipe, classes, &device, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?;
-                        hooks_metrics = run_files::read_json_lines_to_resume(&run_folder.file(run_files::METRICS)).map_err(fail)?;
-                    }
-                    Start::Fresh => weights::save(&attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(fail)?,
-                }
-                if let Err(empty) = super::param_groups::ParameterGroups::select(&attached, recipe) {
-                    return Err(fail(internal(&format!("group(s) {} select no parameter of the network", empty.join(", ")))));
-                }
-                before = snapshot(&attached);
-                if let Start::Resume(point) = &start {
-                    if recipe.forgetting_source().is_some() || recipe.backbone.is_pretrained() {
-                        initial_network = Some(attached.clone());
-                        forgetting_points = run_files::read_json_lines_to_resume(&run_folder.file(run_files::FORGETTING)).map_err(fail)?;
-                    }
-                    let loaded = data.get().ok_or_else(|| internal("a head before the data"))?;
-                    let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
-                    let (restored, inside) = restore_checkpoint(recipe, point, attached, active).map_err(fail)?;
-                    attached = restored;
-                    within_stage = inside;
-                }
-                network = Some(attached);
-            }
-            Step::Resize { size } => {
-                let loaded = data.get().ok_or_else(|| internal("resizing before the data"))?;
-                trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded)).prepare_size(*size);
-            }
-            Step::Stage { index, .. } => {
-                let loaded = data.get().ok_or_else(|| internal("a stage before the data"))?;
-                let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
-                let current = network.take().ok_or_else(|| internal("a stage before the network"))?;
-                let run_folder = folder.get()?;
-                let resume_point = match &start {
-                    Start::Resume(point) => Some(point),
-                    Start::Fresh => None,
-                };
-                if resume_point.is_some_and(|point| point.completed.contains(&node)) {
-                    // Closed by the checkpoint: its work is in the restored network.
-                    network = Some(current);
-                    executed = false;
-                } else {
-                    let resume_here = if resume_point.is_some_and(|point| point.next_stage == Some(node)) { within_stage.take() } else { None };
-                    let mut hooks = RunHooks { recipe, folder: run_folder, metrics: std::mem::take(&mut hooks_metrics), interrupt: options.interrupt.as_deref() };
-                    let outcome = active.run_stage(current, *index, resume_here, &mut hooks);
-                    match outcome {
-                        Ok(outcome) => {
-                            if let Some(epoch) = outcome.restored_epoch {
-                                hooks.mark_restored(*index, epoch).map_err(fail)?;
-                            }
-                            hooks_metrics = hooks.metrics;
-                            network = Some(outcome.network);
-                        }
-                        Err(stage_failure) => {
-                            // Keep the last good weights, and report what ran, before giving the error.
-                            let saved = weights::save(&stage_failure.network, &run_folder.file(run_files::WEIGHTS));
-                            write_report(&run_folder.path, &mut Vec::new());
-                            let mut diagnostic = match stage_failure.stop {
-                                Stop::Failed(diagnostic) => diagnostic,
-                                Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted: a checkpoint was written after the last step")
-                                    .with_help(format!("resume with `tlrun resume {}`", run_folder.path.display())),
-                            };
-                            // A failed save is said, never swallowed: the user must not look for weights that are not there.
-                            if let Err(unsaved) = saved {
-                                diagnostic.message = format!("{}; the last good weights could not be saved either: {}", diagnostic.message, unsaved.message);
-                            }
-                            return Err(fail(diagnostic));
-                        }
-                    }
-                }
-            }
-            Step::MeasureShift => {
-                let current = network.as_ref().ok_or_else(|| internal("measuring the shift before the network"))?;
-                let loaded = data.get().ok_or_else(|| internal("measuring the shift before the data"))?;
-                let pretrained_network = initial_network.as_ref().unwrap_or(current);
-                let domain = super::probe::run_start_shift(recipe, pretrained_network, loaded, &options.zoo, &device, &mut notes);
-                for line in domain.advice() {
-                    eprintln!("note: {line}");
-                    notes.push(line);
-                }
-                folder.get()?.write(run_files::SHIFT, to_json(&domain, run_files::SHIFT)?.as_bytes()).map_err(fail)?;
-            }
-            Step::SourceBaseline { .. } => {
-                let current = network.as_ref().ok_or_else(|| internal("a source baseline before the network"))?;
-                let pretrained_network = initial_network.clone().unwrap_or_else(|| current.clone());
-                let (probe, point) = super::forgetting::ForgettingProbe::fit(recipe, &pretrained_network, &base, &device).map_err(fail)?;
-                eprintln!("forgetting: source accuracy {:.1}% before training (linear probe on `{}`)", point.source_accuracy * 100.0, point.layer);
-                forgetting_points.retain(|known| known.stage != point.stage);
-                forgetting_points.insert(0, point);
-                forgetting = Some(probe);
-                write_forgetting(folder.get()?, &forgetting_points).map_err(fail)?;
-            }
-            Step::MeasureForgetting { index, name } => {
-                if let Start::Resume(point) = &start {
-                    if point.completed.contains(&node) {
-                        continue;
-                    }
-                }
-                let current = network.as_ref().ok_or_else(|| internal("measuring forgetting before the network"))?;
-                let probe = forgetting.as_ref().ok_or_else(|| internal("measuring forgetting before the baseline"))?;
-                let target = hooks_metrics.iter().rev().find(|metrics| metrics.stage_index == *index && metrics.valid_accuracy.is_finite()).map(|metrics| metrics.valid_accuracy);
-                let point = probe.measure(recipe, current, name, target, &device);
-                eprintln!("forgetting: source accuracy {:.1}% after stage `{name}`", point.source_accuracy * 100.0);
-                forgetting_points.retain(|known| known.stage != point.stage);
-                forgetting_points.push(point);
-                write_forgetting(folder.get()?, &forgetting_points).map_err(fail)?;
-            }
-            Step::Evaluate { size, tta } => {
-                let loaded = data.get().ok_or_else(|| internal("evaluating before the data"))?;
-                let active = trainer.get_or_insert_with(|| Trainer::new(recipe, device.clone(), loaded));
-                let trained = network.take().ok_or_else(|| internal("evaluating before the network"))?;
-                // Under `ema` the averaged weights are what is evaluated, exported and published.
-                let final_network = active.evaluated(&trained);
-                let (result, scored) = active.evaluate_images(&final_network, *size, *tta);
-                let run_folder = folder.get()?;
-                write_results(recipe, run_folder, &before, &final_network, &result, active, loaded, started.elapsed().as_secs_f64())
-                    .map_err(fail)?;
-                super::top_losses::write(run_folder, &scored, &loaded.valid.images, &loaded.classes).map_err(fail)?;
-                network = Some(final_network);
-                evaluation = Some(result);
-            }
-            Step::Export { path } => {
-                let trained = network.as_ref().ok_or_else(|| internal("exporting before the network"))?;
-                let classes = &data.get().ok_or_else(|| internal("exporting before the data"))?.classes;
-                let target = base.join(path);
-                super::export::export(trained, &ModelCard::of(recipe, classes), &target, false).map_err(fail)?;
-                exported.push(target);
-            }
-            Step::Publish { entry } => {
-                let trained = network.as_ref().ok_or_else(|| internal("publishing before the network"))?;
-                let loaded = data.get().ok_or_else(|| internal("publishing before the data"))?;
-                let card = super::publish::publish(trained, recipe, loaded, &base, &device, &options.zoo, entry).map_err(fail)?;
-                notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
-            }
-            Step::Predict { input, output } => {
-                let trained = network.as_ref().ok_or_else(|| internal("predicting before the network"))?;
-                let classes = &data.get().ok_or_else(|| internal("predicting before the data"))?.classes;
-                notes.push(predict_step(recipe, trained, classes, &base.join(input), &base.join(output), &device).map_err(fail)?);
-            }
-        }
-        if executed {
-            steps.push(StepRecord { node: node.index(), step: step.label(), started: step_started, seconds: now() - step_started });
-            if let Some(run_folder) = &folder.folder {
-                run_folder.write(run_files::STEPS, run_files::json_lines(&steps).as_bytes()).map_err(fail)?;
-            }
-        }
-    }
-    let run_folder = folder.get()?;
-    run_folder.write(run_files::STEPS, run_files::json_lines(&steps).as_bytes()).map_err(fail)?;
-    write_report(&run_folder.path, &mut notes);
-    let evaluation = evaluation.ok_or_else(|| internal("the graph has no evaluation"))?;
-    let classes = data.get().ok_or_else(|| internal("an evaluation without data"))?.classes.clone();
-    Ok(RunOutcome { folder: run_folder.path.clone(), classes, metrics: hooks_metrics, evaluation, exported, notes })
+    let program = super::program::compile(&graph, &base, pretrained.as_deref(), &start);
+    let folder = LazyFolder { path: folder_path, folder: None, recipe, recipe_path, source, fresh: !start.is_resume() };
+    super::interpreter::execute(recipe, options, base, device, folder, &program)
 }
 
 /// A `predict … into` step: the final network on the images under `input`, as `tlrun predict`
 /// applies it, into `output`. Unreadable images are listed after every other prediction is
 /// written; under `corrupt fail` (the default) they fail the step, naming every one.
-fn predict_step(recipe: &Recipe, network: &Network, classes: &[String], input: &Path, output: &Path, device: &Device) -> Result<String, Diagnostic> {
+pub(super) fn predict_step(recipe: &Recipe, network: &Network, classes: &[String], input: &Path, output: &Path, device: &Device) -> Result<String, Diagnostic> {
     let predictor = Predictor::new(ModelCard::of(recipe, classes), network.valid(), device.clone().without_autodiff());
     predict_with(recipe, &predictor, input, output)
 }
@@ -486,7 +259,7 @@ fn predict_with(recipe: &Recipe, predictor: &Predictor, input: &Path, output: &P
 
 /// The network and trainer state the checkpoint at `point` holds, and, when it stopped inside a
 /// stage, where (with that stage's optimizer state).
-fn restore_checkpoint(recipe: &Recipe, point: &ResumePoint, initial: Network, trainer: &mut Trainer<'_>) -> Result<(Network, Option<StageResume>), Diagnostic> {
+pub(super) fn restore_checkpoint(recipe: &Recipe, point: &ResumePoint, initial: Network, trainer: &mut Trainer<'_>) -> Result<(Network, Option<StageResume>), Diagnostic> {
     let stage = &recipe.stages[point.position.stage_index];
     let mut stage_optimizer = super::optimizer::build(&stage.optimizer);
     let loaded = checkpoint::load(&point.checkpoint, initial, stage_optimizer.optimizer)?;
@@ -509,7 +282,7 @@ fn restore_checkpoint(recipe: &Recipe, point: &ResumePoint, initial: Network, tr
 
 /// The run folder's result files: rates, weight movement, evaluation, weights, first filters, summary.
 #[allow(clippy::too_many_arguments)]
-fn write_results(
+pub(super) fn write_results(
     recipe: &Recipe,
     folder: &RunFolder,
     before: &std::collections::BTreeMap<String, Vec<f32>>,
@@ -545,21 +318,21 @@ fn write_results(
 }
 
 /// A network of this recipe holding the weights of a saved file (the run's initial weights).
-fn weights_of(recipe: &Recipe, classes: usize, device: &Device, path: &Path) -> Result<Network, Diagnostic> {
+pub(super) fn weights_of(recipe: &Recipe, classes: usize, device: &Device, path: &Path) -> Result<Network, Diagnostic> {
     let mut network = Network::new(recipe, classes, device);
     weights::load(&mut network, path, LoadScope::Network)?;
     Ok(network)
 }
 
 /// report.html and its plots; a report that cannot be drawn is a note, never a failed run.
-fn write_report(folder: &Path, notes: &mut Vec<String>) {
+pub(super) fn write_report(folder: &Path, notes: &mut Vec<String>) {
     let written = crate::report::RunData::load(folder).and_then(|run| crate::report::write_report(&run));
     if let Err(diagnostic) = written {
         notes.push(format!("no report: {}", diagnostic.message));
     }
 }
 
-fn write_forgetting(folder: &RunFolder, points: &[run_files::ForgettingPoint]) -> Result<(), Diagnostic> {
+pub(super) fn write_forgetting(folder: &RunFolder, points: &[run_files::ForgettingPoint]) -> Result<(), Diagnostic> {
     folder.write(run_files::FORGETTING, run_files::json_lines(points).as_bytes())
 }
 
@@ -567,7 +340,7 @@ fn write_metrics(folder: &RunFolder, metrics: &[EpochMetrics]) -> Result<(), Dia
     folder.write(run_files::METRICS, run_files::json_lines(metrics).as_bytes())
 }
 
-fn preview(keys: &[String]) -> String {
+pub(super) fn preview(keys: &[String]) -> String {
     let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
     if keys.len() > 5 { format!("{}, …", shown.join(", ")) } else { shown.join(", ") }
 }
