@@ -120,13 +120,6 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
     }
 }
 
-struct Outcome {
-    name: String,
-    status: &'static str,
-    accuracy: Option<f64>,
-    folder: Option<PathBuf>,
-}
-
 pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
     with_threads(args.threads, || run_here(args, zoo))
 }
@@ -148,49 +141,135 @@ fn with_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> T + Send
     }
 }
 
+/// `tlrun run`: the recipes named, in dependency order; decide what runs and why, then hand the
+/// stale ones to Slurm or run them here, then compare what ran.
 fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
     if let Some(name) = &args.variant {
         return super::sweep::run_child(&args.recipe, name, args, zoo);
     }
-    let targets: Vec<PathBuf> = if args.recipe.is_dir() {
-        let mut recipes: Vec<PathBuf> = std::fs::read_dir(&args.recipe)
-            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).filter(|p| p.extension().is_some_and(|e| e == "tl")).collect())
-            .unwrap_or_default();
-        recipes.sort();
-        recipes
-    } else {
-        vec![args.recipe.clone()]
+    let targets = match recipe_targets(&args.recipe) {
+        Ok(targets) => targets,
+        Err(message) => return super::output::usage_error(message),
     };
-    if targets.is_empty() || !targets.iter().all(|target| target.is_file()) {
-        return super::output::usage_error(format!("no recipe at {}", args.recipe.display()));
-    }
     if args.resume {
-        if targets.len() != 1 {
-            return super::output::usage_error("--resume takes one recipe file");
-        }
-        let Some(recipe) = super::plan::load_checked(&targets[0], zoo) else { return 1 };
-        let Some(folder) = super::resume::latest_unfinished(Path::new("."), &recipe.name) else {
-            return super::output::usage_error(format!("no unfinished run of `{}` with a checkpoint under runs/", recipe.name));
-        };
-        return resume_run(&folder, Some(&targets[0]), &args.device, zoo);
+        return resume_latest(&targets, args, zoo);
     }
-    let interrupt = interrupt_flag();
     let order = match pipeline::run_order(&targets) {
         Ok(order) => order,
         Err(message) => return super::output::usage_error(message),
     };
     // Decide first what runs, so that `--out` can be checked before anything trains.
-    let mut planned = Vec::new();
-    // Recipes that will run: whatever needs them is stale too.
-    let mut rerun: Vec<PathBuf> = Vec::new();
-    for (path, needs) in &order {
-        let Some(recipe) = super::plan::load_checked(path, zoo) else { return 1 };
-        let source = match crate::recipe_text::read_recipe_text(path) {
-            Ok(source) => source,
-            Err(reason) => return super::output::usage_error(format!("cannot read {}: {reason}", path.display())),
+    let planned = match decide(&order, args, zoo) {
+        Ok(planned) => planned,
+        Err(code) => return code,
+    };
+    let stale: Vec<&PlannedRecipe> = planned.iter().filter(|plan| plan.reason.is_some()).collect();
+    // A recipe whose dependencies are up to date runs like one recipe, `--out` included.
+    if args.out.is_some() && stale.len() > 1 {
+        let names: Vec<String> = stale.iter().map(|plan| relative(&plan.path)).collect();
+        return super::output::usage_error(format!(
+            "--out names one run folder, but {} recipes need to run: {}; run the others first, or drop --out",
+            stale.len(),
+            names.join(", ")
+        ));
+    }
+    if args.on == Scheduler::Slurm {
+        return super::slurm::submit(&planned.iter().map(PlannedRecipe::for_slurm).collect::<Vec<_>>(), args, zoo);
+    }
+    let several_run = stale.len() > 1;
+    let interrupt = interrupt_flag();
+    let mut outcomes = Vec::new();
+    let mut swept: Vec<PathBuf> = Vec::new();
+    for plan in planned {
+        let outcome = match (plan.reason.clone(), plan.predict_reason.clone()) {
+            (Some(reason), _) => plan.refreshed(several_run, args, zoo).and_then(|plan| train(plan, &reason, several_run, args, zoo, &interrupt, &mut swept)),
+            (None, Some(predict_reason)) => predict_again(&plan, &predict_reason, args),
+            (None, None) => Ok(Some(up_to_date(&plan))),
         };
+        match outcome {
+            Ok(Some(outcome)) => outcomes.push(outcome),
+            Ok(None) => {}
+            Err(code) => return code,
+        }
+    }
+    print_comparison(&outcomes, &swept);
+    0
+}
+
+/// The recipe files `tlrun run PATH` names: PATH itself, or every `.tl` file in the folder.
+fn recipe_targets(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let targets: Vec<PathBuf> = if path.is_dir() {
+        let mut recipes: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).filter(|p| p.extension().is_some_and(|e| e == "tl")).collect())
+            .unwrap_or_default();
+        recipes.sort();
+        recipes
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if targets.is_empty() || !targets.iter().all(|target| target.is_file()) {
+        return Err(format!("no recipe at {}", path.display()));
+    }
+    Ok(targets)
+}
+
+/// `tlrun recipe.tl --resume`: the newest unfinished run of that recipe.
+fn resume_latest(targets: &[PathBuf], args: &RunArgs, zoo: &Zoo) -> u8 {
+    if targets.len() != 1 {
+        return super::output::usage_error("--resume takes one recipe file");
+    }
+    let Some(recipe) = super::plan::load_checked(&targets[0], zoo) else { return 1 };
+    let Some(folder) = super::resume::latest_unfinished(Path::new("."), &recipe.name) else {
+        return super::output::usage_error(format!("no unfinished run of `{}` with a checkpoint under runs/", recipe.name));
+    };
+    resume_run(&folder, Some(&targets[0]), &args.device, zoo)
+}
+
+/// One recipe of the run, read and checked once, with what is to be done about it.
+struct PlannedRecipe {
+    path: PathBuf,
+    /// The recipes it starts from.
+    needs: Vec<PathBuf>,
+    recipe: crate::check::Runnable,
+    source: String,
+    hash: String,
+    /// Why it trains (`None`: its outputs are up to date).
+    reason: Option<String>,
+    /// Training up to date, but its `predict` steps are stale (a folder changed): why.
+    predict_reason: Option<String>,
+}
+
+impl PlannedRecipe {
+    fn for_slurm(&self) -> super::slurm::SlurmRecipe {
+        super::slurm::SlurmRecipe {
+            path: self.path.clone(),
+            name: self.recipe.name.clone(),
+            source: self.source.clone(),
+            needs: self.needs.clone(),
+            stale: self.reason.is_some() || self.predict_reason.is_some(),
+        }
+    }
+
+    /// Upstream recipes ran since the plan was made: checked again (a zoo card they published may
+    /// say more now, e.g. its source data), and the new inputs hashed.
+    fn refreshed(self, several_run: bool, args: &RunArgs, zoo: &Zoo) -> Result<PlannedRecipe, u8> {
+        if !several_run {
+            return Ok(self);
+        }
+        let recipe = if args.dry_run { self.recipe } else { super::plan::load_checked(&self.path, zoo).ok_or(1u8)? };
+        let hash = pipeline::source_hash(&recipe, &self.path, &self.source, zoo);
+        Ok(PlannedRecipe { recipe, hash, ..self })
+    }
+}
+
+/// Each recipe in `order` read and checked once (its diagnostics printed), and whether it runs:
+/// `--force`, a recipe it needs runs first, or its inputs or outputs changed.
+fn decide(order: &[(PathBuf, Vec<PathBuf>)], args: &RunArgs, zoo: &Zoo) -> Result<Vec<PlannedRecipe>, u8> {
+    let mut planned: Vec<PlannedRecipe> = Vec::new();
+    for (path, needs) in order {
+        let (recipe, source) = super::plan::load_checked_with_source(path, zoo).ok_or(1u8)?;
         let hash = pipeline::source_hash(&recipe, path, &source, zoo);
-        let upstream = needs.iter().find(|need| rerun.contains(need));
+        let upstream = needs.iter().find(|need| planned.iter().any(|plan| plan.reason.is_some() && &plan.path == *need));
         let reason = if args.force {
             Some("--force".to_string())
         } else if let Some(upstream) = upstream {
@@ -198,156 +277,123 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
         } else {
             pipeline::staleness(&recipe, path, &hash, zoo)
         };
-        if reason.is_some() {
-            rerun.push(path.clone());
-        }
-        // Training up to date: its `predict` steps may still be stale (a folder changed).
         let predict_reason = if reason.is_none() {
             pipeline::read_record(path).and_then(|record| pipeline::prediction_staleness(&recipe, path, &record))
         } else {
             None
         };
-        planned.push((path, recipe, source, hash, reason, predict_reason));
+        planned.push(PlannedRecipe { path: path.clone(), needs: needs.clone(), recipe, source, hash, reason, predict_reason });
     }
-    // A recipe whose dependencies are up to date runs like one recipe, `--out` included.
-    if args.out.is_some() && rerun.len() > 1 {
-        let names: Vec<String> = rerun.iter().map(|path| relative(path)).collect();
-        return super::output::usage_error(format!(
-            "--out names one run folder, but {} recipes need to run: {}; run the others first, or drop --out",
-            rerun.len(),
-            names.join(", ")
-        ));
+    Ok(planned)
+}
+
+/// What one recipe came to, for the table at the end.
+struct Outcome {
+    name: String,
+    status: &'static str,
+    accuracy: Option<f64>,
+    folder: Option<PathBuf>,
+}
+
+fn up_to_date(plan: &PlannedRecipe) -> Outcome {
+    let record = pipeline::read_record(&plan.path);
+    eprintln!("{}: up to date", relative(&plan.path));
+    Outcome { name: plan.recipe.name.clone(), status: "up to date", accuracy: record.as_ref().map(|r| r.valid_accuracy), folder: record.map(|r| r.run_folder) }
+}
+
+/// Training is up to date but a `predict` step is not: those steps alone, with the last run's model.
+fn predict_again(plan: &PlannedRecipe, predict_reason: &str, args: &RunArgs) -> Result<Option<Outcome>, u8> {
+    let display = relative(&plan.path);
+    let Some(record) = pipeline::read_record(&plan.path) else { return Ok(Some(up_to_date(plan))) };
+    if args.dry_run {
+        println!("would predict {display}: {predict_reason}");
+        return Ok(None);
     }
-    if args.on == Scheduler::Slurm {
-        let recipes: Vec<super::slurm::SlurmRecipe> = planned
-            .iter()
-            .zip(&order)
-            .map(|((path, recipe, source, _, reason, predict_reason), (_, needs))| super::slurm::SlurmRecipe {
-                path: (*path).clone(),
-                name: recipe.name.clone(),
-                source: source.clone(),
-                needs: needs.clone(),
-                stale: reason.is_some() || predict_reason.is_some(),
-            })
-            .collect();
-        return super::slurm::submit(&recipes, args, zoo);
+    eprintln!("{display}: training up to date; predicting ({predict_reason})");
+    let (recipe, path) = (&plan.recipe, &plan.path);
+    let notes = runner::predict_only(recipe, path, &record.run_folder, &args.device).map_err(|diagnostic| {
+        super::output::print_runtime_error(&diagnostic, path);
+        1u8
+    })?;
+    for note in &notes {
+        eprintln!("note: {note}");
     }
-    let mut outcomes = Vec::new();
-    let mut swept: Vec<PathBuf> = Vec::new();
-    for (path, recipe, source, planned_hash, reason, predict_reason) in planned {
-        let display = relative(path);
-        if let (None, Some(predict_reason), Some(record)) = (&reason, &predict_reason, pipeline::read_record(path)) {
-            if args.dry_run {
-                println!("would predict {display}: {predict_reason}");
-                continue;
-            }
-            eprintln!("{display}: training up to date; predicting ({predict_reason})");
-            match runner::predict_only(&recipe, path, &record.run_folder, &args.device) {
-                Ok(notes) => {
-                    for note in &notes {
-                        eprintln!("note: {note}");
-                    }
-                    let record = RunRecord {
-                        predictions_hash: pipeline::predictions_hash(&recipe, path, &record.run_folder),
-                        predictions: pipeline::prediction_outputs(&recipe, path),
-                        ..record
-                    };
-                    if let Err(diagnostic) = pipeline::write_record(path, &record) {
-                        super::output::print_runtime_error(&diagnostic, path);
-                    }
-                    outcomes.push(Outcome { name: recipe.name.clone(), status: "predicted", accuracy: Some(record.valid_accuracy), folder: Some(record.run_folder) });
-                }
-                Err(diagnostic) => {
-                    super::output::print_runtime_error(&diagnostic, path);
-                    return 1;
-                }
-            }
-            continue;
-        }
-        let Some(reason) = reason else {
-            let record = pipeline::read_record(path);
-            eprintln!("{display}: up to date");
-            outcomes.push(Outcome {
-                name: recipe.name.clone(),
-                status: "up to date",
-                accuracy: record.as_ref().map(|r| r.valid_accuracy),
-                folder: record.map(|r| r.run_folder),
-            });
-            continue;
-        };
-        // Upstream recipes ran since the plan was made: check again (a zoo card they published
-        // may say more now, e.g. its source data), and hash the new inputs.
-        let recipe = if rerun.len() > 1 && !args.dry_run {
-            match super::plan::load_checked(path, zoo) {
-                Some(recipe) => recipe,
-                None => return 1,
-            }
-        } else {
-            recipe
-        };
-        let hash = if rerun.len() > 1 { pipeline::source_hash(&recipe, path, &source, zoo) } else { planned_hash };
-        // A sweep runs its variants (each skipped while up to date) and summarises them.
-        if crate::sweep::sweep_of(&crate::syntax::parse(&source).0).is_some() {
-            let code = super::sweep::run_variants(path, &source, &recipe.name, args, zoo);
-            if code != 0 {
-                return code;
-            }
-            swept.push(super::sweep::sweep_folder(args, &recipe.name));
-            outcomes.push(Outcome { name: recipe.name.clone(), status: "swept", accuracy: None, folder: None });
-            continue;
-        }
-        if args.dry_run {
-            println!("would run {display}: {reason}");
-            continue;
-        }
-        if rerun.len() > 1 {
-            eprintln!("running {display} ({reason})");
-        } else {
-            eprintln!("running {display}");
-        }
-        let options = RunOptions {
-            device: args.device.clone(),
-            out: args.out.clone(),
-            zoo: zoo.clone(),
-            runs_root: PathBuf::from("."),
-            interrupt: interrupt.clone(),
-        };
-        match runner::run(&recipe, path, &source, &options) {
-            Ok(outcome) => {
-                for note in &outcome.notes {
-                    eprintln!("note: {note}");
-                }
-                println!(
-                    "{}: valid accuracy {:.1}% (loss {:.4}) over {} classes",
-                    recipe.name,
-                    outcome.evaluation.accuracy * 100.0,
-                    outcome.evaluation.loss,
-                    outcome.classes.len()
-                );
-                println!("run folder: {}", outcome.folder.display());
-                for exported in &outcome.exported {
-                    println!("exported: {}", exported.display());
-                }
-                let outputs = pipeline::outputs(&recipe, path, zoo)
-                    .into_iter()
-                    .filter_map(|output| sha256_file(&output).ok().map(|sha| (output, sha)))
-                    .collect();
-                let record = RunRecord {
-                    source_hash: hash,
-                    outputs,
-                    run_folder: outcome.folder.clone(),
-                    valid_accuracy: outcome.evaluation.accuracy,
-                    predictions_hash: pipeline::predictions_hash(&recipe, path, &outcome.folder),
-                    predictions: pipeline::prediction_outputs(&recipe, path),
-                };
-                if let Err(diagnostic) = pipeline::write_record(path, &record) {
-                    super::output::print_runtime_error(&diagnostic, path);
-                }
-                outcomes.push(Outcome { name: recipe.name.clone(), status: "ran", accuracy: Some(outcome.evaluation.accuracy), folder: Some(outcome.folder) });
-            }
-            Err(failure) => return report_failure(&failure, path),
-        }
+    let record = RunRecord {
+        predictions_hash: pipeline::predictions_hash(recipe, path, &record.run_folder),
+        predictions: pipeline::prediction_outputs(recipe, path),
+        ..record
+    };
+    if let Err(diagnostic) = pipeline::write_record(path, &record) {
+        super::output::print_runtime_error(&diagnostic, path);
     }
+    Ok(Some(Outcome { name: recipe.name.clone(), status: "predicted", accuracy: Some(record.valid_accuracy), folder: Some(record.run_folder) }))
+}
+
+/// A stale recipe: its sweep's variants, or one run; then its record for the next up-to-date check.
+#[allow(clippy::too_many_arguments)]
+fn train(
+    plan: PlannedRecipe,
+    reason: &str,
+    several_run: bool,
+    args: &RunArgs,
+    zoo: &Zoo,
+    interrupt: &Option<Arc<AtomicBool>>,
+    swept: &mut Vec<PathBuf>,
+) -> Result<Option<Outcome>, u8> {
+    let PlannedRecipe { path, recipe, source, hash, .. } = plan;
+    let display = relative(&path);
+    // A sweep runs its variants (each skipped while up to date) and summarises them.
+    if crate::sweep::sweep_of(&crate::syntax::parse(&source).0).is_some() {
+        let code = super::sweep::run_variants(&path, &source, &recipe.name, args, zoo);
+        if code != 0 {
+            return Err(code);
+        }
+        swept.push(super::sweep::sweep_folder(args, &recipe.name));
+        return Ok(Some(Outcome { name: recipe.name.clone(), status: "swept", accuracy: None, folder: None }));
+    }
+    if args.dry_run {
+        println!("would run {display}: {reason}");
+        return Ok(None);
+    }
+    if several_run {
+        eprintln!("running {display} ({reason})");
+    } else {
+        eprintln!("running {display}");
+    }
+    let options =
+        RunOptions { device: args.device.clone(), out: args.out.clone(), zoo: zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt.clone() };
+    let outcome = runner::run(&recipe, &path, &source, &options).map_err(|failure| report_failure(&failure, &path))?;
+    for note in &outcome.notes {
+        eprintln!("note: {note}");
+    }
+    println!(
+        "{}: valid accuracy {:.1}% (loss {:.4}) over {} classes",
+        recipe.name,
+        outcome.evaluation.accuracy * 100.0,
+        outcome.evaluation.loss,
+        outcome.classes.len()
+    );
+    println!("run folder: {}", outcome.folder.display());
+    for exported in &outcome.exported {
+        println!("exported: {}", exported.display());
+    }
+    let outputs = pipeline::outputs(&recipe, &path, zoo).into_iter().filter_map(|output| sha256_file(&output).ok().map(|sha| (output, sha))).collect();
+    let record = RunRecord {
+        source_hash: hash,
+        outputs,
+        run_folder: outcome.folder.clone(),
+        valid_accuracy: outcome.evaluation.accuracy,
+        predictions_hash: pipeline::predictions_hash(&recipe, &path, &outcome.folder),
+        predictions: pipeline::prediction_outputs(&recipe, &path),
+    };
+    if let Err(diagnostic) = pipeline::write_record(&path, &record) {
+        super::output::print_runtime_error(&diagnostic, &path);
+    }
+    Ok(Some(Outcome { name: recipe.name.clone(), status: "ran", accuracy: Some(outcome.evaluation.accuracy), folder: Some(outcome.folder) }))
+}
+
+/// Several runs: `runs/compare.html`, sweeps' paired differences, and a table of every recipe.
+fn print_comparison(outcomes: &[Outcome], swept: &[PathBuf]) {
     let compared: Vec<PathBuf> = outcomes.iter().filter_map(|outcome| outcome.folder.clone()).collect();
     if compared.len() > 1 {
         let runs: Vec<crate::report::RunData> = compared.iter().filter_map(|folder| crate::report::RunData::load(folder).ok()).collect();
@@ -359,16 +405,15 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
         }
     }
     // Sweeps run together (transfer and scratch over the same seeds): the paired difference.
-    super::report::print_sweep_pairs(&swept);
+    super::report::print_sweep_pairs(swept);
     if outcomes.len() > 1 {
         println!("\n{:<12} {:<11} {:>14}  run folder", "recipe", "status", "valid accuracy");
-        for outcome in &outcomes {
+        for outcome in outcomes {
             let accuracy = outcome.accuracy.map_or("-".to_string(), |a| format!("{:.1}%", a * 100.0));
             let folder = outcome.folder.as_ref().map_or(String::new(), |f| f.display().to_string());
             println!("{:<12} {:<11} {:>14}  {folder}", outcome.name, outcome.status, accuracy);
         }
     }
-    0
 }
 
 fn relative(path: &Path) -> String {
