@@ -72,7 +72,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Opt
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
-    pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
+    pub(super) fn forward(_: &crate::geometry::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
         unreachable!("`applies` is false off x86_64")
     }
 }

@@ -99,11 +99,11 @@ pub(crate) fn weight_gradient(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f3
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
-    pub(super) fn forward(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
+    pub(super) fn forward(_: &crate::geometry::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
         unreachable!("`applies` is false off x86_64")
     }
 
-    pub(super) fn weight_gradient(_: &crate::conv::ConvGeometry, _: &[f32], _: &[f32]) -> Vec<f32> {
+    pub(super) fn weight_gradient(_: &crate::geometry::ConvGeometry, _: &[f32], _: &[f32]) -> Vec<f32> {
         unreachable!("`applies` is false off x86_64")
     }
 }

@@ -79,29 +79,154 @@ pub(crate) fn matmul(
     assert!(dst_len >= last(dst_layout, m, n), "gemm destination too small");
     assert!(lhs.len() >= last(lhs_layout, m, k), "gemm left operand too small");
     assert!(rhs.len() >= last(rhs_layout, k, n), "gemm right operand too small");
+    let operands = Operands {
+        dst: dst_pointer,
+        dst_strides: [dst_layout.column_stride as isize, dst_layout.row_stride as isize],
+        accumulate,
+        lhs: lhs.as_ptr(),
+        lhs_strides: [lhs_layout.column_stride as isize, lhs_layout.row_stride as isize],
+        rhs: rhs.as_ptr(),
+        rhs_strides: [rhs_layout.column_stride as isize, rhs_layout.row_stride as isize],
+    };
     // SAFETY: every index gemm reads or writes is below the lengths asserted above, and the
     // destination does not alias `lhs` or `rhs` (it is borrowed mutably).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst_pointer,
-            dst_layout.column_stride as isize,
-            dst_layout.row_stride as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_layout.column_stride as isize,
-            lhs_layout.row_stride as isize,
-            rhs.as_ptr(),
-            rhs_layout.column_stride as isize,
-            rhs_layout.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
+        if crate::isa::current() < crate::isa::detected() {
+            capped::gemm(crate::isa::current(), [m, n, k], operands, parallelism);
+        } else {
+            let Operands { dst, dst_strides: [dst_cs, dst_rs], accumulate, lhs, lhs_strides: [lhs_cs, lhs_rs], rhs, rhs_strides: [rhs_cs, rhs_rs] } =
+                operands;
+            gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, parallelism)
+        }
+    }
+}
+
+/// One product's pointers and (column, row) strides, as gemm takes them.
+#[derive(Clone, Copy)]
+struct Operands {
+    dst: *mut f32,
+    dst_strides: [isize; 2],
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_strides: [isize; 2],
+    rhs: *const f32,
+    rhs_strides: [isize; 2],
+}
+
+/// gemm under `TLRUN_KERNELS_ISA`: the `gemm` crate picks its microkernels from the CPU's
+/// features and cannot be told otherwise, so below the CPU's level the product calls the
+/// microkernels of the capped level itself (AVX2 + FMA, or gemm's scalar ones for `portable`),
+/// through the same driver `gemm::gemm` uses on a CPU without AVX-512. With no cap in force
+/// (or a CPU whose best level is the cap) `gemm::gemm` runs as it is.
+mod capped {
+    use gemm::Parallelism;
+    use gemm_common::simd::MixedSimd;
+
+    use super::Operands;
+    use crate::isa::Isa;
+
+    /// # Safety
+    /// As `gemm::gemm`: the operands are valid for `[m, n, k]` at their strides, and the CPU has
+    /// the features of `isa` (a cap never raises the detected level).
+    pub(super) unsafe fn gemm(isa: Isa, [m, n, k]: [usize; 3], operands: Operands, parallelism: Parallelism) {
+        let Operands { dst, dst_strides: [dst_cs, dst_rs], accumulate, lhs, lhs_strides: [lhs_cs, lhs_rs], rhs, rhs_strides: [rhs_cs, rhs_rs] } = operands;
+        // `gemm::gemm`'s own first step: make the destination's columns the contiguous side by
+        // computing the transposed product (dstᵀ = rhsᵀ·lhsᵀ) when its rows are.
+        let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if dst_cs.abs() < dst_rs.abs() {
+            (n, m, dst_rs, dst_cs, rhs, rhs_rs, rhs_cs, lhs, lhs_rs, lhs_cs)
+        } else {
+            (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs)
+        };
+        macro_rules! with_microkernels {
+            ($simd:expr, $module:ident, $lanes:expr) => {{
+                use gemm_f32::microkernel::$module::f32::{H_M, H_N, H_UKR, MR_DIV_N, NR, UKR};
+                const N: usize = $lanes;
+                // SAFETY: as this function's.
+                unsafe {
+                    gemm_common::gemm::gemm_basic_generic::<_, f32, N, { MR_DIV_N * N }, NR, MR_DIV_N, H_M, H_N>(
+                        $simd,
+                        m,
+                        n,
+                        k,
+                        dst,
+                        dst_cs,
+                        dst_rs,
+                        accumulate,
+                        lhs,
+                        lhs_cs,
+                        lhs_rs,
+                        rhs,
+                        rhs_cs,
+                        rhs_rs,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        |a, b, c| a * b + c,
+                        &UKR,
+                        &H_UKR,
+                        false,
+                        parallelism,
+                    )
+                }
+            }};
+        }
+        #[cfg(target_arch = "x86_64")]
+        if isa >= Isa::Avx2 {
+            let simd = <gemm_common::simd::V3 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("the CPU has AVX2 and FMA (the cap never raises the level)");
+            return with_microkernels!(simd, fma, 8);
+        }
+        let _ = isa;
+        let simd = <gemm_common::simd::Scalar as MixedSimd<f32, f32, f32, f32>>::try_new().expect("scalar code runs anywhere");
+        with_microkernels!(simd, scalar, 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Isa;
+
+    /// The capped products (AVX2 + FMA microkernels, gemm's scalar ones) against `gemm::gemm`, on a
+    /// shape with edges in every dimension, row-major and transposed destinations, overwriting and
+    /// accumulating: the levels' sums differ in order only (1e-5 relative).
+    #[test]
+    fn capped_levels_compute_gemms_product() {
+        let [m, n, k] = [37, 29, 53];
+        let lhs: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let rhs: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+        let start: Vec<f32> = (0..m * n).map(|i| ((i * 29 % 89) as f32 - 44.0) / 20.0).collect();
+        let levels: Vec<Isa> = [Isa::Portable, Isa::Avx2].into_iter().filter(|level| *level <= crate::isa::detected()).collect();
+        for dst_layout in [Matrix::rows(n), Matrix::rows(m).transpose()] {
+            for accumulate in [false, true] {
+                let mut expected = start.clone();
+                let operands = |dst: &mut Vec<f32>| Operands {
+                    dst: dst.as_mut_ptr(),
+                    dst_strides: [dst_layout.column_stride as isize, dst_layout.row_stride as isize],
+                    accumulate,
+                    lhs: lhs.as_ptr(),
+                    lhs_strides: [1, k as isize],
+                    rhs: rhs.as_ptr(),
+                    rhs_strides: [1, n as isize],
+                };
+                let reference = operands(&mut expected);
+                // SAFETY: the buffers hold m×k, k×n and m×n values at these strides.
+                unsafe {
+                    let Operands { dst, dst_strides: [dst_cs, dst_rs], accumulate, lhs, lhs_strides: [lhs_cs, lhs_rs], rhs, rhs_strides: [rhs_cs, rhs_rs] } =
+                        reference;
+                    gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, Parallelism::None);
+                }
+                for &level in &levels {
+                    let mut got = start.clone();
+                    let capped_operands = operands(&mut got);
+                    // SAFETY: as above; `levels` holds only levels this CPU has.
+                    unsafe { capped::gemm(level, [m, n, k], capped_operands, Parallelism::None) };
+                    for (index, (a, b)) in got.iter().zip(&expected).enumerate() {
+                        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{level:?}, accumulate {accumulate}, [{index}]: {a} vs {b}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,15 @@
 use std::path::Path;
 
-use super::GraphFormat;
 use crate::zoo::Zoo;
+
+/// How `tlrun graph` draws the step graph.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+    Json,
+}
 
 pub fn run(path: &Path, format: GraphFormat, zoo: &Zoo) -> u8 {
     let Some((recipe, source)) = super::plan::load_checked_with_source(path, zoo) else { return 1 };

@@ -18,6 +18,7 @@ mod recipe_file;
 pub(crate) mod report;
 mod resume;
 mod run;
+mod run_args;
 mod slurm;
 mod sweep;
 mod zoo;
@@ -28,6 +29,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use disk_world::DiskWorld;
+use graph::GraphFormat;
 pub use recipe_file::RecipeFile;
 
 #[derive(Parser)]
@@ -95,14 +97,6 @@ pub enum Command {
     Export(export::ExportArgs),
     /// The Slurm jobs `tlrun run --on slurm` submitted from here, with their state now.
     Status,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum GraphFormat {
-    Text,
-    Dot,
-    Mermaid,
-    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use super::RecipeFile;
+use super::recipe_file::RecipeFile;
 use crate::check::Runnable;
 use crate::render::{self, FileDiagnostics, HumanStyle};
 use crate::zoo::Zoo;

@@ -21,7 +21,7 @@ pub fn save_linted_edit(path: &Path, what: &str, zoo: &Zoo, edit: impl FnOnce(&s
         return 0;
     }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::DiskWorld { base, zoo, strict: false, published: None };
+    let world = super::disk_world::DiskWorld { base, zoo, strict: false, published: None };
     let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
     let (_, diagnostics) = crate::check::check_source(&edited, &stem, &world);
     let errors: Vec<&crate::diagnostics::Diagnostic> = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).collect();

@@ -4,7 +4,7 @@ use crate::check::recipe::Recipe;
 use crate::diagnostics::Diagnostic;
 use crate::span::Spanned;
 
-use super::DiskWorld;
+use super::disk_world::DiskWorld;
 use super::disk_world::Published;
 
 /// A recipe read from disk and checked, with its diagnostics.

@@ -2,89 +2,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::Args;
-
+use super::output::{interrupt_flag, report_failure};
 use super::pipeline::{self, RunRecord};
+pub use super::run_args::{RunArgs, Scheduler};
 use crate::runtime::runner::{self, RunOptions};
 use crate::sha256::sha256_file;
 use crate::zoo::Zoo;
-
-#[derive(Args)]
-pub struct RunArgs {
-    /// A recipe, or a folder whose recipes all run (dependencies first).
-    pub recipe: PathBuf,
-    /// `cpu` (default) or `cuda`, `cuda:N` (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Run folder (default: runs/<recipe>/<timestamp>/ in the current folder). Single recipes only.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// CPU threads for training (default: all cores; also RAYON_NUM_THREADS).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Say what would run and why, without running anything.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Run every recipe, even those whose outputs are up to date.
-    #[arg(long)]
-    pub force: bool,
-    /// Continue the newest unfinished run of this recipe from its checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// A recipe with a `sweep`: run this many variants at once, each with its share of the cores.
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
-    /// Run one variant of the recipe's sweep (what `--jobs` starts in each child process).
-    #[arg(long, hide = true)]
-    pub variant: Option<String>,
-    /// Where to run: here (`local`), or as `sbatch` jobs on a Slurm cluster (`slurm`), one per
-    /// recipe after the recipes it starts from, a job array per sweep.
-    #[arg(long, value_enum, default_value_t = Scheduler::Local)]
-    pub on: Scheduler,
-    /// Slurm partition (`sbatch --partition`).
-    #[arg(long)]
-    pub partition: Option<String>,
-    /// Slurm generic resources, e.g. `gpu:1` (`sbatch --gres`).
-    #[arg(long)]
-    pub gres: Option<String>,
-    /// Slurm time limit per job (`sbatch --time`).
-    #[arg(long)]
-    pub time: Option<String>,
-    /// Any other `sbatch` option, given as is (repeatable).
-    #[arg(long, allow_hyphen_values = true)]
-    pub sbatch_arg: Vec<String>,
-    /// With `--on slurm`: wait until the jobs end, and fail naming each failed job and its log.
-    #[arg(long)]
-    pub wait: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scheduler {
-    Local,
-    Slurm,
-}
-
-/// Ctrl-C sets this flag; the runner finishes its step, checkpoints and stops.
-pub fn interrupt_flag() -> Option<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag)).ok()?;
-    Some(flag)
-}
-
-/// Exit status after Ctrl-C, as shells expect (128 + SIGINT).
-pub const INTERRUPTED: u8 = 130;
-
-/// Print a failed run and choose its exit status.
-pub fn report_failure(failure: &runner::RunFailure, path: &Path) -> u8 {
-    super::output::print_runtime_error(&failure.diagnostic, path);
-    if failure.diagnostic.code == crate::diagnostics::Code::Interrupted {
-        return INTERRUPTED;
-    }
-    if let Some(folder) = &failure.folder {
-        eprintln!("run folder (last good weights kept): {}", folder.display());
-    }
-    1
-}
 
 /// Continue the run in `folder`; `current` is the recipe file to compare against (default: where
 /// the run's recipe came from).
@@ -98,7 +21,7 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
     };
     let recipe_path = current.map(Path::to_path_buf).unwrap_or(origin_path);
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::DiskWorld { base, zoo, strict: false, published: None };
+    let world = super::disk_world::DiskWorld { base, zoo, strict: false, published: None };
     let stem = recipe_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
     let (saved, diagnostics) = crate::check::check_source(&saved_source, &stem, &world);
     let Ok((saved, _)) = crate::check::Runnable::new(saved, diagnostics) else {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::run::RunArgs;
+use super::run_args::RunArgs;
 use crate::zoo::Zoo;
 
 /// Where job logs and the job list go.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::pipeline;
-use super::run::RunArgs;
+use super::run_args::RunArgs;
 use crate::report::sweep_summary::{self, VARIANT_FILE, VariantRecord};
 use crate::runtime::runner::{self, RunOptions};
 use crate::sweep::Variant;
@@ -20,7 +20,7 @@ pub fn sweep_folder(args: &RunArgs, recipe_name: &str) -> PathBuf {
 }
 
 fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Runnable> {
-    let file = super::RecipeFile::from_source(path, variant.source.clone(), zoo, false, &super::disk_world::Published::new());
+    let file = super::recipe_file::RecipeFile::from_source(path, variant.source.clone(), zoo, false, &super::disk_world::Published::new());
     match crate::check::Runnable::new(file.recipe, file.diagnostics.clone()) {
         Ok((runnable, _)) => Some(runnable),
         Err(_) => {
@@ -127,7 +127,7 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
         out: Some(run_folder.to_path_buf()),
         zoo: zoo.clone(),
         runs_root: PathBuf::from("."),
-        interrupt: super::run::interrupt_flag(),
+        interrupt: super::output::interrupt_flag(),
     };
     match runner::run(recipe, path, &variant.source, &options) {
         Ok(outcome) => {
@@ -140,7 +140,7 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
                 1
             })
         }
-        Err(failure) => Err(super::run::report_failure(&failure, path)),
+        Err(failure) => Err(super::output::report_failure(&failure, path)),
     }
 }
 

@@ -16,7 +16,7 @@ use super::model::{Backbone, Network};
 use super::param_snapshot::snapshot;
 use super::program::{Instruction, Line};
 use super::resume_point::ResumePoint;
-use super::runner::{
+use super::run_io::{
     LazyFolder, RunFailure, RunHooks, RunOptions, RunOutcome, internal, now, predict_step, preview, restore_checkpoint, to_json, weights_of,
     write_forgetting, write_report, write_results,
 };

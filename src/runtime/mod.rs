@@ -15,6 +15,7 @@ pub mod lr_finder;
 pub mod trainer;
 pub mod dataset;
 pub mod runner;
+mod run_io;
 mod interpreter;
 pub mod program;
 pub mod starting_network;
