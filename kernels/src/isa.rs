@@ -3,8 +3,8 @@
 //! and the AVX2 builds can be tested and timed on a machine that has AVX-512. Every fast path
 //! asks [`current`]; none asks the CPU itself.
 //!
-//! The cap binds tlrun's own kernels only: the `gemm` crate (im2col × gemm, burn-flex's matmuls)
-//! dispatches on the CPU's features by itself and cannot be capped from here.
+//! The cap binds tlrun's own kernels and its gemm calls (`matmul.rs` calls the capped level's
+//! microkernels itself); burn-flex's own matmuls dispatch on the CPU's features regardless.
 
 use std::sync::OnceLock;
 
