@@ -1,5 +1,3 @@
-use std::sync::LazyLock;
-
 use serde::Serialize;
 
 /// Normalisation and input facts that pretrained weights were made with (timm's pretrained_cfg).
@@ -134,12 +132,3 @@ impl Architecture {
     }
 }
 
-static ARCHITECTURES: LazyLock<Vec<Architecture>> = LazyLock::new(super::resnet::all);
-
-pub fn lookup(name: &str) -> Option<&'static Architecture> {
-    ARCHITECTURES.iter().find(|architecture| architecture.name == name)
-}
-
-pub fn names() -> impl Iterator<Item = &'static str> + Clone {
-    ARCHITECTURES.iter().map(|architecture| architecture.name)
-}

@@ -3,6 +3,8 @@
 //! from it, so what lint accepts can never disagree with what runs.
 
 mod architecture;
+mod catalogue;
 mod resnet;
 
-pub use architecture::{Architecture, BlockKind, LayerKind, LayerSpec, Stats, lookup, names};
+pub use architecture::{Architecture, BlockKind, LayerKind, LayerSpec, Stats};
+pub use catalogue::{lookup, names};

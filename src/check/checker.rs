@@ -1,8 +1,8 @@
 use super::recipe::{Loss, Prediction, Recipe};
+use super::missing::missing;
 use super::world::World;
 use super::{backbone, data, groups, head, items, stages, traps};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::span::Span;
 use crate::syntax::ast::{Ast, LossOption};
 
 /// Seed used when a recipe names none, so that every run is reproducible anyway.
@@ -136,10 +136,6 @@ fn check_loss(options: Option<&[crate::span::Spanned<LossOption>]>, diagnostics:
         }
     }
     loss
-}
-
-pub fn missing(anchor: Span, message: &str, help: &str) -> Diagnostic {
-    Diagnostic::new(Code::MissingStatement, message).at(anchor, "in this recipe").with_help(help)
 }
 
 /// `predict "input" into "output"`: the output is a .csv or .jsonl file; the input folder must

@@ -1,5 +1,5 @@
 use super::backbone::{bounded_u32, channels_error, check_channel_values, image_side, size_error};
-use super::checker::missing;
+use super::missing::missing;
 use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, ValidEvery, Validation};
 use crate::builtin_data;
 use super::world::{PathKind, World};

@@ -7,6 +7,7 @@ mod checker;
 mod data;
 mod groups;
 mod head;
+mod missing;
 pub(crate) mod items;
 pub mod recipe;
 mod runnable;

@@ -96,7 +96,7 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
     }
     let names: Vec<String> = variants.iter().map(|variant| variant.name.clone()).collect();
     match sweep_summary::summarize(&folder, recipe_name, &names).and_then(|summary| {
-        let html = sweep_summary::write_summary(&folder, &summary)?;
+        let html = crate::report::sweep_report::write_summary(&folder, &summary)?;
         Ok((summary, html))
     }) {
         Ok((summary, html)) => {

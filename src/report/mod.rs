@@ -6,6 +6,7 @@ mod html;
 mod plots;
 mod run_data;
 pub mod stats;
+pub mod sweep_report;
 pub mod sweep_summary;
 
 pub use html::{compare_html, compare_sweeps_html, write_report};

@@ -127,19 +127,6 @@ pub fn mean_and_spread(group: &SeedGroup) -> String {
     }
 }
 
-/// summary.json, summary.png (accuracy of every variant against each axis, each group's mean
-/// with ±1 standard deviation) and summary.html in `folder`. Returns the HTML's path.
-pub fn write_summary(folder: &Path, summary: &SweepSummary) -> Result<PathBuf, Diagnostic> {
-    let json = serde_json::to_string_pretty(summary)
-        .map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot encode {SUMMARY_FILE}: {error}")))?;
-    crate::atomic_file::write_atomic(&folder.join(SUMMARY_FILE), json.as_bytes())?;
-    let png = super::plots::sweep_png(summary).map_err(|error| Diagnostic::new(Code::RunFolderUnwritable, format!("cannot draw the sweep plot: {error}")))?;
-    crate::atomic_file::write_atomic(&folder.join("summary.png"), &png.bytes)?;
-    let path = folder.join("summary.html");
-    crate::atomic_file::write_atomic(&path, super::html::sweep_html(summary, &png).as_bytes())?;
-    Ok(path)
-}
-
 /// A sweep folder's summary.json, when `folder` holds one.
 pub fn read(folder: &Path) -> Option<SweepSummary> {
     serde_json::from_str(&std::fs::read_to_string(folder.join(SUMMARY_FILE)).ok()?).ok()
