@@ -39,6 +39,11 @@ impl Isa {
 
 /// The best level this CPU has, ignoring the cap.
 pub fn detected() -> Isa {
+    static DETECTED: OnceLock<Isa> = OnceLock::new();
+    *DETECTED.get_or_init(detect)
+}
+
+fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
@@ -72,6 +77,11 @@ pub fn current() -> Isa {
 
 fn capped(detected: Isa, cap: Option<Isa>) -> Isa {
     cap.map_or(detected, |cap| cap.min(detected))
+}
+
+/// Whether `TLRUN_KERNELS_ISA` holds the kernels below what this CPU has.
+pub(crate) fn held_below_the_cpu() -> bool {
+    current() < detected()
 }
 
 /// Whether the AVX-512 kernels run.

@@ -91,14 +91,22 @@ pub(crate) fn matmul(
     // SAFETY: every index gemm reads or writes is below the lengths asserted above, and the
     // destination does not alias `lhs` or `rhs` (it is borrowed mutably).
     unsafe {
-        if crate::isa::current() < crate::isa::detected() {
+        if crate::isa::held_below_the_cpu() {
             capped::gemm(crate::isa::current(), [m, n, k], operands, parallelism);
         } else {
-            let Operands { dst, dst_strides: [dst_cs, dst_rs], accumulate, lhs, lhs_strides: [lhs_cs, lhs_rs], rhs, rhs_strides: [rhs_cs, rhs_rs] } =
-                operands;
-            gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, parallelism)
+            uncapped_gemm([m, n, k], operands, parallelism);
         }
     }
+}
+
+/// `gemm::gemm` with its own dispatch (the CPU's best microkernels).
+///
+/// # Safety
+/// As `gemm::gemm`: the operands are valid for `[m, n, k]` at their strides.
+unsafe fn uncapped_gemm([m, n, k]: [usize; 3], operands: Operands, parallelism: Parallelism) {
+    let Operands { dst, dst_strides: [dst_cs, dst_rs], accumulate, lhs, lhs_strides: [lhs_cs, lhs_rs], rhs, rhs_strides: [rhs_cs, rhs_rs] } = operands;
+    // SAFETY: as this function's.
+    unsafe { gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, parallelism) }
 }
 
 /// One product's pointers and (column, row) strides, as gemm takes them.
@@ -212,11 +220,7 @@ mod tests {
                 };
                 let reference = operands(&mut expected);
                 // SAFETY: the buffers hold m×k, k×n and m×n values at these strides.
-                unsafe {
-                    let Operands { dst, dst_strides: [dst_cs, dst_rs], accumulate, lhs, lhs_strides: [lhs_cs, lhs_rs], rhs, rhs_strides: [rhs_cs, rhs_rs] } =
-                        reference;
-                    gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, Parallelism::None);
-                }
+                unsafe { uncapped_gemm([m, n, k], reference, Parallelism::None) };
                 for &level in &levels {
                     let mut got = start.clone();
                     let capped_operands = operands(&mut got);

@@ -239,15 +239,15 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let resume_here = if continue_inside { self.within_stage.take() } else { None };
         let metrics = std::mem::take(&mut self.metrics);
         let (recipe, interrupt) = (self.recipe, self.options.interrupt.as_deref());
-        let folder_path = self.run_path.clone();
         self.folder.get()?;
-        let trainer = self.trainer.get_or_insert_with(|| Trainer::new(recipe, self.device.clone(), self.data.get().expect("loaded before any stage")));
+        self.trainer()?;
+        let trainer = self.trainer.as_mut().expect("made just above");
         let run_folder = self.folder.folder.as_ref().expect("made just above");
         let mut hooks = RunHooks { recipe, folder: run_folder, metrics, interrupt };
         match trainer.run_stage(current, index, resume_here, &mut hooks) {
             Ok(outcome) => {
                 if let Some(epoch) = outcome.restored_epoch {
-                    hooks.mark_restored(index, epoch).map_err(|diagnostic| RunFailure { diagnostic, folder: Some(folder_path.clone()) })?;
+                    hooks.mark_restored(index, epoch).map_err(failed(&self.run_path))?;
                 }
                 self.metrics = hooks.metrics;
                 self.network = Some(outcome.network);
@@ -266,7 +266,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
                 if let Err(unsaved) = saved {
                     diagnostic.message = format!("{}; the last good weights could not be saved either: {}", diagnostic.message, unsaved.message);
                 }
-                Err(RunFailure { diagnostic, folder: Some(folder_path) })
+                Err(failed(&self.run_path)(diagnostic))
             }
         }
     }
@@ -289,8 +289,8 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
 
     fn source_baseline(&mut self) -> Result<(), RunFailure> {
         let current = self.network("a source baseline")?;
-        let pretrained_network = self.initial_network.clone().unwrap_or_else(|| current.clone());
-        let (probe, point) = ForgettingProbe::fit(self.recipe, &pretrained_network, &self.base, &self.device).map_err(failed(&self.run_path))?;
+        let pretrained_network = self.initial_network.as_ref().unwrap_or(current);
+        let (probe, point) = ForgettingProbe::fit(self.recipe, pretrained_network, &self.base, &self.device).map_err(failed(&self.run_path))?;
         eprintln!("forgetting: source accuracy {:.1}% before training (linear probe on `{}`)", point.source_accuracy * 100.0, point.layer);
         self.forgetting_points.retain(|known| known.stage != point.stage);
         self.forgetting_points.insert(0, point);
@@ -326,9 +326,8 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let (result, scored) = trainer.evaluate_images(&final_network, size, tta);
         let trainer = self.trainer.as_ref().expect("made just above");
         let run_folder = self.folder.folder.as_ref().expect("made just above");
-        let fail = |diagnostic| RunFailure { diagnostic, folder: Some(run_folder.path.clone()) };
-        write_results(recipe, run_folder, &before, &final_network, &result, trainer, loaded, seconds_so_far).map_err(fail)?;
-        super::top_losses::write(run_folder, &scored, &loaded.valid.images, &loaded.classes).map_err(fail)?;
+        write_results(recipe, run_folder, &before, &final_network, &result, trainer, loaded, seconds_so_far).map_err(failed(&self.run_path))?;
+        super::top_losses::write(run_folder, &scored, &loaded.valid.images, &loaded.classes).map_err(failed(&self.run_path))?;
         self.before = before;
         self.network = Some(final_network);
         self.evaluation = Some(result);
