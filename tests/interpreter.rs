@@ -91,24 +91,56 @@ fn a_resumed_run_is_its_program_rewritten() {
     let weights = base.join("w.safetensors");
     let all = |program: &[tlrun::runtime::program::Line]| program.iter().flat_map(|line| line.instructions.clone()).collect::<Vec<_>>();
 
-    let fresh = compile(&graph, base, Some(&weights), &Start::Fresh);
+    let fresh = compile(&graph, &recipe, base, Some(&weights), &Start::Fresh);
     let fresh_instructions = all(&fresh);
     assert!(fresh_instructions.contains(&Instruction::LoadWeights { file: Some(weights.clone()) }));
     assert!(fresh_instructions.contains(&Instruction::SaveInitialWeights));
-    assert!(fresh_instructions.contains(&Instruction::Stage { index: 0, continue_inside: false }));
+    let stage = |index: usize| Box::new(recipe.stages[index].clone());
+    assert!(fresh_instructions.contains(&Instruction::Stage { index: 0, stage: stage(0), continue_inside: false }), "a stage carries its resolved operands");
     assert!(fresh_instructions.contains(&Instruction::Export { file: base.join("out/r.safetensors") }), "paths resolved against the recipe's folder");
     assert!(fresh.iter().all(|line| line.record && !line.instructions.is_empty()));
 
     let position = Position { stage_index: 1, epoch: 2, next_batch: 0, step_in_stage: 0, global_step: 0, global_epoch: 3, rng_state: 0, loss_sum: 0.0, images_seen: 0, best: Default::default() };
     let point = ResumePoint::at("checkpoint".into(), position, &graph).unwrap();
-    let resumed = compile(&graph, base, Some(&weights), &Start::Resume(point.clone()));
+    let resumed = compile(&graph, &recipe, base, Some(&weights), &Start::Resume(point.clone()));
     let resumed_instructions = all(&resumed);
     assert!(resumed_instructions.contains(&Instruction::LoadWeights { file: None }), "the run's own initial weights, not the file");
     assert!(!resumed_instructions.contains(&Instruction::SaveInitialWeights));
     let attach = resumed_instructions.iter().position(|instruction| *instruction == Instruction::AttachHead).unwrap();
     assert_eq!(resumed_instructions[attach + 1], Instruction::RestoreRun { point });
     assert!(!resumed_instructions.iter().any(|instruction| matches!(instruction, Instruction::Stage { index: 0, .. })), "the closed stage is skipped");
-    assert!(resumed_instructions.contains(&Instruction::Stage { index: 1, continue_inside: true }));
+    assert!(resumed_instructions.contains(&Instruction::Stage { index: 1, stage: stage(1), continue_inside: true }));
     let skipped: Vec<&str> = resumed.iter().filter(|line| !line.record).map(|line| line.label.as_str()).collect();
     assert_eq!(skipped.len(), 2, "the weights load and the closed stage are not recorded again: {skipped:?}");
+}
+
+/// lr-find and the probe start from the network a node sees by running the nodes it depends on:
+/// the program's prefix, without what only records or measures a run.
+#[test]
+fn a_tool_runs_the_program_up_to_its_node() {
+    use tlrun::runtime::program::{Instruction, compile, up_to, with_cut};
+    use tlrun::runtime::resume_point::Start;
+    let recipe = recipe(
+        "recipe \"r\"\nbackbone resnet_small from file \"w.safetensors\"\ndata { train \"unused\" batch 8 size 16 }\n\
+         stage head { train head epochs 2 lr 1e-3 }\nstage all { train all epochs 3 lr 1e-4 resize 16 -> 20 }\nexport \"out/r.safetensors\"\n",
+    );
+    let graph = tlrun::plan::build_graph(&recipe);
+    let base = std::path::Path::new("recipes");
+    let weights = base.join("w.safetensors");
+    let program = compile(&graph, &recipe, base, Some(&weights), &Start::Fresh);
+    let kinds = |lines: &[tlrun::runtime::program::Line]| {
+        lines.iter().flat_map(|line| line.instructions.iter()).map(|instruction| format!("{instruction:?}").split([' ', '{']).next().unwrap().to_string()).collect::<Vec<_>>()
+    };
+
+    // lr-find on the second stage: everything the stage depends on, the first stage included.
+    let before_second = up_to(&program, &graph, graph.stage_node(1).unwrap(), false);
+    assert_eq!(kinds(&before_second), ["LoadData", "BuildBackbone", "Cut", "LoadWeights", "AttachHead", "Resize", "Stage", "Resize"], "{before_second:?}");
+    assert!(before_second.iter().all(|line| !line.record), "a preparation records no step");
+    assert!(!kinds(&before_second).iter().any(|kind| kind == "SaveInitialWeights" || kind == "Export"), "nothing that writes");
+
+    // The probe: through the weights load, with the cut moved deeper; no data, no head.
+    let load = graph.first(|step| matches!(step, tlrun::plan::Step::LoadWeights { .. })).unwrap();
+    let through_load = with_cut(up_to(&program, &graph, load, true), 5);
+    assert_eq!(kinds(&through_load), ["BuildBackbone", "Cut", "LoadWeights"]);
+    assert!(through_load.iter().flat_map(|line| &line.instructions).any(|instruction| *instruction == Instruction::Cut { kept: 5 }));
 }

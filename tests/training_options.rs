@@ -54,7 +54,7 @@ fn record_stage_from(
     let network = copy_of(initial, recipe);
     let mut trainer = Trainer::new(recipe, device, data);
     let mut recorder = Recorder::default();
-    let outcome = trainer.run_stage(network, 0, None, &mut recorder).unwrap_or_else(|_| panic!("the stage runs"));
+    let outcome = trainer.run_stage(network, 0, &recipe.stages[0], None, &mut recorder).unwrap_or_else(|_| panic!("the stage runs"));
     (recorder, outcome)
 }
 
@@ -348,7 +348,7 @@ fn a_grey_backbone_takes_one_channel_and_trains() {
         image.make_grey();
     }
     let mut trainer = Trainer::new(&recipe, device, &data);
-    let outcome = trainer.run_stage(network, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("a grey network trains"));
+    let outcome = trainer.run_stage(network, 0, &recipe.stages[0], None, &mut NoHooks).unwrap_or_else(|_| panic!("a grey network trains"));
     let evaluation = trainer.evaluate(&outcome.network, 16, false);
     assert!(evaluation.loss.is_finite());
 }
@@ -400,7 +400,7 @@ fn an_adapted_first_convolution_trains_when_a_stage_trains_it() {
     let before = snapshot(&adapted);
     let data = data_with(8);
     let mut trainer = Trainer::new(&grey, device, &data);
-    let trained = trainer.run_stage(adapted, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs")).network;
+    let trained = trainer.run_stage(adapted, 0, &grey.stages[0], None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs")).network;
     let after = snapshot(&trained);
     let key = "backbone.conv1.weight";
     assert_eq!(before[key].len(), 16 * 9, "one input channel");
@@ -416,7 +416,7 @@ fn onecycle_parameters_shape_the_rates_a_stage_uses() {
     let recipe = recipe(&stage);
     let device = Device::flex().autodiff();
     let mut trainer = Trainer::new(&recipe, device, &data);
-    trainer.run_stage(initial_network(&recipe, data.classes.len()), 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("runs"));
+    trainer.run_stage(initial_network(&recipe, data.classes.len()), 0, &recipe.stages[0], None, &mut NoHooks).unwrap_or_else(|_| panic!("runs"));
     let head: Vec<f64> = trainer.step_rates.iter().map(|step| step.rates["head"]).collect();
     assert_eq!(head.len(), 20);
     assert!((head[0] - 0.001).abs() < 1e-12, "starts at lr / div: {head:?}");
@@ -479,7 +479,7 @@ fn onecycle_moms_move_adamws_beta1() {
     let run = |recipe: &tlrun::check::recipe::Recipe| {
         let device = Device::flex().autodiff();
         let mut trainer = Trainer::new(recipe, device, &data);
-        let outcome = trainer.run_stage(copy_of(&initial, recipe), 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs"));
+        let outcome = trainer.run_stage(copy_of(&initial, recipe), 0, &recipe.stages[0], None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs"));
         (trainer.step_rates.clone(), snapshot(&outcome.network))
     };
     let (cycling_rates, cycling_weights) = run(&cycling);
@@ -497,7 +497,7 @@ fn a_stage_with_ema_evaluates_the_average() {
     assert_eq!(recipe.ema, Some(0.9));
     let device = Device::flex().autodiff();
     let mut trainer = Trainer::new(&recipe, device, &data);
-    let outcome = trainer.run_stage(initial_network(&recipe, data.classes.len()), 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("runs"));
+    let outcome = trainer.run_stage(initial_network(&recipe, data.classes.len()), 0, &recipe.stages[0], None, &mut NoHooks).unwrap_or_else(|_| panic!("runs"));
     assert_eq!(trainer.average.as_ref().map(|average| average.updates), Some(4));
     let evaluated = snapshot(&trainer.evaluated(&outcome.network));
     assert_ne!(evaluated, snapshot(&outcome.network), "the average, not the last weights");

@@ -177,6 +177,30 @@ fn describe_head_layer(layer: &HeadLayer) -> String {
 }
 
 impl PipelineGraph {
+    /// The node of stage `index`.
+    pub fn stage_node(&self, index: usize) -> Option<NodeIndex> {
+        self.graph.node_indices().find(|node| matches!(self.graph[*node], Step::Stage { index: at, .. } if at == index))
+    }
+
+    /// The first node whose step `is` matches, in run order.
+    pub fn first(&self, is: impl Fn(&Step) -> bool) -> Option<NodeIndex> {
+        self.order().into_iter().find(|node| is(&self.graph[*node]))
+    }
+
+    /// Every node `node` depends on, directly or not (not `node` itself).
+    pub fn ancestors(&self, node: NodeIndex) -> std::collections::BTreeSet<NodeIndex> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut waiting = vec![node];
+        while let Some(next) = waiting.pop() {
+            for before in self.graph.neighbors_directed(next, petgraph::Direction::Incoming) {
+                if seen.insert(before) {
+                    waiting.push(before);
+                }
+            }
+        }
+        seen
+    }
+
     /// Steps in an order that respects every edge: the order a run executes them in. Of the
     /// steps ready at any point the one built first goes first (Kahn's algorithm on the lowest
     /// node id), so data is read before any network is built and resizes come in stage order.

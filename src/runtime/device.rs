@@ -1,3 +1,5 @@
+use std::sync::{Mutex, MutexGuard};
+
 use burn::prelude::*;
 
 use crate::diagnostics::{Code, Diagnostic};
@@ -45,4 +47,14 @@ fn cuda_device(index: usize) -> Result<Device, Diagnostic> {
 fn cuda_device(_index: usize) -> Result<Device, Diagnostic> {
     Err(Diagnostic::new(Code::DeviceUnavailable, "this tlrun was built without CUDA")
         .with_help("rebuild with `cargo build --release --features cuda` (see README), or use `--device cpu`"))
+}
+
+/// burn's CPU backend keeps one random generator per process: two runs in one process (tests,
+/// a library caller) that seed it and draw initial weights at the same time would interleave
+/// their draws. A run holds this from seeding its backbone until its head is drawn.
+static INITIAL_DRAWS: Mutex<()> = Mutex::new(());
+
+/// The lock on the process's weight draws; a run that panicked while holding it left no state.
+pub fn initial_draws() -> MutexGuard<'static, ()> {
+    INITIAL_DRAWS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

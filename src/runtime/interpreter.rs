@@ -6,6 +6,7 @@
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -21,12 +22,14 @@ use super::run_io::{
     write_forgetting, write_report, write_results,
 };
 use super::starting_network::{attach_head, build_backbone, load_pretrained};
-use super::trainer::{EpochMetrics, Evaluation, StageResume, Stop, Trainer, TrainingData};
+use super::run_folder::RunFolder;
+use super::trainer::{EpochMetrics, Evaluation, NoHooks, StageResume, Stop, Trainer, TrainingData};
 use super::weights;
-use crate::check::recipe::Recipe;
+use crate::check::recipe::{Recipe, Stage};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::model_card::ModelCard;
 use crate::run_files::{self, INITIAL_WEIGHTS, StepRecord};
+use crate::zoo::Zoo;
 
 /// What the instructions build up, in the order the program allows. `'d` is the data's lifetime:
 /// the trainer borrows the loaded data, which lives in a cell outside the state.
@@ -34,10 +37,13 @@ struct RunState<'r: 'd, 'd> {
     recipe: &'r Recipe,
     /// The run folder's path, for errors that point at it (the last good weights are there).
     run_path: PathBuf,
-    options: &'r RunOptions,
+    /// Set by Ctrl-C: finish the step, checkpoint, stop.
+    interrupt: Option<&'r AtomicBool>,
+    zoo: &'r Zoo,
     base: PathBuf,
     device: Device,
-    folder: LazyFolder<'r>,
+    /// None for a preparation (`prepare`), which writes nothing.
+    folder: Option<LazyFolder<'r>>,
     started: Instant,
     notes: Vec<String>,
     steps: Vec<StepRecord>,
@@ -57,36 +63,18 @@ struct RunState<'r: 'd, 'd> {
     /// A resumed run: its initial network, which the shift and the source probe are measured on.
     initial_network: Option<Network>,
     exported: Vec<PathBuf>,
+    /// Held from `BuildBackbone` until the head is drawn (see `device::initial_draws`).
+    drawing: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 /// Runs `program` into the run folder `folder`.
 pub(super) fn execute(recipe: &Recipe, options: &RunOptions, base: PathBuf, device: Device, folder: LazyFolder<'_>, program: &[Line]) -> Result<RunOutcome, RunFailure> {
     let data = OnceCell::new();
-    let mut state = RunState {
-        recipe,
-        run_path: folder.path.clone(),
-        options,
-        base,
-        device,
-        folder,
-        started: Instant::now(),
-        notes: Vec::new(),
-        steps: Vec::new(),
-        data: &data,
-        trainer: None,
-        backbone: None,
-        network: None,
-        before: BTreeMap::new(),
-        metrics: Vec::new(),
-        within_stage: None,
-        evaluation: None,
-        forgetting: None,
-        forgetting_points: Vec::new(),
-        initial_network: None,
-        exported: Vec::new(),
-    };
-    if !state.folder.fresh {
-        state.steps = run_files::read_json_lines_to_resume(&state.folder.path.join(run_files::STEPS)).map_err(failed(&state.run_path))?;
+    let fresh = folder.fresh;
+    let mut state = RunState::new(recipe, &options.zoo, base, device, Some(folder), &data);
+    state.interrupt = options.interrupt.as_deref();
+    if !fresh {
+        state.steps = run_files::read_json_lines_to_resume(&state.run_path.join(run_files::STEPS)).map_err(failed(&state.run_path))?;
     }
     for line in program {
         let started = now();
@@ -95,12 +83,47 @@ pub(super) fn execute(recipe: &Recipe, options: &RunOptions, base: PathBuf, devi
         }
         if line.record {
             state.steps.push(StepRecord { node: line.node.index(), step: line.label.clone(), started, seconds: now() - started });
-            if let Some(run_folder) = &state.folder.folder {
+            if let Some(run_folder) = state.folder.as_ref().and_then(|folder| folder.folder.as_ref()) {
                 run_folder.write(run_files::STEPS, run_files::json_lines(&state.steps).as_bytes()).map_err(failed(&state.run_path))?;
             }
         }
     }
     state.finish()
+}
+
+/// What a program's prefix (`program::up_to`) built: the backbone or network a step sees, and
+/// the trainer with its data, for the tools that start there (lr-find, the probe).
+pub(super) struct Prepared<'d> {
+    pub backbone: Option<Backbone>,
+    pub network: Option<Network>,
+    pub trainer: Option<Trainer<'d>>,
+}
+
+/// Runs `program` (a prefix of a run's) with no run folder: the same handlers as a run, nothing
+/// written. The data is loaded into `data`, which the trainer borrows.
+pub(super) fn prepare<'r: 'd, 'd>(
+    recipe: &'r Recipe,
+    zoo: &'r Zoo,
+    base: PathBuf,
+    device: Device,
+    program: &[Line],
+    data: &'d OnceCell<TrainingData>,
+) -> Result<Prepared<'d>, Diagnostic> {
+    let mut state = RunState::new(recipe, zoo, base, device, None, data);
+    for instruction in program.iter().flat_map(|line| &line.instructions) {
+        state.run(instruction).map_err(|failure| failure.diagnostic)?;
+    }
+    if state.data.get().is_some() {
+        state.trainer()?;
+    }
+    Ok(Prepared { backbone: state.backbone, network: state.network, trainer: state.trainer })
+}
+
+/// The run folder, made on first use. A preparation has none: its program holds no instruction
+/// that writes (`program::up_to`), so asking is a bug. (A function of the field, so that the
+/// trainer can be borrowed beside it.)
+fn made<'f>(folder: &'f mut Option<LazyFolder<'_>>) -> Result<&'f RunFolder, Diagnostic> {
+    folder.as_mut().ok_or_else(|| internal("a preparation writes no run folder"))?.get()
 }
 
 /// Errors once the run folder exists point at it (the last good weights are there).
@@ -109,11 +132,40 @@ fn failed(run_path: &Path) -> impl Fn(Diagnostic) -> RunFailure + '_ {
 }
 
 impl<'r: 'd, 'd> RunState<'r, 'd> {
+    fn new(recipe: &'r Recipe, zoo: &'r Zoo, base: PathBuf, device: Device, folder: Option<LazyFolder<'r>>, data: &'d OnceCell<TrainingData>) -> Self {
+        RunState {
+            recipe,
+            run_path: folder.as_ref().map_or_else(|| base.clone(), |folder| folder.path.clone()),
+            interrupt: None,
+            zoo,
+            base,
+            device,
+            folder,
+            started: Instant::now(),
+            notes: Vec::new(),
+            steps: Vec::new(),
+            data,
+            trainer: None,
+            backbone: None,
+            network: None,
+            before: BTreeMap::new(),
+            metrics: Vec::new(),
+            within_stage: None,
+            evaluation: None,
+            forgetting: None,
+            forgetting_points: Vec::new(),
+            initial_network: None,
+            exported: Vec::new(),
+            drawing: None,
+        }
+    }
+
     fn run(&mut self, instruction: &Instruction) -> Result<(), RunFailure> {
         match instruction {
             Instruction::RequireExport { recipe, export } => self.require_export(recipe, export),
             Instruction::LoadData => self.load_data(),
             Instruction::BuildBackbone => {
+                self.drawing = Some(super::device::initial_draws());
                 self.backbone = Some(build_backbone(self.recipe, &self.device));
                 Ok(())
             }
@@ -130,7 +182,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
                 self.trainer()?.prepare_size(*size);
                 Ok(())
             }
-            Instruction::Stage { index, continue_inside } => self.stage(*index, *continue_inside),
+            Instruction::Stage { index, stage, continue_inside } => self.stage(*index, stage, *continue_inside),
             Instruction::MeasureShift => self.measure_shift(),
             Instruction::SourceBaseline => self.source_baseline(),
             Instruction::MeasureForgetting { index, name } => self.measure_forgetting(*index, name),
@@ -189,12 +241,13 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let classes = self.loaded("a head")?.classes.len();
         let body = self.backbone.take().ok_or_else(|| internal("a head before the backbone"))?;
         self.network = Some(attach_head(self.recipe, body, classes, &self.device));
+        self.drawing = None;
         Ok(())
     }
 
     fn save_initial_weights(&mut self) -> Result<(), RunFailure> {
         let attached = self.network.as_ref().ok_or_else(|| internal("saving the initial weights before the head"))?;
-        let run_folder = self.folder.get()?;
+        let run_folder = made(&mut self.folder)?;
         weights::save(attached, &run_folder.file(INITIAL_WEIGHTS)).map_err(failed(&self.run_path))?;
         self.start_training_from_here()
     }
@@ -203,7 +256,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
     /// so far, then the checkpoint.
     fn restore_run(&mut self, point: &ResumePoint) -> Result<(), RunFailure> {
         let classes = self.loaded("restoring a run")?.classes.len();
-        let run_folder = self.folder.get()?;
+        let run_folder = made(&mut self.folder)?;
         let initial_file = run_folder.file(INITIAL_WEIGHTS);
         let metrics_file = run_folder.file(run_files::METRICS);
         let forgetting_file = run_folder.file(run_files::FORGETTING);
@@ -234,17 +287,25 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         Ok(())
     }
 
-    fn stage(&mut self, index: usize, continue_inside: bool) -> Result<(), RunFailure> {
+    fn stage(&mut self, index: usize, stage: &Stage, continue_inside: bool) -> Result<(), RunFailure> {
         let current = self.network.take().ok_or_else(|| internal("a stage before the network"))?;
         let resume_here = if continue_inside { self.within_stage.take() } else { None };
+        if self.folder.is_none() {
+            // A preparation: the stage trains as in a run, and nothing is checkpointed.
+            let outcome = self.trainer()?.run_stage(current, index, stage, resume_here, &mut NoHooks).map_err(|failure| match failure.stop {
+                Stop::Failed(diagnostic) => diagnostic,
+                Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted"),
+            })?;
+            self.network = Some(outcome.network);
+            return Ok(());
+        }
         let metrics = std::mem::take(&mut self.metrics);
-        let (recipe, interrupt) = (self.recipe, self.options.interrupt.as_deref());
-        self.folder.get()?;
+        let (recipe, interrupt) = (self.recipe, self.interrupt);
         self.trainer()?;
+        let run_folder = made(&mut self.folder)?;
         let trainer = self.trainer.as_mut().expect("made just above");
-        let run_folder = self.folder.folder.as_ref().expect("made just above");
         let mut hooks = RunHooks { recipe, folder: run_folder, metrics, interrupt };
-        match trainer.run_stage(current, index, resume_here, &mut hooks) {
+        match trainer.run_stage(current, index, stage, resume_here, &mut hooks) {
             Ok(outcome) => {
                 if let Some(epoch) = outcome.restored_epoch {
                     hooks.mark_restored(index, epoch).map_err(failed(&self.run_path))?;
@@ -276,14 +337,14 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let loaded = self.loaded("measuring the shift")?;
         let pretrained_network = self.initial_network.as_ref().unwrap_or(current);
         let mut notes = Vec::new();
-        let domain = super::probe::run_start_shift(self.recipe, pretrained_network, loaded, &self.options.zoo, &self.device, &mut notes);
+        let domain = super::probe::run_start_shift(self.recipe, pretrained_network, loaded, self.zoo, &self.device, &mut notes);
         for line in domain.advice() {
             eprintln!("note: {line}");
             notes.push(line);
         }
         self.notes.extend(notes);
         let encoded = to_json(&domain, run_files::SHIFT)?;
-        let run_folder = self.folder.get()?;
+        let run_folder = made(&mut self.folder)?;
         run_folder.write(run_files::SHIFT, encoded.as_bytes()).map_err(failed(&self.run_path))
     }
 
@@ -310,7 +371,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
     }
 
     fn write_forgetting(&mut self) -> Result<(), RunFailure> {
-        let run_folder = self.folder.get()?;
+        let run_folder = made(&mut self.folder)?;
         write_forgetting(run_folder, &self.forgetting_points).map_err(failed(&self.run_path))
     }
 
@@ -319,13 +380,13 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let trained = self.network.take().ok_or_else(|| internal("evaluating before the network"))?;
         let seconds_so_far = self.started.elapsed().as_secs_f64();
         let (recipe, before) = (self.recipe, std::mem::take(&mut self.before));
-        self.folder.get()?;
+        made(&mut self.folder)?;
         let trainer = self.trainer()?;
         // Under `ema` the averaged weights are what is evaluated, exported and published.
         let final_network = trainer.evaluated(&trained);
         let (result, scored) = trainer.evaluate_images(&final_network, size, tta);
         let trainer = self.trainer.as_ref().expect("made just above");
-        let run_folder = self.folder.folder.as_ref().expect("made just above");
+        let run_folder = made(&mut self.folder)?;
         write_results(recipe, run_folder, &before, &final_network, &result, trainer, loaded, seconds_so_far).map_err(failed(&self.run_path))?;
         super::top_losses::write(run_folder, &scored, &loaded.valid.images, &loaded.classes).map_err(failed(&self.run_path))?;
         self.before = before;
@@ -345,7 +406,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
     fn publish(&mut self, entry: &str) -> Result<(), RunFailure> {
         let trained = self.network("publishing")?;
         let loaded = self.loaded("publishing")?;
-        let card = super::publish::publish(trained, self.recipe, loaded, &self.base, &self.device, &self.options.zoo, entry).map_err(failed(&self.run_path))?;
+        let card = super::publish::publish(trained, self.recipe, loaded, &self.base, &self.device, self.zoo, entry).map_err(failed(&self.run_path))?;
         self.notes.push(format!("published zoo entry `{}` ({} px, sha256 {})", card.name, card.input_size, &card.sha256[..12]));
         Ok(())
     }
@@ -360,7 +421,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
 
     /// steps.jsonl complete, the report drawn, the outcome handed back.
     fn finish(mut self) -> Result<RunOutcome, RunFailure> {
-        let run_folder = self.folder.get()?;
+        let run_folder = made(&mut self.folder)?;
         run_folder.write(run_files::STEPS, run_files::json_lines(&self.steps).as_bytes()).map_err(failed(&self.run_path))?;
         let folder = run_folder.path.clone();
         write_report(&folder, &mut self.notes);

@@ -6,9 +6,11 @@
 
 use std::path::Path;
 
+use std::cell::OnceCell;
+
+use super::resume_point::Start;
+use super::{device, interpreter, optimizer, program, starting_network};
 use crate::data::{SplitMix64, epoch_order};
-use super::trainer::{NoHooks, Trainer};
-use super::{dataset, device, optimizer, starting_network};
 use crate::check::Runnable;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::zoo::Zoo;
@@ -37,26 +39,22 @@ const SMOOTHING: f64 = 0.98;
 /// fastai stops when the smoothed loss exceeds four times the best one.
 const DIVERGENCE: f64 = 4.0;
 
-/// Run the stages before `options.stage` as a run would (so the sweep sees the model that stage
-/// starts from), then sweep.
+/// Run the graph up to the stage's node, as a run would (the earlier stages train, nothing is
+/// written; `program::up_to`), so that the sweep sees the network that stage starts from; then
+/// sweep.
 pub fn sweep(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &SweepOptions) -> Result<Sweep, Diagnostic> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = device::parse_device(&options.device)?.autodiff();
     let pretrained = starting_network::pretrained_weights(recipe, &base, zoo)?;
-    let data = dataset::load(recipe, &base)?.data;
-    let (mut network, _) = starting_network::starting_network(recipe, data.classes.len(), &device, pretrained.as_deref())?;
-    let mut trainer = Trainer::new(recipe, device.clone(), &data);
-    for earlier in 0..options.stage {
-        network = match trainer.run_stage(network, earlier, None, &mut NoHooks) {
-            Ok(outcome) => outcome.network,
-            Err(failure) => {
-                return Err(match failure.stop {
-                    super::trainer::Stop::Failed(diagnostic) => diagnostic,
-                    super::trainer::Stop::Interrupted => Diagnostic::new(Code::Interrupted, "interrupted"),
-                });
-            }
-        };
-    }
+    let graph = crate::plan::build_graph(recipe);
+    let program = program::compile(&graph, recipe, &base, pretrained.as_deref(), &Start::Fresh);
+    let stage_node = graph.stage_node(options.stage).ok_or_else(|| Diagnostic::new(Code::StepFailed, format!("the recipe has no stage {}", options.stage + 1)))?;
+    let data = OnceCell::new();
+    let prepared = interpreter::prepare(recipe, zoo, base, device.clone(), &program::up_to(&program, &graph, stage_node, false), &data)?;
+    let (Some(network), Some(mut trainer)) = (prepared.network, prepared.trainer) else {
+        return Err(Diagnostic::new(Code::StepFailed, "lr-find: the graph before the stage built no network"));
+    };
+    let data = trainer.data;
     let stage = &recipe.stages[options.stage];
     let mut network = trainer.configure(network, stage)?;
     let mut stage_optimizer = optimizer::build(&stage.optimizer);

@@ -5,6 +5,7 @@
 //! measures how far the images are from the backbone's training data: per-channel statistics
 //! against the card's, and the Fréchet distance to the card's feature statistics.
 
+use std::cell::OnceCell;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,11 +15,15 @@ use crate::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
 use super::dataset;
 use super::device::parse_device;
 use super::model::Backbone;
-use super::starting_network::{build_backbone, load_pretrained, pretrained_weights};
+use super::interpreter::{self, Prepared};
+use super::program;
+use super::resume_point::Start;
+use super::starting_network::pretrained_weights;
 use crate::arch::LayerKind;
 use crate::check::Runnable;
 use crate::check::recipe::Recipe;
 use crate::diagnostics::Diagnostic;
+use crate::plan::Step;
 use crate::probe::{FeatureStats, Features, LinearProbe, frechet_distance, logme, stratified_split};
 use crate::run_files::{DomainShift, FeatureDistance};
 use crate::zoo::Zoo;
@@ -94,18 +99,24 @@ pub(crate) fn sampled(split: &super::trainer::Split, count: usize, seed: u64) ->
 
 /// The pretrained backbone as deep as its weights go: every stage when the file holds them all,
 /// else the deepest depth (down to the recipe's own cut) that loads.
-fn deepest_backbone(recipe: &Recipe, pretrained: Option<&Path>, device: &Device, notes: &mut Vec<String>) -> Result<Backbone, Diagnostic> {
+fn deepest_backbone(recipe: &Recipe, zoo: &Zoo, base: &Path, pretrained: Option<&Path>, device: &Device, notes: &mut Vec<String>) -> Result<Backbone, Diagnostic> {
     let deepest = candidates(recipe).last().map_or(recipe.kept_layers, |last| last + 1);
+    // The graph through its weights load (or its cut, from random weights), its cut moved deeper.
+    let graph = crate::plan::build_graph(recipe);
+    let loaded = graph.first(|step| matches!(step, Step::LoadWeights { .. })).or_else(|| graph.first(|step| matches!(step, Step::Cut { .. })));
+    let loaded = loaded.ok_or_else(|| Diagnostic::new(crate::diagnostics::Code::StepFailed, "the recipe's graph has no cut"))?;
+    let program = program::up_to(&program::compile(&graph, recipe, base, pretrained, &Start::Fresh), &graph, loaded, true);
     let mut last_error = None;
     for kept in (recipe.kept_layers.min(deepest)..=deepest).rev() {
-        let backbone = build_backbone(recipe, device).cut(kept);
-        match load_pretrained(recipe, backbone, pretrained) {
-            Ok((backbone, _)) => {
+        let unused = OnceCell::new();
+        match interpreter::prepare(recipe, zoo, base.to_path_buf(), device.clone(), &program::with_cut(program.clone(), kept), &unused) {
+            Ok(Prepared { backbone: Some(backbone), .. }) => {
                 if kept < deepest {
                     notes.push(format!("the weights stop at layer `{}`: deeper cuts cannot be probed", recipe.backbone.architecture.layers[kept - 1].name));
                 }
                 return Ok(backbone);
             }
+            Ok(_) => last_error = Some(Diagnostic::new(crate::diagnostics::Code::StepFailed, "the graph through the weights load built no backbone")),
             Err(error) => last_error = Some(error),
         }
     }
@@ -260,7 +271,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
     let data = loaded.data;
     let (images, labels) = sampled(&data.train, options.samples, recipe.seed);
     let pretrained = pretrained_weights(recipe, &base, zoo)?;
-    let backbone = deepest_backbone(recipe, pretrained.as_deref(), &device, &mut notes)?;
+    let backbone = deepest_backbone(recipe, zoo, &base, pretrained.as_deref(), &device, &mut notes)?;
     let taps: Vec<usize> = candidates(recipe).into_iter().filter(|index| *index < backbone.kept).collect();
     let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
     let started = Instant::now();

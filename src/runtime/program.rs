@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::NodeIndex;
 
 use super::resume_point::{ResumePoint, Start};
+use crate::check::recipe::{Recipe, Stage};
 use crate::plan::{PipelineGraph, Step};
 
 /// One thing the interpreter does, with everything it needs resolved.
@@ -33,8 +34,10 @@ pub enum Instruction {
     RestoreRun { point: ResumePoint },
     /// Every image resized once to this side, ahead of the epochs that train at it.
     Resize { size: u32 },
-    /// Stage `index` of the recipe; `continue_inside`: from the restored checkpoint's position.
-    Stage { index: usize, continue_inside: bool },
+    /// Stage `index` of the recipe, resolved: its groups' training flags and rates, its
+    /// schedule, and each epoch's image size. `continue_inside`: from the restored checkpoint's
+    /// position.
+    Stage { index: usize, stage: Box<Stage>, continue_inside: bool },
     MeasureShift,
     SourceBaseline,
     MeasureForgetting { index: usize, name: String },
@@ -55,7 +58,7 @@ pub struct Line {
 }
 
 /// The instructions of one run, in the graph's order.
-pub fn compile(graph: &PipelineGraph, base: &Path, pretrained: Option<&Path>, start: &Start) -> Vec<Line> {
+pub fn compile(graph: &PipelineGraph, recipe: &Recipe, base: &Path, pretrained: Option<&Path>, start: &Start) -> Vec<Line> {
     let point = match start {
         Start::Resume(point) => Some(point),
         Start::Fresh => None,
@@ -91,7 +94,7 @@ pub fn compile(graph: &PipelineGraph, base: &Path, pretrained: Option<&Path>, st
                 }
                 Step::Stage { index, .. } => {
                     let continue_inside = point.is_some_and(|point| point.next_stage == Some(node) && point.within);
-                    vec![Instruction::Stage { index: *index, continue_inside }]
+                    vec![Instruction::Stage { index: *index, stage: Box::new(recipe.stages[*index].clone()), continue_inside }]
                 }
                 Step::MeasureShift => vec![Instruction::MeasureShift],
                 Step::SourceBaseline { .. } => vec![Instruction::SourceBaseline],
@@ -106,6 +109,61 @@ pub fn compile(graph: &PipelineGraph, base: &Path, pretrained: Option<&Path>, st
                 Step::Predict { input, output } => vec![Instruction::Predict { input: base.join(input), output: base.join(output) }],
             };
             Line { node, label: step.label(), instructions, record }
+        })
+        .collect()
+}
+
+/// What a tool that needs the network some node sees runs first (lr-find: the network a stage
+/// starts from; the probe: the loaded backbone): the lines of the nodes `node` depends on, and
+/// `node` itself when `inclusive`, each without the instructions that only record or measure a
+/// run (initial weights, shift, forgetting), which need a run folder and change no weight.
+pub fn up_to(program: &[Line], graph: &PipelineGraph, node: NodeIndex, inclusive: bool) -> Vec<Line> {
+    let needed = graph.ancestors(node);
+    program
+        .iter()
+        .filter(|line| needed.contains(&line.node) || (inclusive && line.node == node))
+        .map(|line| Line {
+            instructions: line.instructions.iter().filter(|instruction| shapes_the_network(instruction)).cloned().collect(),
+            record: false,
+            ..line.clone()
+        })
+        .collect()
+}
+
+/// Whether running `instruction` changes what the next one sees (data, backbone, network, sizes).
+fn shapes_the_network(instruction: &Instruction) -> bool {
+    match instruction {
+        Instruction::RequireExport { .. }
+        | Instruction::LoadData
+        | Instruction::BuildBackbone
+        | Instruction::LoadWeights { .. }
+        | Instruction::Cut { .. }
+        | Instruction::AttachHead
+        | Instruction::Resize { .. }
+        | Instruction::Stage { .. } => true,
+        Instruction::SaveInitialWeights
+        | Instruction::RestoreRun { .. }
+        | Instruction::MeasureShift
+        | Instruction::SourceBaseline
+        | Instruction::MeasureForgetting { .. }
+        | Instruction::Evaluate { .. }
+        | Instruction::Export { .. }
+        | Instruction::Publish { .. }
+        | Instruction::Predict { .. } => false,
+    }
+}
+
+/// `program` with its cut moved to keep `kept` layers (the probe reads layers past the recipe's cut).
+pub fn with_cut(program: Vec<Line>, kept: usize) -> Vec<Line> {
+    program
+        .into_iter()
+        .map(|line| Line {
+            instructions: line
+                .instructions
+                .into_iter()
+                .map(|instruction| if let Instruction::Cut { .. } = instruction { Instruction::Cut { kept } } else { instruction })
+                .collect(),
+            ..line
         })
         .collect()
 }

@@ -38,7 +38,7 @@ fn execute(recipe: &Recipe, recipe_path: &Path, source: &str, options: &RunOptio
     let graph = crate::plan::build_graph(recipe);
     // Where the pretrained weights are, resolved once (for `from recipe` that reads the other recipe).
     let pretrained = pretrained_weights(recipe, &base, &options.zoo)?;
-    let program = super::program::compile(&graph, &base, pretrained.as_deref(), &start);
+    let program = super::program::compile(&graph, recipe, &base, pretrained.as_deref(), &start);
     let folder = LazyFolder::new(folder_path, recipe, recipe_path, source, !start.is_resume());
     super::interpreter::execute(recipe, options, base, device, folder, &program)
 }

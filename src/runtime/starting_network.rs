@@ -1,7 +1,7 @@
 //! The network a run starts from, step by step as the graph runs them (`BuildBackbone`,
-//! `LoadWeights`, `AttachHead`) and as one call (`starting_network`) for lr-find; and where its
-//! pretrained weights are. The runner, the probe and lr-find all build networks here, so none
-//! of them imports another.
+//! `LoadWeights`, `AttachHead`: the interpreter's handlers, which lr-find and the probe reach by
+//! running a prefix of the program) and as one call (`starting_network`, for tests); and where
+//! its pretrained weights are.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ pub fn materialize<M: Module>(network: &M) {
 /// The network a run starts from: seeded random weights, then the pretrained backbone when there
 /// is one. Under `channels 1 adapt` the colour weights go into a 3-channel first convolution whose
 /// filters are then summed to take one channel.
-/// The same steps, in the same order, as a run's graph (`lr-find` starts from this).
+/// The same steps, in the same order, as a run's graph.
 pub fn starting_network(
     recipe: &Recipe,
     classes: usize,

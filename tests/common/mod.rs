@@ -41,7 +41,7 @@ pub fn train_stage(recipe: &Recipe, data: &TrainingData) -> (BTreeMap<String, Ve
     let network = Network::new(recipe, data.classes.len(), &device);
     let before = snapshot(&network);
     let mut trainer = Trainer::new(recipe, device, data);
-    let network = trainer.run_stage(network, 0, None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs")).network;
+    let network = trainer.run_stage(network, 0, &recipe.stages[0], None, &mut NoHooks).unwrap_or_else(|_| panic!("the stage runs")).network;
     (before, snapshot(&network))
 }
 

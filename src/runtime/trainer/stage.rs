@@ -30,16 +30,16 @@ pub(super) struct StageRun<'s> {
 }
 
 impl Trainer<'_> {
-    /// Run one stage from its start, or from `resume` (a checkpoint inside it), calling `hooks`
+    /// Run stage `stage_index`, resolved as `stage` (the program's operand), from its start, or from `resume` (a checkpoint inside it), calling `hooks`
     /// after every optimizer step and every epoch.
     pub fn run_stage(
         &mut self,
         network: Network,
         stage_index: usize,
+        stage: &Stage,
         resume: Option<StageResume>,
         hooks: &mut dyn StageHooks,
     ) -> Result<StageOutcome, StageFailure> {
-        let stage = &self.recipe.stages[stage_index];
         if let Err(diagnostic) = self.select_groups(&network, stage) {
             return Err(StageFailure { network, stop: Stop::Failed(diagnostic) });
         }
