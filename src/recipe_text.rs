@@ -1,5 +1,5 @@
-//! Reading a recipe file from disk, safely: shared by the CLI (lint, run, the pipeline walk) and
-//! the runtime (a run reading its upstream recipe). Burn-free.
+//! Reading a recipe file from disk, safely. Only the CLI's workspace (`cli::workspace`) calls
+//! it: every command reads its recipes there, once each. Burn-free.
 
 use std::path::Path;
 

@@ -118,12 +118,27 @@ fn every_fast_path_asks_the_isa_module_not_the_cpu() {
 
 #[test]
 fn network_building_lives_below_the_runner_probe_and_lr_find() {
-    // The probe and lr-find build networks through `starting_network`, never through the
-    // runner (which used to be a circle: runner → probe → runner).
+    // The probe and lr-find run a prefix of the program (`interpreter::prepare`), never the
+    // runner (which used to be a circle: runner → probe → runner), and build no network
+    // themselves.
     for layer in ["runtime/probe.rs", "runtime/lr_finder.rs", "runtime/starting_network.rs"] {
         let found = violations(layer, &["runner::", "super::runner"]);
         assert!(found.is_empty(), "{layer} reaches into the runner:\n{}", found.join("\n"));
     }
+    for layer in ["runtime/probe.rs", "runtime/lr_finder.rs"] {
+        let found = violations(layer, &["build_backbone", "load_pretrained", "attach_head", "starting_network"]);
+        assert!(found.is_empty(), "{layer} builds a network instead of running the program:\n{}", found.join("\n"));
+    }
+}
+
+#[test]
+fn recipe_files_are_read_in_one_place() {
+    // Every command reads its recipes through `cli/workspace.rs`, once each; the runtime is
+    // handed resolved paths and reads no recipe text.
+    let mut found = violations("cli", &["read_recipe_text", "recipe_text::"]);
+    found.retain(|line| !line.contains("cli/workspace.rs"));
+    found.extend(violations("runtime", &["read_recipe_text", "recipe_text::", "recipe_links", "syntax::parse"]));
+    assert!(found.is_empty(), "recipe text read outside the workspace:\n{}", found.join("\n"));
 }
 
 #[test]

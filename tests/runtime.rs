@@ -87,8 +87,14 @@ fn run(dir: &Path, text: &str, out: &str) -> runner::RunOutcome {
         runs_root: dir.to_path_buf(),
         interrupt: None,
     };
+    // What `tlrun run` resolves in its workspace: these recipes start from a file or from none.
+    let pretrained = match &recipe.backbone.weights {
+        tlrun::check::recipe::Weights::File(file) => Some(dir.join(file)),
+        tlrun::check::recipe::Weights::Random => None,
+        other => panic!("the runtime tests start from a file or from none, not {other:?}"),
+    };
     let (runnable, _) = tlrun::check::Runnable::new(Some(recipe), Vec::new()).unwrap();
-    runner::run(&runnable, &path, text, &options).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic))
+    runner::run(&runnable, &path, text, pretrained.as_deref(), &options).unwrap_or_else(|failure| panic!("{:?}", failure.diagnostic))
 }
 
 const END_TO_END: &str = r#"recipe "e2e"

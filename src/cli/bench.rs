@@ -129,11 +129,13 @@ fn lint_scaling() {
 /// Parse + check every recipe in the folder many times; report the mean per recipe.
 fn lint_latency(folder: &PathBuf) {
     let Ok(entries) = std::fs::read_dir(folder) else { return };
+    let zoo = crate::zoo::Zoo::locate(None);
+    let workspace = super::workspace::Workspace::new(&zoo);
     let sources: Vec<(String, String)> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "tl"))
-        .filter_map(|path| Some((path.file_stem()?.to_string_lossy().into_owned(), std::fs::read_to_string(&path).ok()?)))
+        .filter_map(|path| Some((path.file_stem()?.to_string_lossy().into_owned(), workspace.source(&path).ok()?.text.clone())))
         .collect();
     if sources.is_empty() {
         return;

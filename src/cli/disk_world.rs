@@ -1,12 +1,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::check::{World, ZooCard, ZooLookup};
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 /// Answers the checker's questions from disk. Recipe paths are relative to the recipe's folder.
 pub struct DiskWorld<'a> {
     pub base: PathBuf,
-    pub zoo: &'a Zoo,
+    /// Where recipe files are read (once each) and the zoo is.
+    pub workspace: &'a Workspace<'a>,
     pub strict: bool,
     /// Zoo entries that recipes of the same lint run `publish`: an entry the zoo lacks is then
     /// checked against what its publisher will write (lint's view of `tlrun run`'s order).
@@ -15,20 +16,6 @@ pub struct DiskWorld<'a> {
 
 /// Zoo entry name → the recipe file that publishes it.
 pub type Published = std::collections::BTreeMap<String, PathBuf>;
-
-/// Which of `files` publishes which zoo entry (the first, when two publish one name: TL1006 is
-/// not lint's to give across files). Unreadable files publish nothing.
-pub fn publishers(files: &[PathBuf]) -> Published {
-    let mut published = Published::new();
-    for file in files {
-        let Ok(source) = crate::recipe_text::read_recipe_text(file) else { continue };
-        let (ast, _) = crate::syntax::parse(&source);
-        if let Some(entry) = crate::plan::recipe_links(&ast).publishes {
-            published.entry(entry).or_insert_with(|| file.clone());
-        }
-    }
-    published
-}
 
 /// Recipes reached through `from recipe` chains are read at most this deep (loops are TL3001).
 const MAX_RECIPE_DEPTH: usize = 8;
@@ -44,10 +31,11 @@ impl DiskWorld<'_> {
 
     /// The entry as the zoo folder has it.
     fn zoo_folder_entry(&self, name: &str) -> ZooLookup {
-        if !self.zoo.exists() {
+        let zoo = self.workspace.zoo;
+        if !zoo.exists() {
             return ZooLookup::Unavailable;
         }
-        match self.zoo.card(name) {
+        match zoo.card(name) {
             Ok(card) => ZooLookup::Found(ZooCard {
                 name: card.name.clone(),
                 architecture: card.architecture.clone(),
@@ -56,7 +44,7 @@ impl DiskWorld<'_> {
                 source: crate::check::recipe::DataSource::from_card_text(&card.source_data),
                 source_valid: crate::check::recipe::Validation::from_card_text(&card.source_valid),
             }),
-            Err(_) => ZooLookup::Missing { available: self.zoo.entry_names() },
+            Err(_) => ZooLookup::Missing { available: zoo.entry_names() },
         }
     }
 
@@ -66,15 +54,15 @@ impl DiskWorld<'_> {
         if depth >= MAX_RECIPE_DEPTH {
             return None;
         }
-        let source = crate::recipe_text::read_recipe_text(path).ok()?;
+        let source = self.workspace.source(path).ok()?;
         let upstream_world = DiskWorld {
             base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            zoo: self.zoo,
+            workspace: self.workspace,
             strict: false,
             published: self.published,
         };
         RECIPE_DEPTH.with(|d| d.set(depth + 1));
-        let (recipe, _) = crate::check::check_source(&source, "upstream", &upstream_world);
+        let (recipe, _) = crate::check::check_source(&source.text, "upstream", &upstream_world);
         RECIPE_DEPTH.with(|d| d.set(depth));
         recipe
     }

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 /// How `tlrun graph` draws the step graph.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -11,8 +11,8 @@ pub enum GraphFormat {
     Json,
 }
 
-pub fn run(path: &Path, format: GraphFormat, zoo: &Zoo) -> u8 {
-    let Some((recipe, source)) = super::plan::load_checked_with_source(path, zoo) else { return 1 };
+pub fn run(path: &Path, format: GraphFormat, workspace: &Workspace) -> u8 {
+    let Some(super::workspace::LoadedRecipe { recipe, source }) = workspace.load_checked(path) else { return 1 };
     let graph = crate::plan::build_graph(&recipe);
     // A sweep's variants each run this graph with their values written in.
     // A recipe that checks has a sweep that expands (lint rejects the rest): none is no sweep.

@@ -8,7 +8,7 @@ use super::{OutputFormat, RecipeFile};
 use crate::diagnostics::{Code, Diagnostic, Severity};
 use crate::plan::{RecipeGraph, RecipeNode};
 use crate::render::{self, FileDiagnostics, HumanStyle};
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 #[derive(Args)]
 pub struct LintArgs {
@@ -29,7 +29,7 @@ pub enum Deny {
     Warnings,
 }
 
-pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
+pub fn run(args: &LintArgs, workspace: &Workspace) -> u8 {
     let roots = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
     let mut files = Vec::new();
     for root in &roots {
@@ -42,13 +42,13 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
     }
     // `from zoo "x"` is satisfied by a linted recipe that publishes `x`, as `tlrun run` would
     // run that recipe first.
-    let published = super::disk_world::publishers(&files);
+    let published = workspace.publishers(&files);
     let mut recipes = Vec::new();
     for path in &files {
         // A file that cannot be read is a finding about that file; every other file is still linted.
-        recipes.push(RecipeFile::load(path, zoo, args.strict, &published).unwrap_or_else(|reason| RecipeFile::unreadable(path, &reason)));
+        recipes.push(workspace.recipe_file(path, args.strict, &published).unwrap_or_else(|reason| RecipeFile::unreadable(path, &reason)));
     }
-    check_recipe_graph(&mut recipes, zoo, &published);
+    check_recipe_graph(&mut recipes, workspace, &published);
     for recipe in &mut recipes {
         recipe.sort_diagnostics();
     }
@@ -72,7 +72,7 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
         }
     }
     if !args.strict {
-        note_unchecked_zoo_entries(&recipes, zoo, &published);
+        note_unchecked_zoo_entries(&recipes, workspace.zoo, &published);
     }
     let failed = errors > 0 || (warnings > 0 && matches!(args.deny, Some(Deny::Warnings)));
     u8::from(failed)
@@ -80,7 +80,7 @@ pub fn run(args: &LintArgs, zoo: &Zoo) -> u8 {
 
 /// Without a zoo folder, `from zoo "…"` cannot be checked: say so on stderr (stdout stays the
 /// report, valid JSON included), so a CI without weights learns of it. `--strict` makes it TL1004.
-fn note_unchecked_zoo_entries(recipes: &[RecipeFile], zoo: &Zoo, published: &super::disk_world::Published) {
+fn note_unchecked_zoo_entries(recipes: &[RecipeFile], zoo: &crate::zoo::Zoo, published: &super::disk_world::Published) {
     if zoo.exists() {
         return;
     }
@@ -151,7 +151,7 @@ fn collect_recipes_once(root: &Path, files: &mut Vec<PathBuf>, visited: &mut std
 
 /// Missing recipe references (TL3002) and loops between recipes (TL3001), over the linted files and
 /// every recipe they reach.
-pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo, published: &super::disk_world::Published) {
+pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, workspace: &Workspace, published: &super::disk_world::Published) {
     let linted = recipes.len();
     let mut index = 0;
     while index < recipes.len() {
@@ -161,7 +161,7 @@ pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, zoo: &Zoo, published: &
             if known {
                 continue;
             }
-            match RecipeFile::load(&path, zoo, false, published) {
+            match workspace.recipe_file(&path, false, published) {
                 Ok(upstream) => recipes.push(upstream),
                 Err(reason) => recipes[index].diagnostics.push(
                     Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` cannot be read: {reason}", reference.value))

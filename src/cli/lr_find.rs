@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use crate::runtime::lr_finder::{self, SweepOptions};
 use crate::syntax::edit;
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 #[derive(Args)]
 pub struct LrFindArgs {
@@ -40,11 +40,11 @@ pub enum Suggestion {
     Steep,
 }
 
-pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
+pub fn run(args: &LrFindArgs, workspace: &Workspace) -> u8 {
     if !(args.start > 0.0 && args.end > args.start) {
         return super::output::usage_error(format!("the sweep needs 0 < --start < --end, not {} and {}", args.start, args.end));
     }
-    let Some(recipe) = super::plan::load_checked(&args.recipe, zoo) else { return 1 };
+    let Some(super::workspace::LoadedRecipe { recipe, .. }) = workspace.load_checked(&args.recipe) else { return 1 };
     let stage_index = match &args.stage {
         None => 0,
         Some(name) => match recipe.stages.iter().position(|stage| &stage.name == name) {
@@ -58,7 +58,7 @@ pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
     let stage = &recipe.stages[stage_index];
     eprintln!("lr-find: stage `{}`, base rate {:.0e} → {:.0e} over {} batches", stage.name, args.start, args.end, args.steps);
     let options = SweepOptions { stage: stage_index, start: args.start, end: args.end, steps: args.steps, device: args.device.clone() };
-    let sweep = match lr_finder::sweep(&recipe, &args.recipe, zoo, &options) {
+    let sweep = match workspace.pretrained_weights(&recipe, &args.recipe).and_then(|pretrained| lr_finder::sweep(&recipe, &args.recipe, pretrained.as_deref(), workspace.zoo, &options)) {
         Ok(sweep) => sweep,
         Err(diagnostic) => {
             super::output::print_runtime_error(&diagnostic, &args.recipe);
@@ -93,10 +93,10 @@ pub fn run(args: &LrFindArgs, zoo: &Zoo) -> u8 {
         eprintln!("error: no suggestion to write");
         return 1;
     };
-    write_rate(&args.recipe, &stage.name, rate, zoo)
+    write_rate(&args.recipe, &stage.name, rate, workspace)
 }
 
 /// Change the stage's `lr` in the recipe file, show the diff, and lint the result before saving.
-fn write_rate(path: &Path, stage: &str, rate: f64, zoo: &Zoo) -> u8 {
-    super::recipe_edit::save_linted_edit(path, &format!("lr {}", edit::format_rate(rate)), zoo, |source| edit::set_stage_lr(source, stage, rate))
+fn write_rate(path: &Path, stage: &str, rate: f64, workspace: &Workspace) -> u8 {
+    super::recipe_edit::save_linted_edit(path, &format!("lr {}", edit::format_rate(rate)), workspace, |source| edit::set_stage_lr(source, stage, rate))
 }

@@ -21,6 +21,7 @@ mod run;
 mod run_args;
 mod slurm;
 mod sweep;
+mod workspace;
 mod zoo;
 
 use std::path::PathBuf;
@@ -121,14 +122,16 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     let zoo = crate::zoo::Zoo::locate(cli.zoo.as_deref());
+    // Each command reads its recipes once, through one workspace.
+    let workspace = workspace::Workspace::new(&zoo);
     let code = match cli.command {
-        Command::Lint(args) => lint::run(&args, &zoo),
+        Command::Lint(args) => lint::run(&args, &workspace),
         Command::Explain { code } => explain::run(&code),
-        Command::Graph { recipe, format } => graph::run(&recipe, format, &zoo),
-        Command::Plan { recipe } => plan::run(&recipe, &zoo),
-        Command::Run(args) => run::run(&args, &zoo),
-        Command::LrFind(args) => lr_find::run(&args, &zoo),
-        Command::Probe(args) => probe::run(&args, &zoo),
+        Command::Graph { recipe, format } => graph::run(&recipe, format, &workspace),
+        Command::Plan { recipe } => plan::run(&recipe, &workspace),
+        Command::Run(args) => run::run(&args, &workspace),
+        Command::LrFind(args) => lr_find::run(&args, &workspace),
+        Command::Probe(args) => probe::run(&args, &workspace),
         Command::Predict(args) => predict::run(&args, &zoo),
         Command::Export(args) => export::run(&args, &zoo),
         Command::Status => slurm::status(),
@@ -136,7 +139,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Zoo(command) => zoo::run(&command, &zoo),
         Command::Report { run } => report::report(&run),
-        Command::Resume { run, device } => run::resume_run(&run, None, &device, &zoo),
+        Command::Resume { run, device } => run::resume_run(&run, None, &device, &workspace),
         Command::Runs { root } => report::runs(&root),
         Command::Compare { runs, out } => report::compare(&runs, &out),
     };

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::check::recipe::{DataSource, Recipe, Validation};
 use crate::plan::{RecipeGraph, RecipeNode};
 use crate::span::Span;
-use crate::runtime::starting_network;
 use crate::sha256::sha256_file;
+use super::workspace::Workspace;
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
 /// What the last successful run of a recipe produced, kept in `.tlrun/<recipe>.json` beside it.
@@ -41,22 +41,21 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn read_node(path: &Path) -> Option<Node> {
-    let source = crate::recipe_text::read_recipe_text(path).ok()?;
-    let (ast, _) = crate::syntax::parse(&source);
+fn read_node(workspace: &Workspace, path: &Path) -> Option<Node> {
+    let source = workspace.source(path).ok()?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let links = crate::plan::recipe_links(&ast);
+    let links = &source.links;
     Some(Node {
         path: canonical(path),
-        publishes: links.publishes,
+        publishes: links.publishes.clone(),
         needs_recipes: links.recipes.iter().map(|reference| canonical(&base.join(&reference.value))).collect(),
-        needs_zoo: links.zoo.into_iter().map(|entry| entry.value).collect(),
+        needs_zoo: links.zoo.iter().map(|entry| entry.value.clone()).collect(),
     })
 }
 
 /// Targets and everything they depend on, dependencies first, each with the recipes it needs.
 /// Recipes in a target's folder are candidates for publishing the zoo entries it needs.
-pub fn run_order(targets: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<PathBuf>)>, String> {
+pub fn run_order(workspace: &Workspace, targets: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<PathBuf>)>, String> {
     let mut nodes: BTreeMap<PathBuf, Node> = BTreeMap::new();
     let mut candidates: Vec<PathBuf> = targets.to_vec();
     for target in targets {
@@ -72,7 +71,7 @@ pub fn run_order(targets: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<PathBuf>)>, St
         if nodes.contains_key(&key) {
             continue;
         }
-        let node = read_node(&path).ok_or_else(|| format!("cannot read recipe {}", path.display()))?;
+        let node = read_node(workspace, &path).ok_or_else(|| format!("cannot read recipe {}", path.display()))?;
         candidates.extend(node.needs_recipes.iter().cloned());
         nodes.insert(key, node);
     }
@@ -144,7 +143,7 @@ fn training_text(source: &str) -> String {
 
 /// Content hash of everything a run's training depends on: tlrun's version, the recipe text (its
 /// `predict` lines aside), the data's files, and the weights it starts from.
-pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, zoo: &Zoo) -> String {
+pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, workspace: &Workspace) -> String {
     use sha2::Digest;
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut hasher = sha2::Sha256::new();
@@ -159,7 +158,7 @@ pub fn source_hash(recipe: &Recipe, recipe_path: &Path, source: &str, zoo: &Zoo)
             hash_folder(&mut hasher, &base.join(path));
         }
     }
-    if let Ok(Some(weights)) = starting_network::pretrained_weights(recipe, &base, zoo) {
+    if let Ok(Some(weights)) = workspace.pretrained_weights(recipe, recipe_path) {
         // A weights file that cannot be read hashes as such: the run that follows names the file.
         let fingerprint = sha256_file(&weights).unwrap_or_else(|error| format!("unreadable: {error}"));
         hash_bytes(&mut hasher, fingerprint.as_bytes());
@@ -181,12 +180,12 @@ pub fn outputs(recipe: &Recipe, recipe_path: &Path, zoo: &Zoo) -> Vec<PathBuf> {
     outputs
 }
 
-/// Why a recipe must run, or `None` when its outputs are current.
-pub fn staleness(recipe: &Recipe, recipe_path: &Path, hash: &str, zoo: &Zoo) -> Option<String> {
+/// Why a recipe must run, or `None` when its outputs are current. `record`: its last run's.
+pub fn staleness(recipe: &Recipe, recipe_path: &Path, hash: &str, record: Option<&RunRecord>, zoo: &Zoo) -> Option<String> {
     if outputs(recipe, recipe_path, zoo).is_empty() && recipe.predictions.is_empty() {
         return Some("it has no export, publish or predict to keep".into());
     }
-    let Some(record) = read_record(recipe_path) else { return Some("it never ran".into()) };
+    let Some(record) = record else { return Some("it never ran".into()) };
     if record.source_hash != hash {
         return Some("the recipe, its data or its input weights changed".into());
     }

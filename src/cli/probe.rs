@@ -9,7 +9,7 @@ use clap::Args;
 use crate::probe::{ScoredCut, advise};
 use crate::runtime::probe::{ProbeOptions, ProbeReport, probe};
 use crate::syntax::edit;
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 #[derive(Args)]
 pub struct ProbeArgs {
@@ -37,13 +37,13 @@ fn percent(value: f64) -> String {
     if value.is_finite() { format!("{:.1}%", value * 100.0) } else { "-".to_string() }
 }
 
-pub fn run(args: &ProbeArgs, zoo: &Zoo) -> u8 {
+pub fn run(args: &ProbeArgs, workspace: &Workspace) -> u8 {
     if args.samples < 8 {
         return super::output::usage_error(format!("--samples {} is too few to score a cut; give 8 or more", args.samples));
     }
-    let Some(recipe) = super::plan::load_checked(&args.recipe, zoo) else { return 1 };
+    let Some(super::workspace::LoadedRecipe { recipe, .. }) = workspace.load_checked(&args.recipe) else { return 1 };
     let options = ProbeOptions { samples: args.samples, fine: args.fine, device: args.device.clone() };
-    let report = match probe(&recipe, &args.recipe, zoo, &options) {
+    let report = match workspace.pretrained_weights(&recipe, &args.recipe).and_then(|pretrained| probe(&recipe, &args.recipe, pretrained.as_deref(), workspace.zoo, &options)) {
         Ok(report) => report,
         Err(diagnostic) => {
             super::output::print_runtime_error(&diagnostic, &args.recipe);
@@ -85,7 +85,7 @@ pub fn run(args: &ProbeArgs, zoo: &Zoo) -> u8 {
             eprintln!("error: nothing was scored, so there is no cut to write");
             1
         }
-        (true, Some(advice)) => write_cut(&args.recipe, &advice.cut_after, zoo),
+        (true, Some(advice)) => write_cut(&args.recipe, &advice.cut_after, workspace),
     }
 }
 
@@ -137,6 +137,6 @@ fn print_table(report: &ProbeReport, recommended: Option<&str>) {
 }
 
 /// Set the recipe's cut, show the diff, and lint the result before saving.
-fn write_cut(path: &Path, layer: &str, zoo: &Zoo) -> u8 {
-    super::recipe_edit::save_linted_edit(path, &format!("cut after {layer}"), zoo, |source| edit::set_cut(source, layer))
+fn write_cut(path: &Path, layer: &str, workspace: &Workspace) -> u8 {
+    super::recipe_edit::save_linted_edit(path, &format!("cut after {layer}"), workspace, |source| edit::set_cut(source, layer))
 }

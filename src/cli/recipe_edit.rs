@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
-/// Read the recipe at `path`, apply `edit` to its text, and save the result only if it lints
-/// without errors. `what` names the edit in messages (`cut after layer3`). Returns the exit code.
-pub fn save_linted_edit(path: &Path, what: &str, zoo: &Zoo, edit: impl FnOnce(&str) -> Result<String, String>) -> u8 {
-    let source = match crate::recipe_text::read_recipe_text(path) {
-        Ok(source) => source,
+/// The recipe at `path` (the text the command checked), with `edit` applied, saved only if it
+/// lints without errors. `what` names the edit in messages (`cut after layer3`). Returns the
+/// exit code.
+pub fn save_linted_edit(path: &Path, what: &str, workspace: &Workspace, edit: impl FnOnce(&str) -> Result<String, String>) -> u8 {
+    let source = match workspace.source(path) {
+        Ok(source) => source.text.clone(),
         Err(reason) => return super::output::usage_error(format!("cannot read {}: {reason}", path.display())),
     };
     let edited = match edit(&source) {
@@ -20,10 +21,7 @@ pub fn save_linted_edit(path: &Path, what: &str, zoo: &Zoo, edit: impl FnOnce(&s
         println!("{} already says {what}", path.display());
         return 0;
     }
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::disk_world::DiskWorld { base, zoo, strict: false, published: None };
-    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-    let (_, diagnostics) = crate::check::check_source(&edited, &stem, &world);
+    let diagnostics = workspace.check_text(path, edited.clone(), false, None).diagnostics;
     let errors: Vec<&crate::diagnostics::Diagnostic> = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).collect();
     if !errors.is_empty() {
         eprintln!("error: with `{what}` the recipe would not lint; {} left unchanged:", path.display());

@@ -95,12 +95,12 @@ pub fn describe_changes(old: &Recipe, new: &Recipe) -> Result<Vec<String>, Diagn
 }
 
 /// TL4011 when the recipe at `current_path` is not the one the run started with.
-pub fn refuse_if_changed(folder: &Path, saved: &Recipe, saved_source: &str, current_path: &Path, zoo: &crate::zoo::Zoo) -> Result<(), Diagnostic> {
-    let Ok(current_source) = crate::recipe_text::read_recipe_text(current_path) else { return Ok(()) };
-    if current_source == saved_source {
+pub fn refuse_if_changed(folder: &Path, saved: &Recipe, saved_source: &str, current_path: &Path, workspace: &super::workspace::Workspace) -> Result<(), Diagnostic> {
+    let Ok(current_source) = workspace.source(current_path) else { return Ok(()) };
+    if current_source.text == saved_source {
         return Ok(());
     }
-    let Some(current) = super::plan::load_checked(current_path, zoo) else {
+    let Some(super::workspace::LoadedRecipe { recipe: current, .. }) = workspace.load_checked(current_path) else {
         return Err(Diagnostic::new(Code::RecipeChanged, format!("{} changed since {} started and no longer checks", current_path.display(), folder.display()))
             .with_help("restore it from the run folder's recipe.tl to resume"));
     };

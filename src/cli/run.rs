@@ -7,11 +7,11 @@ use super::pipeline::{self, RunRecord};
 pub use super::run_args::{RunArgs, Scheduler};
 use crate::runtime::runner::{self, RunOptions};
 use crate::sha256::sha256_file;
-use crate::zoo::Zoo;
+use super::workspace::{LoadedRecipe, Workspace};
 
 /// Continue the run in `folder`; `current` is the recipe file to compare against (default: where
 /// the run's recipe came from).
-pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo) -> u8 {
+pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, workspace: &Workspace) -> u8 {
     let (origin_path, saved_source) = match super::resume::original(folder) {
         Ok(found) => found,
         Err(diagnostic) => {
@@ -20,20 +20,23 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
         }
     };
     let recipe_path = current.map(Path::to_path_buf).unwrap_or(origin_path);
-    let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let world = super::disk_world::DiskWorld { base, zoo, strict: false, published: None };
-    let stem = recipe_path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-    let (saved, diagnostics) = crate::check::check_source(&saved_source, &stem, &world);
-    let Ok((saved, _)) = crate::check::Runnable::new(saved, diagnostics) else {
+    let Some(saved) = workspace.runnable_text(&recipe_path, saved_source.clone()) else {
         eprintln!("error: the recipe saved in {} no longer checks", folder.display());
         return 1;
     };
-    if let Err(diagnostic) = super::resume::refuse_if_changed(folder, &saved, &saved_source, &recipe_path, zoo) {
+    if let Err(diagnostic) = super::resume::refuse_if_changed(folder, &saved, &saved_source, &recipe_path, workspace) {
         super::output::print_runtime_error(&diagnostic, &recipe_path);
         return 1;
     }
-    let options = RunOptions { device: device.to_string(), out: None, zoo: zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt_flag() };
-    match runner::resume(&saved, &recipe_path, &saved_source, &options, folder) {
+    let pretrained = match workspace.pretrained_weights(&saved, &recipe_path) {
+        Ok(pretrained) => pretrained,
+        Err(diagnostic) => {
+            super::output::print_runtime_error(&diagnostic, &recipe_path);
+            return 1;
+        }
+    };
+    let options = RunOptions { device: device.to_string(), out: None, zoo: workspace.zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt_flag() };
+    match runner::resume(&saved, &recipe_path, &saved_source, pretrained.as_deref(), &options, folder) {
         Ok(outcome) => {
             println!("{}: valid accuracy {:.1}% (loss {:.4})", saved.name, outcome.evaluation.accuracy * 100.0, outcome.evaluation.loss);
             println!("run folder: {}", outcome.folder.display());
@@ -43,8 +46,8 @@ pub fn resume_run(folder: &Path, current: Option<&Path>, device: &str, zoo: &Zoo
     }
 }
 
-pub fn run(args: &RunArgs, zoo: &Zoo) -> u8 {
-    with_threads(args.threads, || run_here(args, zoo))
+pub fn run(args: &RunArgs, workspace: &Workspace) -> u8 {
+    with_threads(args.threads, || run_here(args, workspace))
 }
 
 /// Run `work` on `threads` CPU threads (all cores when `None`). The global pool can be
@@ -66,23 +69,23 @@ fn with_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> T + Send
 
 /// `tlrun run`: the recipes named, in dependency order; decide what runs and why, then hand the
 /// stale ones to Slurm or run them here, then compare what ran.
-fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
+fn run_here(args: &RunArgs, workspace: &Workspace) -> u8 {
     if let Some(name) = &args.variant {
-        return super::sweep::run_child(&args.recipe, name, args, zoo);
+        return super::sweep::run_child(&args.recipe, name, args, workspace);
     }
     let targets = match recipe_targets(&args.recipe) {
         Ok(targets) => targets,
         Err(message) => return super::output::usage_error(message),
     };
     if args.resume {
-        return resume_latest(&targets, args, zoo);
+        return resume_latest(&targets, args, workspace);
     }
-    let order = match pipeline::run_order(&targets) {
+    let order = match pipeline::run_order(workspace, &targets) {
         Ok(order) => order,
         Err(message) => return super::output::usage_error(message),
     };
     // Decide first what runs, so that `--out` can be checked before anything trains.
-    let planned = match decide(&order, args, zoo) {
+    let planned = match decide(&order, args, workspace) {
         Ok(planned) => planned,
         Err(code) => return code,
     };
@@ -97,7 +100,7 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
         ));
     }
     if args.on == Scheduler::Slurm {
-        return super::slurm::submit(&planned.iter().map(PlannedRecipe::for_slurm).collect::<Vec<_>>(), args, zoo);
+        return super::slurm::submit(&planned.iter().map(PlannedRecipe::for_slurm).collect::<Vec<_>>(), args, workspace);
     }
     let several_run = stale.len() > 1;
     let interrupt = interrupt_flag();
@@ -105,7 +108,7 @@ fn run_here(args: &RunArgs, zoo: &Zoo) -> u8 {
     let mut swept: Vec<PathBuf> = Vec::new();
     for plan in planned {
         let outcome = match (plan.reason.clone(), plan.predict_reason.clone()) {
-            (Some(reason), _) => plan.refreshed(several_run, args, zoo).and_then(|plan| train(plan, &reason, several_run, args, zoo, &interrupt, &mut swept)),
+            (Some(reason), _) => plan.refreshed(several_run, args, workspace).and_then(|plan| train(plan, &reason, several_run, args, workspace, &interrupt, &mut swept)),
             (None, Some(predict_reason)) => predict_again(&plan, &predict_reason, args),
             (None, None) => Ok(Some(up_to_date(&plan))),
         };
@@ -137,15 +140,15 @@ fn recipe_targets(path: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// `tlrun recipe.tl --resume`: the newest unfinished run of that recipe.
-fn resume_latest(targets: &[PathBuf], args: &RunArgs, zoo: &Zoo) -> u8 {
+fn resume_latest(targets: &[PathBuf], args: &RunArgs, workspace: &Workspace) -> u8 {
     if targets.len() != 1 {
         return super::output::usage_error("--resume takes one recipe file");
     }
-    let Some(recipe) = super::plan::load_checked(&targets[0], zoo) else { return 1 };
+    let Some(LoadedRecipe { recipe, .. }) = workspace.load_checked(&targets[0]) else { return 1 };
     let Some(folder) = super::resume::latest_unfinished(Path::new("."), &recipe.name) else {
         return super::output::usage_error(format!("no unfinished run of `{}` with a checkpoint under runs/", recipe.name));
     };
-    resume_run(&folder, Some(&targets[0]), &args.device, zoo)
+    resume_run(&folder, Some(&targets[0]), &args.device, workspace)
 }
 
 /// One recipe of the run, read and checked once, with what is to be done about it.
@@ -160,6 +163,8 @@ struct PlannedRecipe {
     reason: Option<String>,
     /// Training up to date, but its `predict` steps are stale (a folder changed): why.
     predict_reason: Option<String>,
+    /// `.tlrun/<recipe>.json`, read once: what its last run produced.
+    record: Option<RunRecord>,
 }
 
 impl PlannedRecipe {
@@ -175,37 +180,34 @@ impl PlannedRecipe {
 
     /// Upstream recipes ran since the plan was made: checked again (a zoo card they published may
     /// say more now, e.g. its source data), and the new inputs hashed.
-    fn refreshed(self, several_run: bool, args: &RunArgs, zoo: &Zoo) -> Result<PlannedRecipe, u8> {
+    fn refreshed(self, several_run: bool, args: &RunArgs, workspace: &Workspace) -> Result<PlannedRecipe, u8> {
         if !several_run {
             return Ok(self);
         }
-        let recipe = if args.dry_run { self.recipe } else { super::plan::load_checked(&self.path, zoo).ok_or(1u8)? };
-        let hash = pipeline::source_hash(&recipe, &self.path, &self.source, zoo);
+        let recipe = if args.dry_run { self.recipe } else { workspace.load_checked(&self.path).ok_or(1u8)?.recipe };
+        let hash = pipeline::source_hash(&recipe, &self.path, &self.source, workspace);
         Ok(PlannedRecipe { recipe, hash, ..self })
     }
 }
 
 /// Each recipe in `order` read and checked once (its diagnostics printed), and whether it runs:
 /// `--force`, a recipe it needs runs first, or its inputs or outputs changed.
-fn decide(order: &[(PathBuf, Vec<PathBuf>)], args: &RunArgs, zoo: &Zoo) -> Result<Vec<PlannedRecipe>, u8> {
+fn decide(order: &[(PathBuf, Vec<PathBuf>)], args: &RunArgs, workspace: &Workspace) -> Result<Vec<PlannedRecipe>, u8> {
     let mut planned: Vec<PlannedRecipe> = Vec::new();
     for (path, needs) in order {
-        let (recipe, source) = super::plan::load_checked_with_source(path, zoo).ok_or(1u8)?;
-        let hash = pipeline::source_hash(&recipe, path, &source, zoo);
+        let LoadedRecipe { recipe, source } = workspace.load_checked(path).ok_or(1u8)?;
+        let hash = pipeline::source_hash(&recipe, path, &source, workspace);
+        let record = pipeline::read_record(path);
         let upstream = needs.iter().find(|need| planned.iter().any(|plan| plan.reason.is_some() && &plan.path == *need));
         let reason = if args.force {
             Some("--force".to_string())
         } else if let Some(upstream) = upstream {
             Some(format!("{} runs first", relative(upstream)))
         } else {
-            pipeline::staleness(&recipe, path, &hash, zoo)
+            pipeline::staleness(&recipe, path, &hash, record.as_ref(), workspace.zoo)
         };
-        let predict_reason = if reason.is_none() {
-            pipeline::read_record(path).and_then(|record| pipeline::prediction_staleness(&recipe, path, &record))
-        } else {
-            None
-        };
-        planned.push(PlannedRecipe { path: path.clone(), needs: needs.clone(), recipe, source, hash, reason, predict_reason });
+        let predict_reason = if reason.is_none() { record.as_ref().and_then(|record| pipeline::prediction_staleness(&recipe, path, record)) } else { None };
+        planned.push(PlannedRecipe { path: path.clone(), needs: needs.clone(), recipe, source, hash, reason, predict_reason, record });
     }
     Ok(planned)
 }
@@ -219,15 +221,15 @@ struct Outcome {
 }
 
 fn up_to_date(plan: &PlannedRecipe) -> Outcome {
-    let record = pipeline::read_record(&plan.path);
     eprintln!("{}: up to date", relative(&plan.path));
-    Outcome { name: plan.recipe.name.clone(), status: "up to date", accuracy: record.as_ref().map(|r| r.valid_accuracy), folder: record.map(|r| r.run_folder) }
+    let record = plan.record.as_ref();
+    Outcome { name: plan.recipe.name.clone(), status: "up to date", accuracy: record.map(|r| r.valid_accuracy), folder: record.map(|r| r.run_folder.clone()) }
 }
 
 /// Training is up to date but a `predict` step is not: those steps alone, with the last run's model.
 fn predict_again(plan: &PlannedRecipe, predict_reason: &str, args: &RunArgs) -> Result<Option<Outcome>, u8> {
     let display = relative(&plan.path);
-    let Some(record) = pipeline::read_record(&plan.path) else { return Ok(Some(up_to_date(plan))) };
+    let Some(record) = plan.record.clone() else { return Ok(Some(up_to_date(plan))) };
     if args.dry_run {
         println!("would predict {display}: {predict_reason}");
         return Ok(None);
@@ -259,7 +261,7 @@ fn train(
     reason: &str,
     several_run: bool,
     args: &RunArgs,
-    zoo: &Zoo,
+    workspace: &Workspace,
     interrupt: &Option<Arc<AtomicBool>>,
     swept: &mut Vec<PathBuf>,
 ) -> Result<Option<Outcome>, u8> {
@@ -267,7 +269,7 @@ fn train(
     let display = relative(&path);
     // A sweep runs its variants (each skipped while up to date) and summarises them.
     if crate::sweep::sweep_of(&crate::syntax::parse(&source).0).is_some() {
-        let code = super::sweep::run_variants(&path, &source, &recipe.name, args, zoo);
+        let code = super::sweep::run_variants(&path, &source, &recipe.name, args, workspace);
         if code != 0 {
             return Err(code);
         }
@@ -284,8 +286,12 @@ fn train(
         eprintln!("running {display}");
     }
     let options =
-        RunOptions { device: args.device.clone(), out: args.out.clone(), zoo: zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt.clone() };
-    let outcome = runner::run(&recipe, &path, &source, &options).map_err(|failure| report_failure(&failure, &path))?;
+        RunOptions { device: args.device.clone(), out: args.out.clone(), zoo: workspace.zoo.clone(), runs_root: PathBuf::from("."), interrupt: interrupt.clone() };
+    let pretrained = workspace.pretrained_weights(&recipe, &path).map_err(|diagnostic| {
+        super::output::print_runtime_error(&diagnostic, &path);
+        1u8
+    })?;
+    let outcome = runner::run(&recipe, &path, &source, pretrained.as_deref(), &options).map_err(|failure| report_failure(&failure, &path))?;
     for note in &outcome.notes {
         eprintln!("note: {note}");
     }
@@ -300,7 +306,7 @@ fn train(
     for exported in &outcome.exported {
         println!("exported: {}", exported.display());
     }
-    let outputs = pipeline::outputs(&recipe, &path, zoo).into_iter().filter_map(|output| sha256_file(&output).ok().map(|sha| (output, sha))).collect();
+    let outputs = pipeline::outputs(&recipe, &path, workspace.zoo).into_iter().filter_map(|output| sha256_file(&output).ok().map(|sha| (output, sha))).collect();
     let record = RunRecord {
         source_hash: hash,
         outputs,

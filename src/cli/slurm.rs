@@ -11,7 +11,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 
 use super::run_args::RunArgs;
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 /// Where job logs and the job list go.
 const SLURM_FOLDER: &str = "runs/slurm";
@@ -73,7 +73,7 @@ fn quoted(text: &str) -> String {
 
 /// Submit the stale recipes in `recipes` (dependencies first); with `--wait`, wait for them and
 /// fail naming each failed job and its log.
-pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, zoo: &Zoo) -> u8 {
+pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, workspace: &Workspace) -> u8 {
     let executable = std::env::current_exe().and_then(std::fs::canonicalize).unwrap_or_else(|_| PathBuf::from("tlrun"));
     let exe = quoted(&executable.display().to_string());
     let logs = std::fs::canonicalize(".").unwrap_or_default().join(SLURM_FOLDER);
@@ -93,7 +93,7 @@ pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, zoo: &Zoo) -> u8 {
         let path = quoted(&recipe.path.display().to_string());
         let is_sweep = crate::sweep::sweep_of(&crate::syntax::parse(&recipe.source).0).is_some();
         let result = if is_sweep {
-            submit_sweep(recipe, args, zoo, &exe, &path, &device, &logs, &after, &mut submitted)
+            submit_sweep(recipe, args, workspace, &exe, &path, &device, &logs, &after, &mut submitted)
         } else {
             let log = logs.join(format!("{}-%j.log", recipe.name));
             sbatch(args, &recipe.name, &log.display().to_string(), &after, &[], &format!("exec {exe} run {path} --device {device}{force}")).map(|job| {
@@ -137,7 +137,7 @@ pub fn submit(recipes: &[SlurmRecipe], args: &RunArgs, zoo: &Zoo) -> u8 {
 fn submit_sweep(
     recipe: &SlurmRecipe,
     args: &RunArgs,
-    zoo: &Zoo,
+    workspace: &Workspace,
     exe: &str,
     path: &str,
     device: &str,
@@ -146,7 +146,7 @@ fn submit_sweep(
     submitted: &mut Vec<SubmittedJob>,
 ) -> Result<Option<String>, String> {
     let folder = std::fs::canonicalize(".").unwrap_or_default().join(super::sweep::sweep_folder(args, &recipe.name));
-    let (_, stale) = super::sweep::plan_variants(&recipe.path, &recipe.source, args, &folder, zoo).map_err(|_| format!("{}: the sweep cannot be planned", recipe.name))?;
+    let (_, stale) = super::sweep::plan_variants(&recipe.path, &recipe.source, args, &folder, workspace).map_err(|_| format!("{}: the sweep cannot be planned", recipe.name))?;
     let mut dependencies = after.to_vec();
     if !stale.is_empty() {
         std::fs::create_dir_all(&folder).map_err(|error| format!("cannot create {}: {error}", folder.display()))?;

@@ -12,33 +12,28 @@ use super::run_args::RunArgs;
 use crate::report::sweep_summary::{self, VARIANT_FILE, VariantRecord};
 use crate::runtime::runner::{self, RunOptions};
 use crate::sweep::Variant;
-use crate::zoo::Zoo;
+use super::workspace::Workspace;
 
 /// The folder a recipe's sweep runs in.
 pub fn sweep_folder(args: &RunArgs, recipe_name: &str) -> PathBuf {
     args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(recipe_name).join("sweep"))
 }
 
-fn checked(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<crate::check::Runnable> {
-    let file = super::recipe_file::RecipeFile::from_source(path, variant.source.clone(), zoo, false, &super::disk_world::Published::new());
-    match crate::check::Runnable::new(file.recipe, file.diagnostics.clone()) {
-        Ok((runnable, _)) => Some(runnable),
-        Err(_) => {
-            let view = crate::render::FileDiagnostics { path: &file.display, source: &file.source, diagnostics: &file.diagnostics };
-            eprintln!("variant {} does not check:", variant.name);
-            eprint!("{}", crate::render::human(&view, crate::render::HumanStyle::Plain));
-            None
-        }
+fn checked(path: &Path, variant: &Variant, workspace: &Workspace) -> Option<crate::check::Runnable> {
+    let checked = workspace.runnable_text(path, variant.source.clone());
+    if checked.is_none() {
+        eprintln!("variant {} does not check (above)", variant.name);
     }
+    checked
 }
 
 /// The sweep's variants, and those that must run (not up to date, or `--force`) with their
 /// content hashes. `Err` is the exit status after saying why.
-pub fn plan_variants(path: &Path, source: &str, args: &RunArgs, folder: &Path, zoo: &Zoo) -> Result<(Vec<Variant>, Vec<StaleVariant>), u8> {
+pub fn plan_variants(path: &Path, source: &str, args: &RunArgs, folder: &Path, workspace: &Workspace) -> Result<(Vec<Variant>, Vec<StaleVariant>), u8> {
     let variants = crate::sweep::variants(source).map_err(|reason| super::output::usage_error(format!("{}: {reason} (`tlrun lint` says more)", path.display())))?;
     let mut stale = Vec::new();
     for variant in &variants {
-        let Some((recipe, hash)) = prepare(path, variant, zoo) else { return Err(1) };
+        let Some((recipe, hash)) = prepare(path, variant, workspace) else { return Err(1) };
         let run_folder = folder.join(&variant.name);
         let recorded: Option<VariantRecord> = std::fs::read_to_string(run_folder.join(VARIANT_FILE)).ok().and_then(|text| serde_json::from_str(&text).ok());
         let current = recorded.is_some_and(|record| record.source_hash == hash) && run_folder.join(crate::run_files::SUMMARY).is_file();
@@ -59,16 +54,16 @@ pub struct StaleVariant {
 }
 
 /// The variant checked as a recipe, and the content hash of its inputs.
-fn prepare(path: &Path, variant: &Variant, zoo: &Zoo) -> Option<(crate::check::Runnable, String)> {
-    let recipe = checked(path, variant, zoo)?;
-    let hash = pipeline::source_hash(&recipe, path, &variant.source, zoo);
+fn prepare(path: &Path, variant: &Variant, workspace: &Workspace) -> Option<(crate::check::Runnable, String)> {
+    let recipe = checked(path, variant, workspace)?;
+    let hash = pipeline::source_hash(&recipe, path, &variant.source, workspace);
     Some((recipe, hash))
 }
 
 /// Run (or skip, when up to date) every variant of the sweep in `source`, then write the summary.
-pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
+pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs, workspace: &Workspace) -> u8 {
     let folder = sweep_folder(args, recipe_name);
-    let (variants, stale) = match plan_variants(path, source, args, &folder, zoo) {
+    let (variants, stale) = match plan_variants(path, source, args, &folder, workspace) {
         Ok(planned) => planned,
         Err(code) => return code,
     };
@@ -86,7 +81,7 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
         for (index, planned) in stale.iter().enumerate() {
             let name = &planned.variant.name;
             eprintln!("[{}/{}] {name}", index + 1, stale.len());
-            if let Err(code) = run_one(path, planned, &folder.join(name), args, zoo) {
+            if let Err(code) = run_one(path, planned, &folder.join(name), args, workspace) {
                 eprintln!("[{}/{}] {name} failed (exit {code})", index + 1, stale.len());
                 failed.push(name.clone());
             }
@@ -117,7 +112,7 @@ pub fn run_variants(path: &Path, source: &str, recipe_name: &str, args: &RunArgs
 }
 
 /// One variant in this process, into `run_folder` (emptied first: its inputs changed).
-fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArgs, zoo: &Zoo) -> Result<(), u8> {
+fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArgs, workspace: &Workspace) -> Result<(), u8> {
     let StaleVariant { variant, recipe, hash } = planned;
     if run_folder.exists() {
         std::fs::remove_dir_all(run_folder).map_err(|error| super::output::usage_error(format!("cannot clear {}: {error}", run_folder.display())))?;
@@ -125,11 +120,15 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
     let options = RunOptions {
         device: args.device.clone(),
         out: Some(run_folder.to_path_buf()),
-        zoo: zoo.clone(),
+        zoo: workspace.zoo.clone(),
         runs_root: PathBuf::from("."),
         interrupt: super::output::interrupt_flag(),
     };
-    match runner::run(recipe, path, &variant.source, &options) {
+    let pretrained = workspace.pretrained_weights(recipe, path).map_err(|diagnostic| {
+        super::output::print_runtime_error(&diagnostic, path);
+        1u8
+    })?;
+    match runner::run(recipe, path, &variant.source, pretrained.as_deref(), &options) {
         Ok(outcome) => {
             eprintln!("{}: valid accuracy {:.1}%", variant.name, outcome.evaluation.accuracy * 100.0);
             let record = VariantRecord { name: variant.name.clone(), values: variant.values.clone(), source_hash: hash.to_string() };
@@ -145,9 +144,9 @@ fn run_one(path: &Path, planned: &StaleVariant, run_folder: &Path, args: &RunArg
 }
 
 /// `tlrun run RECIPE --variant NAME`: one variant, as a child of a parallel sweep.
-pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
-    let source = match crate::recipe_text::read_recipe_text(path) {
-        Ok(source) => source,
+pub fn run_child(path: &Path, name: &str, args: &RunArgs, workspace: &Workspace) -> u8 {
+    let source = match workspace.source(path) {
+        Ok(source) => source.text.clone(),
         Err(reason) => return super::output::usage_error(format!("cannot read {}: {reason}", path.display())),
     };
     let variants = match crate::sweep::variants(&source) {
@@ -158,8 +157,8 @@ pub fn run_child(path: &Path, name: &str, args: &RunArgs, zoo: &Zoo) -> u8 {
         return super::output::usage_error(format!("{} has no variant `{name}`", path.display()));
     };
     let Some(out) = &args.out else { return super::output::usage_error("--variant needs --out") };
-    let Some((recipe, hash)) = prepare(path, variant, zoo) else { return 1 };
-    match run_one(path, &StaleVariant { variant: variant.clone(), recipe, hash }, out, args, zoo) {
+    let Some((recipe, hash)) = prepare(path, variant, workspace) else { return 1 };
+    match run_one(path, &StaleVariant { variant: variant.clone(), recipe, hash }, out, args, workspace) {
         Ok(()) => 0,
         Err(code) => code,
     }

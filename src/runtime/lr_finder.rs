@@ -9,7 +9,7 @@ use std::path::Path;
 use std::cell::OnceCell;
 
 use super::resume_point::Start;
-use super::{device, interpreter, optimizer, program, starting_network};
+use super::{device, interpreter, optimizer, program};
 use crate::data::{SplitMix64, epoch_order};
 use crate::check::Runnable;
 use crate::diagnostics::{Code, Diagnostic};
@@ -42,12 +42,11 @@ const DIVERGENCE: f64 = 4.0;
 /// Run the graph up to the stage's node, as a run would (the earlier stages train, nothing is
 /// written; `program::up_to`), so that the sweep sees the network that stage starts from; then
 /// sweep.
-pub fn sweep(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &SweepOptions) -> Result<Sweep, Diagnostic> {
+pub fn sweep(recipe: &Runnable, recipe_path: &Path, pretrained: Option<&Path>, zoo: &Zoo, options: &SweepOptions) -> Result<Sweep, Diagnostic> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = device::parse_device(&options.device)?.autodiff();
-    let pretrained = starting_network::pretrained_weights(recipe, &base, zoo)?;
     let graph = crate::plan::build_graph(recipe);
-    let program = program::compile(&graph, recipe, &base, pretrained.as_deref(), &Start::Fresh);
+    let program = program::compile(&graph, recipe, &base, pretrained, &Start::Fresh);
     let stage_node = graph.stage_node(options.stage).ok_or_else(|| Diagnostic::new(Code::StepFailed, format!("the recipe has no stage {}", options.stage + 1)))?;
     let data = OnceCell::new();
     let prepared = interpreter::prepare(recipe, zoo, base, device.clone(), &program::up_to(&program, &graph, stage_node, false), &data)?;

@@ -18,7 +18,6 @@ use super::model::Backbone;
 use super::interpreter::{self, Prepared};
 use super::program;
 use super::resume_point::Start;
-use super::starting_network::pretrained_weights;
 use crate::arch::LayerKind;
 use crate::check::Runnable;
 use crate::check::recipe::Recipe;
@@ -260,7 +259,7 @@ pub(crate) fn pooled_features(
     collected.into_iter().map(|(name, values, width)| (name, Features::new(values.len() / width.max(1), width, values))).collect()
 }
 
-pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOptions) -> Result<ProbeReport, Diagnostic> {
+pub fn probe(recipe: &Runnable, recipe_path: &Path, pretrained: Option<&Path>, zoo: &Zoo, options: &ProbeOptions) -> Result<ProbeReport, Diagnostic> {
     let base = recipe_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let device = parse_device(&options.device)?;
     let mut notes = Vec::new();
@@ -270,8 +269,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, zoo: &Zoo, options: &ProbeOp
     let loaded = dataset::load(recipe, &base)?;
     let data = loaded.data;
     let (images, labels) = sampled(&data.train, options.samples, recipe.seed);
-    let pretrained = pretrained_weights(recipe, &base, zoo)?;
-    let backbone = deepest_backbone(recipe, zoo, &base, pretrained.as_deref(), &device, &mut notes)?;
+    let backbone = deepest_backbone(recipe, zoo, &base, pretrained, &device, &mut notes)?;
     let taps: Vec<usize> = candidates(recipe).into_iter().filter(|index| *index < backbone.kept).collect();
     let size = recipe.stages.first().and_then(|stage| stage.sizes.first().copied()).unwrap_or(recipe.data.size);
     let started = Instant::now();

@@ -1,18 +1,17 @@
 //! The network a run starts from, step by step as the graph runs them (`BuildBackbone`,
 //! `LoadWeights`, `AttachHead`: the interpreter's handlers, which lr-find and the probe reach by
-//! running a prefix of the program) and as one call (`starting_network`, for tests); and where
-//! its pretrained weights are.
+//! running a prefix of the program) and as one call (`starting_network`, for tests). Where the
+//! pretrained weights are is the CLI's to resolve (`cli::workspace`): the runtime reads no recipe.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
 use super::model::{Backbone, Network};
 use super::weights;
-use crate::check::recipe::{Recipe, Weights};
-use crate::diagnostics::{Code, Diagnostic};
-use crate::zoo::{WEIGHTS_FILE, Zoo};
+use crate::check::recipe::Recipe;
+use crate::diagnostics::Diagnostic;
 
 /// Parameters are created lazily on first use; touch them all in a fixed order right after the
 /// seed so that the same seed always gives the same initial weights.
@@ -86,23 +85,3 @@ pub(crate) fn attach_head(recipe: &Recipe, backbone: Backbone, classes: usize, d
     network
 }
 
-/// Path of the pretrained weights a recipe starts from, if any.
-pub fn pretrained_weights(recipe: &Recipe, base: &Path, zoo: &Zoo) -> Result<Option<PathBuf>, Diagnostic> {
-    Ok(match &recipe.backbone.weights {
-        Weights::Random => None,
-        Weights::File(path) => Some(base.join(path)),
-        Weights::Zoo(name) => Some(zoo.entry_dir(name).join(WEIGHTS_FILE)),
-        Weights::Recipe(path) => {
-            let upstream_path = base.join(path);
-            let source = crate::recipe_text::read_recipe_text(&upstream_path).map_err(|reason| {
-                Diagnostic::new(Code::MissingRecipeInput, format!("cannot read recipe {}: {reason}", upstream_path.display()))
-            })?;
-            let export = crate::plan::recipe_links(&crate::syntax::parse(&source).0).export.ok_or_else(|| {
-                Diagnostic::new(Code::MissingRecipeInput, format!("recipe {} exports no safetensors", upstream_path.display()))
-                    .with_help("add `export \"path.safetensors\"` to that recipe (an `.onnx` export is for ONNX Runtime)")
-            })?;
-            let upstream_base = upstream_path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Some(upstream_base.join(export))
-        }
-    })
-}
