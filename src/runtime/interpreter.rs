@@ -164,9 +164,9 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         match instruction {
             Instruction::RequireExport { recipe, export } => self.require_export(recipe, export),
             Instruction::LoadData => self.load_data(),
-            Instruction::BuildBackbone => {
+            Instruction::BuildBackbone { architecture, channels, seed } => {
                 self.drawing = Some(super::device::initial_draws());
-                self.backbone = Some(build_backbone(self.recipe, &self.device));
+                self.backbone = Some(build_backbone(architecture, *channels, *seed, &self.device));
                 Ok(())
             }
             Instruction::LoadWeights { file } => self.load_weights(file.as_deref()),

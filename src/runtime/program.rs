@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::NodeIndex;
 
 use super::resume_point::{ResumePoint, Start};
+use crate::arch::Architecture;
 use crate::check::recipe::{Recipe, Stage};
 use crate::plan::{PipelineGraph, Step};
 
@@ -21,7 +22,9 @@ pub enum Instruction {
     /// `from recipe`: that recipe's export must exist before anything runs.
     RequireExport { recipe: String, export: PathBuf },
     LoadData,
-    BuildBackbone,
+    /// The whole architecture with weights drawn from `seed`, its first convolution taking
+    /// `channels` (three when colour weights will be adapted to grey).
+    BuildBackbone { architecture: &'static Architecture, channels: u32, seed: u64 },
     /// The pretrained file into the backbone (none: random weights, or a resumed run, whose own
     /// initial weights come later); then `channels 1 adapt` sums the first filters.
     LoadWeights { file: Option<PathBuf> },
@@ -76,7 +79,11 @@ pub fn compile(graph: &PipelineGraph, recipe: &Recipe, base: &Path, pretrained: 
                     .into_iter()
                     .collect(),
                 Step::LoadData { .. } => vec![Instruction::LoadData],
-                Step::BuildBackbone { .. } => vec![Instruction::BuildBackbone],
+                Step::BuildBackbone { .. } => vec![Instruction::BuildBackbone {
+                    architecture: recipe.backbone.architecture,
+                    channels: super::starting_network::first_channels(recipe),
+                    seed: recipe.seed,
+                }],
                 Step::LoadWeights { .. } => {
                     // Resuming: the run's own initial weights replace these once the head is on.
                     record = point.is_none();
@@ -135,7 +142,7 @@ fn shapes_the_network(instruction: &Instruction) -> bool {
     match instruction {
         Instruction::RequireExport { .. }
         | Instruction::LoadData
-        | Instruction::BuildBackbone
+        | Instruction::BuildBackbone { .. }
         | Instruction::LoadWeights { .. }
         | Instruction::Cut { .. }
         | Instruction::AttachHead

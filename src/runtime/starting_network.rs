@@ -10,6 +10,7 @@ use burn::prelude::*;
 
 use super::model::{Backbone, Network};
 use super::weights;
+use crate::arch::Architecture;
 use crate::check::recipe::Recipe;
 use crate::diagnostics::Diagnostic;
 
@@ -35,20 +36,24 @@ pub fn starting_network(
     device: &Device,
     pretrained: Option<&Path>,
 ) -> Result<(Network, Option<weights::LoadReport>), Diagnostic> {
-    let backbone = build_backbone(recipe, device).cut(recipe.kept_layers);
+    let backbone = build_backbone(recipe.backbone.architecture, first_channels(recipe), recipe.seed, device).cut(recipe.kept_layers);
     let (backbone, report) = load_pretrained(recipe, backbone, pretrained)?;
     Ok((attach_head(recipe, backbone, classes, device), report))
 }
 
 /// The `BuildBackbone` step: the whole architecture with seeded random weights, its first
 /// convolution taking three channels when colour weights will be adapted to grey.
-pub(crate) fn build_backbone(recipe: &Recipe, device: &Device) -> Backbone {
-    device.seed(recipe.seed);
-    let channels = if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() };
-    let architecture = recipe.backbone.architecture;
+pub(crate) fn build_backbone(architecture: &Architecture, channels: u32, seed: u64, device: &Device) -> Backbone {
+    device.seed(seed);
     let backbone = Backbone::new(architecture, architecture.layers.len(), channels, device);
     materialize(&backbone);
     backbone
+}
+
+/// The channels the first convolution is built with: three when colour weights will be adapted
+/// to grey (`channels 1 adapt`), else the recipe's input channels.
+pub(crate) fn first_channels(recipe: &Recipe) -> u32 {
+    if recipe.data.adapt_channels && recipe.backbone.is_pretrained() { 3 } else { recipe.input_channels() }
 }
 
 /// The `LoadWeights` step: the pretrained file (if any) into the cut backbone, then `channels 1
