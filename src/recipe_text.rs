@@ -1,5 +1,5 @@
-//! Reading a recipe file from disk, safely. Only the CLI's workspace (`cli::workspace`) calls
-//! it: every command reads its recipes there, once each. Burn-free.
+//! Reading a recipe file from disk, safely. Only the CLI's workspace calls it
+//! (`cli/recipe_sources.rs`, the workspace's cache): every command reads its recipes there, once each. Burn-free.
 
 use std::path::Path;
 

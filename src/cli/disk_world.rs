@@ -1,13 +1,15 @@
 use std::path::{Path, PathBuf};
 
 use crate::check::{World, ZooCard, ZooLookup};
-use super::workspace::Workspace;
+use super::recipe_sources::RecipeSources;
+use crate::zoo::Zoo;
 
 /// Answers the checker's questions from disk. Recipe paths are relative to the recipe's folder.
 pub struct DiskWorld<'a> {
     pub base: PathBuf,
-    /// Where recipe files are read (once each) and the zoo is.
-    pub workspace: &'a Workspace<'a>,
+    pub zoo: &'a Zoo,
+    /// Recipe files, read once each (the workspace's).
+    pub sources: &'a RecipeSources,
     pub strict: bool,
     /// Zoo entries that recipes of the same lint run `publish`: an entry the zoo lacks is then
     /// checked against what its publisher will write (lint's view of `tlrun run`'s order).
@@ -31,7 +33,7 @@ impl DiskWorld<'_> {
 
     /// The entry as the zoo folder has it.
     fn zoo_folder_entry(&self, name: &str) -> ZooLookup {
-        let zoo = self.workspace.zoo;
+        let zoo = self.zoo;
         if !zoo.exists() {
             return ZooLookup::Unavailable;
         }
@@ -54,10 +56,11 @@ impl DiskWorld<'_> {
         if depth >= MAX_RECIPE_DEPTH {
             return None;
         }
-        let source = self.workspace.source(path).ok()?;
+        let source = self.sources.source(path).ok()?;
         let upstream_world = DiskWorld {
             base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            workspace: self.workspace,
+            zoo: self.zoo,
+            sources: self.sources,
             strict: false,
             published: self.published,
         };

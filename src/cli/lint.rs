@@ -1,12 +1,10 @@
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
 use super::{OutputFormat, RecipeFile};
-use crate::diagnostics::{Code, Diagnostic, Severity};
-use crate::plan::{RecipeGraph, RecipeNode};
+use crate::diagnostics::Severity;
 use crate::render::{self, FileDiagnostics, HumanStyle};
 use super::workspace::Workspace;
 
@@ -48,7 +46,7 @@ pub fn run(args: &LintArgs, workspace: &Workspace) -> u8 {
         // A file that cannot be read is a finding about that file; every other file is still linted.
         recipes.push(workspace.recipe_file(path, args.strict, &published).unwrap_or_else(|reason| RecipeFile::unreadable(path, &reason)));
     }
-    check_recipe_graph(&mut recipes, workspace, &published);
+    workspace.check_recipe_graph(&mut recipes, &published);
     for recipe in &mut recipes {
         recipe.sort_diagnostics();
     }
@@ -147,70 +145,4 @@ fn collect_recipes_once(root: &Path, files: &mut Vec<PathBuf>, visited: &mut std
         }
     }
     Ok(())
-}
-
-/// Missing recipe references (TL3002) and loops between recipes (TL3001), over the linted files and
-/// every recipe they reach.
-pub fn check_recipe_graph(recipes: &mut Vec<RecipeFile>, workspace: &Workspace, published: &super::disk_world::Published) {
-    let linted = recipes.len();
-    let mut index = 0;
-    while index < recipes.len() {
-        let references = recipes[index].references.clone();
-        for (path, reference) in references {
-            let known = recipes.iter().any(|recipe| same_file(&recipe.path, &path));
-            if known {
-                continue;
-            }
-            match workspace.recipe_file(&path, false, published) {
-                Ok(upstream) => recipes.push(upstream),
-                Err(reason) => recipes[index].diagnostics.push(
-                    Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` cannot be read: {reason}", reference.value))
-                        .at(reference.span, "not a readable recipe file")
-                        .with_help("paths are relative to this recipe's folder"),
-                ),
-            }
-        }
-        index += 1;
-    }
-    let keys: Vec<String> = recipes.iter().map(|recipe| canonical(&recipe.path)).collect();
-    let nodes = recipes
-        .iter()
-        .zip(&keys)
-        .map(|(recipe, key)| RecipeNode {
-            path: key.clone(),
-            dependencies: recipe.references.iter().map(|(path, reference)| (canonical(path), reference.span)).collect(),
-        })
-        .collect();
-    let mut by_file: BTreeMap<String, Vec<Diagnostic>> = BTreeMap::new();
-    for (key, diagnostic) in RecipeGraph::new(nodes).cycle_diagnostics() {
-        by_file.entry(key).or_default().push(diagnostic);
-    }
-    for (recipe, key) in recipes.iter_mut().zip(&keys) {
-        if let Some(found) = by_file.remove(key) {
-            recipe.diagnostics.extend(found.into_iter().map(|diagnostic| shorten_loop(diagnostic)));
-        }
-    }
-    // Recipes reached only through references are reported only when they are in a loop.
-    let reached: Vec<RecipeFile> = recipes.drain(linted..).collect();
-    recipes.extend(reached.into_iter().filter(|recipe| recipe.diagnostics.iter().any(|d| d.code == Code::RecipeCycle)));
-}
-
-/// Loop messages name files by their file name, not their absolute path.
-fn shorten_loop(mut diagnostic: Diagnostic) -> Diagnostic {
-    if let Some((head, chain)) = diagnostic.message.split_once(": ") {
-        let short: Vec<String> = chain
-            .split(" → ")
-            .map(|path| Path::new(path).file_name().map_or(path.to_string(), |name| name.to_string_lossy().into_owned()))
-            .collect();
-        diagnostic.message = format!("{head}: {}", short.join(" → "));
-    }
-    diagnostic
-}
-
-fn canonical(path: &Path) -> String {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    canonical(a) == canonical(b)
 }

@@ -15,6 +15,7 @@ mod predict;
 mod probe;
 mod recipe_edit;
 mod recipe_file;
+mod recipe_sources;
 pub(crate) mod report;
 mod resume;
 mod run;

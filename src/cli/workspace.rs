@@ -10,27 +10,22 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::disk_world::{DiskWorld, Published};
 use super::recipe_file::RecipeFile;
+pub use super::recipe_sources::RecipeSource;
+use super::recipe_sources::RecipeSources;
 use crate::check::Runnable;
 use crate::check::recipe::{Recipe, Weights};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::plan::RecipeLinks;
+use crate::plan::{RecipeGraph, RecipeNode};
 use crate::render::{self, FileDiagnostics, HumanStyle};
 use crate::zoo::{WEIGHTS_FILE, Zoo};
 
-/// A recipe file's text, read once, and what it links to.
-pub struct RecipeSource {
-    pub text: String,
-    pub links: RecipeLinks,
-}
-
 pub struct Workspace<'z> {
     pub zoo: &'z Zoo,
-    /// Canonical path → the file's text and links, or why it cannot be read.
-    read: Mutex<BTreeMap<PathBuf, Result<Arc<RecipeSource>, String>>>,
+    sources: RecipeSources,
 }
 
 /// A recipe that checked, with the text it was checked from.
@@ -41,27 +36,12 @@ pub struct LoadedRecipe {
 
 impl<'z> Workspace<'z> {
     pub fn new(zoo: &'z Zoo) -> Self {
-        Workspace { zoo, read: Mutex::new(BTreeMap::new()) }
+        Workspace { zoo, sources: RecipeSources::default() }
     }
 
-    /// The recipe at `path`, read on first use (`recipe_text::read_recipe_text`: a regular UTF-8
-    /// file of at most 10 MB); the error says why it cannot be read.
+    /// The recipe at `path`, read on first use; the error says why it cannot be read.
     pub fn source(&self, path: &Path) -> Result<Arc<RecipeSource>, String> {
-        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        if let Some(known) = self.cache().get(&key) {
-            return known.clone();
-        }
-        let read = crate::recipe_text::read_recipe_text(path).map(|text| {
-            let links = crate::plan::recipe_links(&crate::syntax::parse(&text).0);
-            Arc::new(RecipeSource { text, links })
-        });
-        self.cache().insert(key, read.clone());
-        read
-    }
-
-    /// The cache; a thread that panicked while holding it left whole entries only.
-    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Result<Arc<RecipeSource>, String>>> {
-        self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sources.source(path)
     }
 
     /// Which of `files` publishes which zoo entry (the first, when two publish one name: TL1006 is
@@ -87,7 +67,7 @@ impl<'z> Workspace<'z> {
     /// recipe, an edit before it is saved.
     pub fn check_text(&self, path: &Path, text: String, strict: bool, published: Option<&Published>) -> RecipeFile {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let world = DiskWorld { base, workspace: self, strict, published };
+        let world = DiskWorld { base, zoo: self.zoo, sources: &self.sources, strict, published };
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
         let (ast, recipe, diagnostics) = crate::check::parse_and_check(&text, &stem, &world);
         let links = crate::plan::recipe_links(&ast);
@@ -107,7 +87,7 @@ impl<'z> Workspace<'z> {
             }
         };
         let mut with_upstream = vec![file];
-        super::lint::check_recipe_graph(&mut with_upstream, self, &none);
+        self.check_recipe_graph(&mut with_upstream, &none);
         let mut file = with_upstream.swap_remove(0);
         file.sort_diagnostics();
         print_diagnostics(&file);
@@ -150,6 +130,72 @@ impl<'z> Workspace<'z> {
             }
         })
     }
+
+    /// Missing recipe references (TL3002) and loops between recipes (TL3001), over the linted files and
+    /// every recipe they reach.
+    pub fn check_recipe_graph(&self, recipes: &mut Vec<RecipeFile>, published: &Published) {
+        let linted = recipes.len();
+        let mut index = 0;
+        while index < recipes.len() {
+            let references = recipes[index].references.clone();
+            for (path, reference) in references {
+                let known = recipes.iter().any(|recipe| same_file(&recipe.path, &path));
+                if known {
+                    continue;
+                }
+                match self.recipe_file(&path, false, published) {
+                    Ok(upstream) => recipes.push(upstream),
+                    Err(reason) => recipes[index].diagnostics.push(
+                        Diagnostic::new(Code::MissingRecipeInput, format!("recipe `{}` cannot be read: {reason}", reference.value))
+                            .at(reference.span, "not a readable recipe file")
+                            .with_help("paths are relative to this recipe's folder"),
+                    ),
+                }
+            }
+            index += 1;
+        }
+        let keys: Vec<String> = recipes.iter().map(|recipe| canonical(&recipe.path)).collect();
+        let nodes = recipes
+            .iter()
+            .zip(&keys)
+            .map(|(recipe, key)| RecipeNode {
+                path: key.clone(),
+                dependencies: recipe.references.iter().map(|(path, reference)| (canonical(path), reference.span)).collect(),
+            })
+            .collect();
+        let mut by_file: BTreeMap<String, Vec<Diagnostic>> = BTreeMap::new();
+        for (key, diagnostic) in RecipeGraph::new(nodes).cycle_diagnostics() {
+            by_file.entry(key).or_default().push(diagnostic);
+        }
+        for (recipe, key) in recipes.iter_mut().zip(&keys) {
+            if let Some(found) = by_file.remove(key) {
+                recipe.diagnostics.extend(found.into_iter().map(|diagnostic| shorten_loop(diagnostic)));
+            }
+        }
+        // Recipes reached only through references are reported only when they are in a loop.
+        let reached: Vec<RecipeFile> = recipes.drain(linted..).collect();
+        recipes.extend(reached.into_iter().filter(|recipe| recipe.diagnostics.iter().any(|d| d.code == Code::RecipeCycle)));
+    }
+}
+
+/// Loop messages name files by their file name, not their absolute path.
+fn shorten_loop(mut diagnostic: Diagnostic) -> Diagnostic {
+    if let Some((head, chain)) = diagnostic.message.split_once(": ") {
+        let short: Vec<String> = chain
+            .split(" → ")
+            .map(|path| Path::new(path).file_name().map_or(path.to_string(), |name| name.to_string_lossy().into_owned()))
+            .collect();
+        diagnostic.message = format!("{head}: {}", short.join(" → "));
+    }
+    diagnostic
+}
+
+fn canonical(path: &Path) -> String {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    canonical(a) == canonical(b)
 }
 
 /// A file's diagnostics on stderr, coloured on a terminal.

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use crate::data::DecodedImage;
 use super::dataset;
 use super::model::Network;
-use super::probe::{candidates, pooled_features, sampled};
+use super::features::{candidates, pooled_features, sampled};
 use crate::check::recipe::Recipe;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::probe::{LinearProbe, stratified_split};
@@ -47,7 +47,7 @@ impl ForgettingProbe {
         let inference = network.valid();
         let plain = device.clone().without_autodiff();
         let features_of = |images: &[DecodedImage], labels: &[usize]| {
-            pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, images, labels, size, &[tap], false, &plain).into_iter().next()
+            pooled_features(&super::features::InputSpec::of(recipe), &inference.backbone, images, labels, size, &[tap], false, &plain).into_iter().next()
         };
         // Fitted on training images; scored on images the pretraining held out when the card
         // says which, else on training images held out from the fit (and the report says so).
@@ -91,7 +91,7 @@ impl ForgettingProbe {
     pub fn measure(&self, recipe: &Recipe, network: &Network, stage: &str, target_accuracy: Option<f64>, device: &Device) -> ForgettingPoint {
         let inference = network.valid();
         let plain = device.clone().without_autodiff();
-        let tapped = pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, &self.images, &self.labels, self.size, &[self.tap], false, &plain);
+        let tapped = pooled_features(&super::features::InputSpec::of(recipe), &inference.backbone, &self.images, &self.labels, self.size, &[self.tap], false, &plain);
         let accuracy = tapped.first().map_or(f64::NAN, |(_, features)| self.probe.accuracy(features, &self.labels));
         ForgettingPoint {
             stage: stage.to_string(),

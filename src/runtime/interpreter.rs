@@ -337,7 +337,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let loaded = self.loaded("measuring the shift")?;
         let pretrained_network = self.initial_network.as_ref().unwrap_or(current);
         let mut notes = Vec::new();
-        let domain = super::probe::run_start_shift(self.recipe, pretrained_network, loaded, self.zoo, &self.device, &mut notes);
+        let domain = super::features::run_start_shift(self.recipe, pretrained_network, loaded, self.zoo, &self.device, &mut notes);
         for line in domain.advice() {
             eprintln!("note: {line}");
             notes.push(line);

@@ -33,6 +33,7 @@ mod reference_inputs;
 pub mod conv_benchmark;
 pub mod kernel_choice;
 pub mod checkpoint;
+pub mod features;
 pub mod probe;
 pub mod forgetting;
 pub mod resume_point;

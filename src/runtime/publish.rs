@@ -92,10 +92,10 @@ pub struct MeasuredSource {
 fn write_feature_stats(network: &Network, recipe: &Recipe, data: &TrainingData, size: u32, device: &Device, path: &Path) -> Result<MeasuredSource, Diagnostic> {
     let inference = network.valid();
     let plain = device.clone().without_autodiff();
-    let (images, labels) = super::probe::sampled(&data.train, FEATURE_SAMPLE, recipe.seed);
-    let (pixel_mean, pixel_std) = super::probe::pixel_stats(&images, recipe.input_channels() as usize);
-    let tapped = match super::probe::candidates(recipe).into_iter().filter(|index| *index < inference.backbone.kept).last() {
-        Some(tap) => super::probe::pooled_features(&super::probe::InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &plain),
+    let (images, labels) = super::features::sampled(&data.train, FEATURE_SAMPLE, recipe.seed);
+    let (pixel_mean, pixel_std) = super::features::pixel_stats(&images, recipe.input_channels() as usize);
+    let tapped = match super::features::candidates(recipe).into_iter().filter(|index| *index < inference.backbone.kept).last() {
+        Some(tap) => super::features::pooled_features(&super::features::InputSpec::of(recipe), &inference.backbone, &images, &labels, size, &[tap], false, &plain),
         None => Vec::new(),
     };
     let (layer, features_sha256) = write_features(tapped, path)?;
@@ -124,12 +124,12 @@ pub fn import_feature_stats(card: &crate::zoo::Card, weights_path: &Path, source
     let (backbone, _) = weights::load_backbone(super::model::Backbone::new(architecture, kept, card.channels, &device), weights_path)?;
     let folder = DataSource::Folder { path: source.display().to_string() };
     let (_, split) = super::dataset::load_source(&folder, Path::new(""), card.input_size, crate::check::recipe::CorruptPolicy::Skip)?;
-    let (images, labels) = super::probe::sampled(&split, FEATURE_SAMPLE, 0);
-    let (pixel_mean, pixel_std) = super::probe::pixel_stats(&images, card.channels as usize);
-    let tapped = match super::probe::candidates_of(architecture).into_iter().filter(|index| *index < kept).last() {
+    let (images, labels) = super::features::sampled(&split, FEATURE_SAMPLE, 0);
+    let (pixel_mean, pixel_std) = super::features::pixel_stats(&images, card.channels as usize);
+    let tapped = match super::features::candidates_of(architecture).into_iter().filter(|index| *index < kept).last() {
         Some(tap) => {
-            let input = super::probe::InputSpec { mean: card.mean.clone(), std: card.std.clone(), channels: card.channels, fit: crate::data::Fit::CentreCrop, architecture };
-            super::probe::pooled_features(&input, &backbone, &images, &labels, card.input_size, &[tap], false, &device)
+            let input = super::features::InputSpec { mean: card.mean.clone(), std: card.std.clone(), channels: card.channels, fit: crate::data::Fit::CentreCrop, architecture };
+            super::features::pooled_features(&input, &backbone, &images, &labels, card.input_size, &[tap], false, &device)
         }
         None => Vec::new(),
     };
