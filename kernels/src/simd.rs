@@ -38,7 +38,8 @@ macro_rules! multiversion {
 }
 
 /// The 16-lane mask of lanes `0..count` (every lane from 16 on): the rest of a row, the images of
-/// a part-filled group.
+/// a part-filled group. Only the AVX-512 kernels take masks of this kind.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn first_lanes(count: usize) -> u16 {
     ((1u32 << count.min(16)) - 1) as u16
 }

@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{BLOCK, Tile, tiles};
+use super::{BLOCK, Tile, blocked_weight, tiles};
 use crate::buffer::filled;
 use crate::geometry::ConvGeometry;
 use crate::epilogue::Epilogue;
@@ -16,23 +16,10 @@ thread_local! {
     static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `[K, C, 3, 3]` → `[K / 16, C, 3, 3, 16]`: the 16 weights one input value meets are adjacent.
-fn blocked_weight(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
-    let taps = g.in_channels * 9;
-    let mut blocked = vec![0.0f32; weight.len()];
-    for (k, filter) in weight.chunks_exact(taps).enumerate() {
-        let (block, lane) = (k / BLOCK, k % BLOCK);
-        for (tap, &value) in filter.iter().enumerate() {
-            blocked[(block * taps + tap) * BLOCK + lane] = value;
-        }
-    }
-    blocked
-}
-
 pub(super) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "conv input length");
     assert_eq!(weight.len(), g.weight_len(), "conv weight length");
-    let weight = blocked_weight(g, weight);
+    let weight = blocked_weight(g, weight, BLOCK);
     let tiles = tiles(g.in_height, g.in_width);
     let (height, width) = (g.in_height, g.in_width);
     let (image_in, image_out) = (g.in_channels * height * width, g.out_channels * height * width);
@@ -147,30 +134,10 @@ unsafe fn gradient_block(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], dy: &
     totals
 }
 
-/// The image's channels into `padded`, one pixel in from every edge, with a border of zeros.
-/// Every value is written (the buffer is reused unzeroed); rows go over in runs of 16, which
-/// compile to vector moves instead of a `memcpy` call per row.
+/// [`super::pad`] compiled for AVX-512: its runs of 16 become vector moves.
 #[target_feature(enable = "avx512f")]
 fn pad(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
-    let (height, width) = (g.in_height, g.in_width);
-    let padded_width = width + 2;
-    for (plane, padded_plane) in x.chunks_exact(height * width).zip(padded.chunks_exact_mut((height + 2) * padded_width)) {
-        let (top, rest) = padded_plane.split_at_mut(padded_width);
-        let (middle, bottom) = rest.split_at_mut(height * padded_width);
-        top.fill(0.0);
-        bottom.fill(0.0);
-        for (row, padded_row) in plane.chunks_exact(width).zip(middle.chunks_exact_mut(padded_width)) {
-            padded_row[0] = 0.0;
-            padded_row[width + 1] = 0.0;
-            let inside = &mut padded_row[1..=width];
-            let mut runs = inside.chunks_exact_mut(BLOCK);
-            let mut sources = row.chunks_exact(BLOCK);
-            for (to, from) in (&mut runs).zip(&mut sources) {
-                to.copy_from_slice(from);
-            }
-            runs.into_remainder().copy_from_slice(sources.remainder());
-        }
-    }
+    super::pad(g, x, padded);
 }
 
 /// One image: `y` [K, H, W] from `padded` [C, H + 2, W + 2] and the blocked weight; each

@@ -1,4 +1,5 @@
-//! The AVX-512 half of `epilogue.rs`: the epilogue applied to 16 lanes in registers.
+//! The vector half of `epilogue.rs`: the epilogue applied to 16 lanes (AVX-512) or 8 (AVX2) in
+//! registers.
 
 use super::Epilogue;
 
@@ -41,6 +42,30 @@ impl Epilogue<'_> {
             // `activation::relu`: kept where above zero or NaN ("not less or equal, unordered"),
             // else +0 (−0 too).
             _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(summed, _mm512_setzero_ps()), summed)
+        } else {
+            summed
+        }
+    }
+
+    /// [`vector`](Self::vector) on 8 lanes, for the AVX2 kernels: `mask`'s lanes (top bit set)
+    /// hold outputs. The same operations in the same order, so the same bits.
+    ///
+    /// # Safety
+    /// AVX2 and FMA are present; with a residual, its lanes in `mask` lie inside it, and `at` is
+    /// inside it.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(crate) unsafe fn vector8(&self, sum: std::arch::x86_64::__m256, k: usize, at: usize, mask: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let normalized = _mm256_add_ps(_mm256_mul_ps(sum, _mm256_set1_ps(self.scale[k])), _mm256_set1_ps(self.shift[k]));
+        let summed = match self.residual {
+            // SAFETY: the caller keeps `at` and the lanes in `mask` inside the residual.
+            Some(residual) => _mm256_add_ps(normalized, unsafe { _mm256_maskload_ps(residual.as_ptr().add(at), mask) }),
+            None => normalized,
+        };
+        if self.relu {
+            // As the 16-lane version: kept where above zero or NaN, else +0 (−0 too).
+            _mm256_and_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(summed, _mm256_setzero_ps()), summed)
         } else {
             summed
         }
