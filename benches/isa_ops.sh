@@ -20,5 +20,6 @@ esac
 timings="$(mktemp --suffix=.jsonl)"
 trap 'rm -f "$timings"' EXIT
 echo "benches/isa_ops.sh on $(date -u +%Y-%m-%d) at commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, level $isa"
-TLRUN_KERNELS_ISA="$isa" "$tlrun" bench --ops --repeats "$repeats" --json "$timings" | head -2
+TLRUN_KERNELS_ISA="$isa" "$tlrun" bench --ops --repeats "$repeats" --json "$timings" > "$timings.txt"
+head -2 "$timings.txt" && rm -f "$timings.txt"
 env "${torch_env[@]}" OMP_NUM_THREADS="$(nproc)" "$python" "$root/benches/ops/torch_conv.py" --repeats "$repeats" "$timings"
