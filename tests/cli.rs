@@ -369,3 +369,19 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `tlrun plan` says what augmentation does to a training image, in order, with fastai's defaults
+/// filled in for the options written alone.
+#[test]
+fn plan_shows_the_augmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = "recipe \"aug\"\nbackbone resnet_small from none\ndata { train synthetic \"shapes-target\" 200 per class batch 32 augment flip rotate zoom 1.3 lighting }\nstage all { train all epochs 1 }\n";
+    std::fs::write(dir.path().join("aug.tl"), recipe).unwrap();
+    let output = tlrun(dir.path(), &["plan", "aug.tl"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("augment (training images only): flip (p 0.5) → rotate ±10°, zoom 1–1.3x (one bilinear resample, reflected edges; each p 0.75) → lighting 0.2"),
+        "{text}"
+    );
+}
+

@@ -537,3 +537,25 @@ fn valid_every_skips_the_evaluations_it_says() {
         assert!(summary["final_valid_accuracy"].is_number(), "the final evaluation always runs");
     }
 }
+
+/// `augment rotate zoom lighting warp` changes the training batches and never the evaluation: one
+/// network evaluates to the same bits under a recipe with them and one without, while the same
+/// training batch, from the same generator, comes out different.
+#[test]
+fn augmentation_changes_training_batches_and_never_the_evaluation() {
+    let text = |augment: &str| {
+        format!("recipe \"a\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 augment {augment} }}\nstage s {{ train all epochs 1 lr 1e-3 }}\n")
+    };
+    let (plain, heavy) = (recipe(&text("flip")), recipe(&text("flip rotate 30 zoom 1.5 lighting 0.5 warp 0.3")));
+    assert_eq!(heavy.data.augment, tlrun::check::recipe::ImageAugment { rotate: 30.0, zoom: 1.5, lighting: 0.5, warp: 0.3 });
+    let data = tiny_data();
+    let device = Device::flex().autodiff();
+    let network = initial_network(&plain, data.classes.len());
+    let (mut plain_trainer, mut heavy_trainer) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&heavy, device, &data));
+    let (a, b) = (plain_trainer.evaluate(&network, 16, false), heavy_trainer.evaluate(&network, 16, false));
+    assert_eq!((a.loss.to_bits(), a.accuracy.to_bits(), &a.confusion), (b.loss.to_bits(), b.accuracy.to_bits(), &b.confusion));
+    let indices: Vec<usize> = (0..data.train.labels.len().min(6)).collect();
+    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1)).0.into_data().try_to_vec::<f32>().unwrap();
+    assert_ne!(batch(&mut plain_trainer), batch(&mut heavy_trainer), "the training batch is augmented");
+    assert_eq!(batch(&mut heavy_trainer), batch(&mut heavy_trainer), "the same generator gives the same batch");
+}

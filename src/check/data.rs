@@ -1,6 +1,6 @@
 use super::backbone::{bounded_u32, channels_error, check_channel_values, image_side, size_error};
 use super::missing::missing;
-use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ResizeMethod, ValidEvery, Validation};
+use super::recipe::{Backbone, CorruptPolicy, Data, DataSource, ImageAugment, ResizeMethod, ValidEvery, Validation};
 use crate::builtin_data;
 use super::world::{PathKind, World};
 use crate::arch::Stats;
@@ -31,6 +31,7 @@ pub fn check(
         size: stats.input_size,
         flip: false,
         crop_padding: 0,
+        augment: ImageAugment::NONE,
         corrupt: CorruptPolicy::Fail,
         classes: None,
         train_images: None,
@@ -161,6 +162,19 @@ pub fn check(
                                 .at(augmentation.span, "not a padding")
                                 .with_help("`crop 4` pads by 4 pixels and crops back at a random place"),
                         ),
+                        Augmentation::Rotate(amount) => {
+                            data.augment.rotate = in_range(amount, ImageAugment::FASTAI.rotate, 0.0..=180.0, "rotate", "degrees", augmentation.span, diagnostics)
+                        }
+                        Augmentation::Zoom(amount) => {
+                            data.augment.zoom = in_range(amount, ImageAugment::FASTAI.zoom, 1.0..=4.0, "zoom", "a factor", augmentation.span, diagnostics)
+                        }
+                        Augmentation::Lighting(amount) => {
+                            data.augment.lighting =
+                                in_range(amount, ImageAugment::FASTAI.lighting, 0.0..=0.9, "lighting", "a change", augmentation.span, diagnostics)
+                        }
+                        Augmentation::Warp(amount) => {
+                            data.augment.warp = in_range(amount, ImageAugment::FASTAI.warp, 0.0..=0.5, "warp", "a corner move", augmentation.span, diagnostics)
+                        }
                         Augmentation::None => {}
                     }
                 }
@@ -342,4 +356,27 @@ fn keyword_of(kind: &DataKind) -> &'static str {
         DataKind::Corrupt(_) => "corrupt",
         DataKind::ResizeMethod(_) => "resize_method",
     }
+}
+
+/// An `augment` option's amount: fastai's default when left out, else the written value when it
+/// lies in `range` (TL2007 otherwise, and the range's start: the option off).
+fn in_range(
+    amount: Option<f64>,
+    default: f64,
+    range: std::ops::RangeInclusive<f64>,
+    option: &str,
+    what: &str,
+    span: Span,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> f64 {
+    let value = amount.unwrap_or(default);
+    if range.contains(&value) {
+        return value;
+    }
+    diagnostics.push(
+        Diagnostic::new(Code::ValueOutOfRange, format!("`augment {option}` takes {} to {}, not {value}", range.start(), range.end()))
+            .at(span, format!("not {what} in range"))
+            .with_help(format!("fastai's default is `{option} {default}`; write `{option}` alone for it")),
+    );
+    *range.start()
 }

@@ -135,6 +135,37 @@ pub enum Weights {
     Random,
 }
 
+/// fastai's `aug_transforms` beyond flip and crop, on training images only: rotation, zoom and
+/// corner warp as one resample (bilinear, reflected at the edges), each part with probability
+/// 0.75 (fastai's `p_affine`); brightness and contrast in logit space, each with probability 0.75
+/// (`p_lighting`). Zero (one for zoom) is off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ImageAugment {
+    /// Largest rotation either way, in degrees.
+    pub rotate: f64,
+    /// Largest zoom factor (fastai's `max_zoom`; `min_zoom` is 1).
+    pub zoom: f64,
+    /// Largest change of brightness and of contrast (fastai's `max_lighting`).
+    pub lighting: f64,
+    /// Largest move of each corner, as a fraction of half the side (fastai's `max_warp`).
+    pub warp: f64,
+}
+
+impl ImageAugment {
+    pub const NONE: ImageAugment = ImageAugment { rotate: 0.0, zoom: 1.0, lighting: 0.0, warp: 0.0 };
+    /// fastai's `aug_transforms` defaults, for an option written without its number.
+    pub const FASTAI: ImageAugment = ImageAugment { rotate: 10.0, zoom: 1.1, lighting: 0.2, warp: 0.2 };
+
+    pub fn is_none(&self) -> bool {
+        *self == ImageAugment::NONE
+    }
+
+    /// Whether the affine resample runs (rotation, zoom or warp).
+    pub fn resamples(&self) -> bool {
+        self.rotate > 0.0 || self.zoom > 1.0 || self.warp > 0.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Data {
     pub train: DataSource,
@@ -147,6 +178,8 @@ pub struct Data {
     pub size: u32,
     pub flip: bool,
     pub crop_padding: u32,
+    /// `augment rotate … zoom … lighting … warp …`: fastai's `aug_transforms`.
+    pub augment: ImageAugment,
     pub corrupt: CorruptPolicy,
     /// Class folder names, when the checker could see the train folder.
     pub classes: Option<Vec<String>>,

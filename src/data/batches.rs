@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn augmented_batches_are_reproducible_and_pad_with_zero() {
         let set = set();
-        let augment = Augment { flip: true, crop_padding: 1 };
+        let augment = Augment::flip_and_crop(true, 1);
         let run = |seed| {
             let (mut images, mut labels) = (Vec::new(), Vec::new());
             let mut rng = SplitMix64::new(seed);

@@ -7,6 +7,8 @@ mod decoded;
 mod export;
 mod image_folder;
 mod input_files;
+mod lighting;
+mod resample;
 mod rng;
 mod scene;
 mod shape;

@@ -88,10 +88,40 @@ fn run_options(recipe: &Recipe) -> String {
         (_, network) => format!("{network} channel(s)"),
     };
     format!(
-        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}  ·  valid {}\n",
+        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}  ·  valid {}\naugment (training images only): {}\n",
         recipe.data.batch,
-        recipe.data.valid_every.describe()
+        recipe.data.valid_every.describe(),
+        augmentations(&recipe.data)
     )
+}
+
+/// What `augment` does to a training image, in the order it happens.
+fn augmentations(data: &crate::check::recipe::Data) -> String {
+    let mut parts = Vec::new();
+    if data.flip {
+        parts.push("flip (p 0.5)".to_string());
+    }
+    if data.crop_padding > 0 {
+        parts.push(format!("crop {} (pad, then a random window)", data.crop_padding));
+    }
+    let image = data.augment;
+    let mut affine = Vec::new();
+    if image.warp > 0.0 {
+        affine.push(format!("warp {}", image.warp));
+    }
+    if image.rotate > 0.0 {
+        affine.push(format!("rotate ±{}°", image.rotate));
+    }
+    if image.zoom > 1.0 {
+        affine.push(format!("zoom 1–{}x", image.zoom));
+    }
+    if !affine.is_empty() {
+        parts.push(format!("{} (one bilinear resample, reflected edges; each p 0.75)", affine.join(", ")));
+    }
+    if image.lighting > 0.0 {
+        parts.push(format!("lighting {} (brightness, then contrast; each p 0.75)", image.lighting));
+    }
+    if parts.is_empty() { "none".to_string() } else { parts.join(" → ") }
 }
 
 /// One stage's steps, weight decay, accumulation, keep-best and early stopping.

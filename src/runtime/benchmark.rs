@@ -98,7 +98,7 @@ pub fn data_images_per_second(size: u32, batch: usize) -> f64 {
     use crate::data::{Augment, SizedSet, SplitMix64, epoch_order, fill_batch, generate};
     let Ok((_, images, labels)) = generate("shapes-source", 64, size, 0) else { return 0.0 };
     let set = SizedSet::build(&images, &labels, size, &[0.5; 3], &[0.25; 3]);
-    let augment = Augment { flip: true, crop_padding: 4 };
+    let augment = Augment::flip_and_crop(true, 4);
     let device = Device::flex();
     let order = epoch_order(set.labels.len(), 0, 1);
     let mut rng = SplitMix64::new(0);

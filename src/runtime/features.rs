@@ -163,7 +163,7 @@ pub(crate) fn pooled_features(
     let channels = input.channels;
     let set = SizedSet::build_fitted(images, labels, size, &input.mean, &input.std, input.fit, channels);
     let names: Vec<&str> = input.architecture.layers.iter().map(|layer| layer.name).collect();
-    let no_augment = Augment { flip: false, crop_padding: 0 };
+    let no_augment = Augment::NONE;
     let mut rng = SplitMix64::new(0);
     let order: Vec<usize> = (0..labels.len()).collect();
     let mut collected: Vec<(String, Vec<f64>, usize)> = Vec::new();

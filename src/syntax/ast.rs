@@ -167,6 +167,11 @@ pub enum Normalization {
 pub enum Augmentation {
     Flip,
     Crop(i64),
+    /// fastai's `aug_transforms` options; `None`: the word alone (fastai's default).
+    Rotate(Option<f64>),
+    Zoom(Option<f64>),
+    Lighting(Option<f64>),
+    Warp(Option<f64>),
     None,
 }
 

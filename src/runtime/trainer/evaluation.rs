@@ -30,7 +30,7 @@ impl Trainer<'_> {
         let mut confusion = vec![vec![0u32; classes]; classes];
         let mut scored = Vec::with_capacity(count);
         let mut loss_sum = 0.0;
-        let no_augment = Augment { flip: false, crop_padding: 0 };
+        let no_augment = Augment::NONE;
         let mut rng = SplitMix64::new(0);
         let mut images_buffer = Vec::new();
         let mut labels_buffer = Vec::new();

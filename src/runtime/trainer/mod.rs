@@ -208,7 +208,7 @@ impl<'a> Trainer<'a> {
 
     /// A training batch at `size` from the epoch's order, augmented.
     pub fn training_batch(&mut self, size: u32, indices: &[usize], rng: &mut SplitMix64) -> (Tensor<4>, Tensor<1, Int>) {
-        let augment = Augment { flip: self.recipe.data.flip, crop_padding: self.recipe.data.crop_padding };
+        let augment = Augment::from_data(&self.recipe.data);
         let (mut images, mut labels) = (Vec::new(), Vec::new());
         let (train_set, _) = self.sized_sets(size);
         fill_batch(train_set, indices, &augment, rng, &mut images, &mut labels);
