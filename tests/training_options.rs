@@ -547,7 +547,7 @@ fn augmentation_changes_training_batches_and_never_the_evaluation() {
         format!("recipe \"a\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 augment {augment} }}\nstage s {{ train all epochs 1 lr 1e-3 }}\n")
     };
     let (plain, heavy) = (recipe(&text("flip")), recipe(&text("flip rotate 30 zoom 1.5 lighting 0.5 warp 0.3")));
-    assert_eq!(heavy.data.augment, tlrun::check::recipe::ImageAugment { rotate: 30.0, zoom: 1.5, lighting: 0.5, warp: 0.3 });
+    assert_eq!(heavy.data.augment, tlrun::check::recipe::ImageAugment { rotate: 30.0, zoom: 1.5, lighting: 0.5, warp: 0.3, mixup: 0.0, cutmix: 0.0 });
     let data = tiny_data();
     let device = Device::flex().autodiff();
     let network = initial_network(&plain, data.classes.len());
@@ -555,7 +555,46 @@ fn augmentation_changes_training_batches_and_never_the_evaluation() {
     let (a, b) = (plain_trainer.evaluate(&network, 16, false), heavy_trainer.evaluate(&network, 16, false));
     assert_eq!((a.loss.to_bits(), a.accuracy.to_bits(), &a.confusion), (b.loss.to_bits(), b.accuracy.to_bits(), &b.confusion));
     let indices: Vec<usize> = (0..data.train.labels.len().min(6)).collect();
-    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1)).0.into_data().try_to_vec::<f32>().unwrap();
+    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1)).images.into_data().try_to_vec::<f32>().unwrap();
     assert_ne!(batch(&mut plain_trainer), batch(&mut heavy_trainer), "the training batch is augmented");
     assert_eq!(batch(&mut heavy_trainer), batch(&mut heavy_trainer), "the same generator gives the same batch");
+}
+
+/// `augment mixup`: a training batch is mixed with its mirror, and the loss a step trains on is
+/// λ·CE(labels) + (1 − λ)·CE(partners' labels), checked against cross-entropy computed here from
+/// the logits; `cutmix` gives its batches the same loss form, and both together mix every batch.
+#[test]
+fn mixup_trains_on_the_lambda_weighted_loss_of_both_labels() {
+    let text = |augment: &str| format!("recipe \"m\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 augment {augment} }}\nstage s {{ train all epochs 1 lr 1e-3 }}\n");
+    let mixup = recipe(&text("mixup"));
+    assert_eq!((mixup.data.augment.mixup, mixup.data.augment.cutmix), (0.4, 0.0), "fastai's α when left out");
+    let data = tiny_data();
+    let device = Device::flex().autodiff();
+    let network = initial_network(&mixup, data.classes.len());
+    let mut trainer = Trainer::new(&mixup, device, &data);
+    let indices: Vec<usize> = (0..data.train.labels.len().min(6)).collect();
+    let batch = trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(2));
+    let (partners, lambda) = batch.mixed.clone().expect("a mixed batch");
+    let labels: Vec<i64> = batch.labels.clone().into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+    let partner_labels: Vec<i64> = partners.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+    let expected_partners: Vec<i64> = labels.iter().rev().copied().collect();
+    assert_eq!(partner_labels, expected_partners, "each image's partner is its mirror in the batch");
+    let logits: Vec<f32> = network.forward(batch.images.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let classes = data.classes.len();
+    let cross_entropy = |targets: &[i64]| {
+        targets.iter().enumerate().map(|(row, &target)| {
+            let row_logits = &logits[row * classes..(row + 1) * classes];
+            let top = row_logits.iter().fold(f64::MIN, |top, &v| top.max(f64::from(v)));
+            let log_sum = row_logits.iter().map(|&v| (f64::from(v) - top).exp()).sum::<f64>().ln() + top;
+            log_sum - f64::from(row_logits[target as usize])
+        }).sum::<f64>() / targets.len() as f64
+    };
+    let expected = lambda * cross_entropy(&labels) + (1.0 - lambda) * cross_entropy(&partner_labels);
+    let (_, loss) = trainer.gradients(&network, batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    assert!((loss - expected).abs() < 1e-4, "{loss} vs λ-weighted {expected} (λ {lambda})");
+    for augment in ["cutmix", "mixup cutmix 0.5"] {
+        let both = recipe(&text(augment));
+        let mut trainer = Trainer::new(&both, Device::flex().autodiff(), &data);
+        assert!(trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(5)).mixed.is_some(), "{augment}");
+    }
 }

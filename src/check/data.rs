@@ -175,6 +175,12 @@ pub fn check(
                         Augmentation::Warp(amount) => {
                             data.augment.warp = in_range(amount, ImageAugment::FASTAI.warp, 0.0..=0.5, "warp", "a corner move", augmentation.span, diagnostics)
                         }
+                        Augmentation::Mixup(amount) => {
+                            data.augment.mixup = in_range(amount, ImageAugment::FASTAI.mixup, 0.0..=10.0, "mixup", "an α", augmentation.span, diagnostics)
+                        }
+                        Augmentation::Cutmix(amount) => {
+                            data.augment.cutmix = in_range(amount, ImageAugment::FASTAI.cutmix, 0.0..=10.0, "cutmix", "an α", augmentation.span, diagnostics)
+                        }
                         Augmentation::None => {}
                     }
                 }

@@ -149,15 +149,24 @@ pub struct ImageAugment {
     pub lighting: f64,
     /// Largest move of each corner, as a fraction of half the side (fastai's `max_warp`).
     pub warp: f64,
+    /// MixUp's and CutMix's α: whole batches mixed (`data::mix`). Zero is off.
+    pub mixup: f64,
+    pub cutmix: f64,
 }
 
 impl ImageAugment {
-    pub const NONE: ImageAugment = ImageAugment { rotate: 0.0, zoom: 1.0, lighting: 0.0, warp: 0.0 };
-    /// fastai's `aug_transforms` defaults, for an option written without its number.
-    pub const FASTAI: ImageAugment = ImageAugment { rotate: 10.0, zoom: 1.1, lighting: 0.2, warp: 0.2 };
+    pub const NONE: ImageAugment = ImageAugment { rotate: 0.0, zoom: 1.0, lighting: 0.0, warp: 0.0, mixup: 0.0, cutmix: 0.0 };
+    /// fastai's defaults (`aug_transforms`, `MixUp`, `CutMix`), for an option written without
+    /// its number.
+    pub const FASTAI: ImageAugment = ImageAugment { rotate: 10.0, zoom: 1.1, lighting: 0.2, warp: 0.2, mixup: 0.4, cutmix: 1.0 };
 
     pub fn is_none(&self) -> bool {
         *self == ImageAugment::NONE
+    }
+
+    /// Whether whole batches are mixed (MixUp or CutMix).
+    pub fn mixes(&self) -> bool {
+        self.mixup > 0.0 || self.cutmix > 0.0
     }
 
     /// Whether the affine resample runs (rotation, zoom or warp).

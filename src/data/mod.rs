@@ -8,6 +8,7 @@ mod export;
 mod image_folder;
 mod input_files;
 mod lighting;
+mod mix;
 mod resample;
 mod rng;
 mod scene;
@@ -18,6 +19,7 @@ mod synthetic;
 
 pub use augment::Augment;
 pub use batches::{epoch_order, fill_batch};
+pub use mix::{Mixed, mix_batch};
 pub use decoded::{Decoded, DecodedImage, MAX_IMAGE_SIDE, decode_all};
 pub use export::write_image_folder;
 pub use image_folder::ImageFolder;

@@ -121,6 +121,11 @@ fn augmentations(data: &crate::check::recipe::Data) -> String {
     if image.lighting > 0.0 {
         parts.push(format!("lighting {} (brightness, then contrast; each p 0.75)", image.lighting));
     }
+    let mixing: Vec<String> = [("mixup", image.mixup), ("cutmix", image.cutmix)].into_iter().filter(|(_, alpha)| *alpha > 0.0).map(|(name, alpha)| format!("{name} α {alpha}")).collect();
+    if !mixing.is_empty() {
+        let switch = if mixing.len() == 2 { "; one of the two a batch, p 0.5" } else { "" };
+        parts.push(format!("{} (each batch with its mirror, λ ~ Beta(α, α){switch})", mixing.join(", ")));
+    }
     if parts.is_empty() { "none".to_string() } else { parts.join(" → ") }
 }
 

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use super::model::Network;
-use super::trainer::{Split, Trainer, TrainingData};
+use super::trainer::{Split, Trainer, TrainingBatch, TrainingData};
 use crate::check::{NoWorld, check_source};
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,11 +50,10 @@ pub fn measure(architecture: &str, size: u32, batch: usize, warmup: usize, steps
 
     let mut train_seconds = 0.0;
     for step in 0..warmup + steps {
-        let images = batch_images();
-        let labels = batch_labels();
+        let batch = TrainingBatch { images: batch_images(), labels: batch_labels(), mixed: None };
         let started = Instant::now();
         let rates = trainer.learning_rates(stage, 1.0);
-        network = match trainer.step(network, &mut optimizer, images, labels, rates) {
+        network = match trainer.step(network, &mut optimizer, batch, rates) {
             Ok((network, _)) | Err((network, _)) => network,
         };
         if step >= warmup {

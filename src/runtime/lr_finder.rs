@@ -77,10 +77,10 @@ pub fn sweep(recipe: &Runnable, recipe_path: &Path, pretrained: Option<&Path>, z
             order = epoch_order(count, recipe.seed, 0x4C52_0000 + epoch as u64);
         }
         let rate = options.start * (options.end / options.start).powf(step as f64 / (steps - 1) as f64);
-        let (images, labels) = trainer.training_batch(size, &order[batches[step % batches.len()].clone()], &mut rng);
+        let batch = trainer.training_batch(size, &order[batches[step % batches.len()].clone()], &mut rng);
         let rates_now = trainer.learning_rates_from(stage, rate, 1.0);
         device.seed(crate::data::mix64(recipe.seed ^ step as u64));
-        let loss = match trainer.step(network, &mut stage_optimizer.optimizer, images, labels, rates_now) {
+        let loss = match trainer.step(network, &mut stage_optimizer.optimizer, batch, rates_now) {
             Ok((next, loss)) => {
                 network = next;
                 loss

@@ -172,6 +172,9 @@ pub enum Augmentation {
     Zoom(Option<f64>),
     Lighting(Option<f64>),
     Warp(Option<f64>),
+    /// MixUp's and CutMix's α.
+    Mixup(Option<f64>),
+    Cutmix(Option<f64>),
     None,
 }
 

@@ -282,13 +282,15 @@ impl Lowerer {
                             Rule::crop_aug => {
                                 Augmentation::Crop(self.integer(augmentation.into_inner().next().expect(GRAMMAR)).value)
                             }
-                            Rule::rotate_aug | Rule::zoom_aug | Rule::lighting_aug | Rule::warp_aug => {
+                            Rule::rotate_aug | Rule::zoom_aug | Rule::lighting_aug | Rule::warp_aug | Rule::mixup_aug | Rule::cutmix_aug => {
                                 let rule = augmentation.as_rule();
                                 let amount = augmentation.into_inner().next().map(|number| self.number(number).value);
                                 match rule {
                                     Rule::rotate_aug => Augmentation::Rotate(amount),
                                     Rule::zoom_aug => Augmentation::Zoom(amount),
                                     Rule::lighting_aug => Augmentation::Lighting(amount),
+                                    Rule::mixup_aug => Augmentation::Mixup(amount),
+                                    Rule::cutmix_aug => Augmentation::Cutmix(amount),
                                     _ => Augmentation::Warp(amount),
                                 }
                             }

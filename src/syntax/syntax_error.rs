@@ -60,6 +60,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::zoom_aug => "`zoom`",
         Rule::lighting_aug => "`lighting`",
         Rule::warp_aug => "`warp`",
+        Rule::mixup_aug => "`mixup`",
+        Rule::cutmix_aug => "`cutmix`",
         Rule::corrupt_stmt => "`corrupt`",
         Rule::corrupt_skip => "`skip`",
         Rule::corrupt_fail => "`fail`",

@@ -78,7 +78,7 @@ pub fn one_step(recipe: &Recipe, data: &TrainingData, initial: &Network) -> (BTr
     let labels = Tensor::<1, Int>::from_data(TensorData::new(set.labels[..8].to_vec(), [8]), &device);
     let mut optimizer = tlrun::runtime::optimizer::build(&stage.optimizer).optimizer;
     let (network, _) = trainer
-        .step(network, &mut optimizer, images, labels, trainer.learning_rates(stage, 1.0))
+        .step(network, &mut optimizer, tlrun::runtime::trainer::TrainingBatch { images, labels, mixed: None }, trainer.learning_rates(stage, 1.0))
         .unwrap_or_else(|_| panic!("finite loss"));
     (before, snapshot(&network))
 }

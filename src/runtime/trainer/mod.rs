@@ -27,7 +27,7 @@ pub use crate::run_files::{EpochMetrics, Evaluation, StepRates};
 use serde::{Deserialize, Serialize};
 
 use super::best_epoch::BestEpoch;
-use crate::data::{Augment, DecodedImage, Fit, SizedSet, SplitMix64, fill_batch};
+use crate::data::{Augment, DecodedImage, Fit, Mixed, SizedSet, SplitMix64, fill_batch, mix_batch};
 use super::ema::WeightAverage;
 use super::model::Network;
 use super::optimizer::StageOptimizer;
@@ -46,6 +46,14 @@ pub struct TrainingData {
     pub classes: Vec<String>,
     pub train: Split,
     pub valid: Split,
+}
+
+/// One training batch as tensors. `mixed`: MixUp or CutMix mixed each image with a partner;
+/// the partners' labels and the weight λ of the images' own.
+pub struct TrainingBatch {
+    pub images: Tensor<4>,
+    pub labels: Tensor<1, Int>,
+    pub mixed: Option<(Tensor<1, Int>, f64)>,
 }
 
 /// Where training is: enough to resume exactly (with the network and optimizer state).
@@ -180,9 +188,17 @@ impl<'a> Trainer<'a> {
 
     /// Forward and backward on one batch, the loss scaled by `weight` (a batch's share of an
     /// accumulated step). Returns the gradients and the unscaled loss; a non-finite loss is an error.
-    pub fn gradients(&self, network: &Network, images: Tensor<4>, labels: Tensor<1, Int>, weight: f64) -> Result<(GradientsParams, f64), f64> {
-        let logits = network.forward(images);
-        let loss = self.loss.forward(logits, labels);
+    /// A mixed batch (MixUp, CutMix) takes `λ·loss(labels) + (1 − λ)·loss(partners' labels)`, as
+    /// fastai's callbacks do.
+    pub fn gradients(&self, network: &Network, batch: TrainingBatch, weight: f64) -> Result<(GradientsParams, f64), f64> {
+        let logits = network.forward(batch.images);
+        let loss = match batch.mixed {
+            None => self.loss.forward(logits, batch.labels),
+            Some((partners, lambda)) => {
+                let own = self.loss.forward(logits.clone(), batch.labels).mul_scalar(lambda);
+                own.add(self.loss.forward(logits, partners).mul_scalar(1.0 - lambda))
+            }
+        };
         let value = f64::from(loss.clone().into_scalar::<f32>());
         if !value.is_finite() {
             return Err(value);
@@ -196,27 +212,30 @@ impl<'a> Trainer<'a> {
         &self,
         network: Network,
         optimizer: &mut ModuleOptimizer,
-        images: Tensor<4>,
-        labels: Tensor<1, Int>,
+        batch: TrainingBatch,
         rates: ModuleLearningRate,
     ) -> Result<(Network, f64), (Network, f64)> {
-        match self.gradients(&network, images, labels, 1.0) {
+        match self.gradients(&network, batch, 1.0) {
             Ok((gradients, value)) => Ok((optimizer.step(rates, network, gradients), value)),
             Err(value) => Err((network, value)),
         }
     }
 
-    /// A training batch at `size` from the epoch's order, augmented.
-    pub fn training_batch(&mut self, size: u32, indices: &[usize], rng: &mut SplitMix64) -> (Tensor<4>, Tensor<1, Int>) {
+    /// A training batch at `size` from the epoch's order, augmented: each image, then the batch
+    /// (MixUp, CutMix), drawing from `rng` in that order.
+    pub fn training_batch(&mut self, size: u32, indices: &[usize], rng: &mut SplitMix64) -> TrainingBatch {
         let augment = Augment::from_data(&self.recipe.data);
         let (mut images, mut labels) = (Vec::new(), Vec::new());
         let (train_set, _) = self.sized_sets(size);
         fill_batch(train_set, indices, &augment, rng, &mut images, &mut labels);
         let count = indices.len();
-        (
-            Tensor::<4>::from_data(TensorData::new(images, [count, self.recipe.input_channels() as usize, size as usize, size as usize]), &self.device),
-            Tensor::<1, Int>::from_data(TensorData::new(labels, [count]), &self.device),
-        )
+        let mixed = mix_batch(&mut images, count, size as usize, &augment.image, rng);
+        let as_tensor = |labels: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(labels, [count]), &self.device);
+        TrainingBatch {
+            images: Tensor::<4>::from_data(TensorData::new(images, [count, self.recipe.input_channels() as usize, size as usize, size as usize]), &self.device),
+            mixed: mixed.map(|Mixed { partners, lambda }| (as_tensor(partners.iter().map(|&partner| labels[partner]).collect()), lambda)),
+            labels: as_tensor(labels),
+        }
     }
 
     /// The network evaluations and exports see: the moving average under `ema`, else the network.

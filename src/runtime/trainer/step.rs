@@ -50,9 +50,9 @@ impl Trainer<'_> {
         let mut loss_sum = 0.0;
         for batch_index in batches.clone() {
             let indices = &order[run.batches[batch_index].clone()];
-            let (images, labels) = self.training_batch(size, indices, rng);
+            let batch = self.training_batch(size, indices, rng);
             let weight = indices.len() as f64 / group_images as f64;
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.gradients(&network, images, labels, weight)));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.gradients(&network, batch, weight)));
             match outcome {
                 Ok(Ok((gradients, loss))) => {
                     accumulator.accumulate(&network, gradients);
