@@ -274,6 +274,8 @@ pub const TOP_LOSSES: &str = "top_losses.json";
 /// The folder of top_losses.json's thumbnails.
 pub const TOP_LOSS_IMAGES: &str = "top_losses";
 pub const REPORT: &str = "report.html";
+/// fastai's `show_batch`: the first training images as augmentation makes them (runs that augment).
+pub const AUGMENTED: &str = "augmented.png";
 
 #[cfg(test)]
 mod tests {

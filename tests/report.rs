@@ -121,3 +121,27 @@ fn runs_and_compare_list_and_overlay_real_runs() {
         assert!(Path::new(folder).join("report.html").is_file(), "every run writes its report");
     }
 }
+
+/// fastai's `show_batch`: a run that augments draws its first training images as the first stage
+/// sees them (augmented.png, before training) and the report shows them; the images are not the
+/// plain ones, and a run that does not augment draws none.
+#[test]
+fn a_run_that_augments_shows_its_augmented_training_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, augment: &str| {
+        let recipe = format!(
+            "recipe \"{name}\"\nseed 1\nbackbone resnet_small from none\ndata {{ train synthetic \"shapes-target\" 8 per class seed 2 valid split 0.25 batch 8 size 24 {augment} }}\nstage s {{ train all epochs 1 lr 1e-3 }}\n"
+        );
+        std::fs::write(dir.path().join(format!("{name}.tl")), recipe).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tlrun")).current_dir(dir.path()).args([&format!("{name}.tl"), "--out", name]).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        dir.path().join(name)
+    };
+    let augmented = run("aug", "augment rotate 30 lighting 0.4 mixup");
+    let picture = image::open(augmented.join("augmented.png")).unwrap().to_rgb8();
+    assert!(picture.width() >= 4 * 96 && picture.height() >= 2 * 96, "a grid of four columns: {}x{}", picture.width(), picture.height());
+    let html = std::fs::read_to_string(augmented.join("report.html")).unwrap();
+    assert!(html.contains("<section id=\"augmented\">") && html.contains("show_batch"), "the report shows them");
+    let plain = run("plain", "");
+    assert!(!plain.join("augmented.png").exists() && !std::fs::read_to_string(plain.join("report.html")).unwrap().contains("id=\"augmented\""));
+}

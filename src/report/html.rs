@@ -97,6 +97,9 @@ pub fn write_report(run: &RunData) -> Result<PathBuf, Diagnostic> {
             ));
         }
     }
+    if let Ok(bytes) = std::fs::read(run.folder.join(run_files::AUGMENTED)) {
+        sections.push(augmented_section(bytes)?);
+    }
     if !run.top_losses.is_empty() {
         sections.push(top_losses_section(run)?);
     }
@@ -155,6 +158,18 @@ pub fn compare_html(runs: &[RunData]) -> Result<String, Diagnostic> {
         image_tag(&png, "valid accuracy per epoch")
     );
     Ok(page("tlrun compare", &body))
+}
+
+/// fastai's `show_batch`: augmented.png, which the run drew before training.
+fn augmented_section(bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    let (width, height) = image::load_from_memory(&bytes)
+        .map(|image| (image.width(), image.height()))
+        .map_err(|error| Diagnostic::new(Code::RunFolderUnreadable, format!("cannot read {}: {error}", run_files::AUGMENTED)))?;
+    let png = Png { bytes, width, height };
+    Ok(format!(
+        "<section id=\"augmented\"><h2>Augmented training images</h2><p class=\"note\">The first training images as the first stage sees them, augmentation applied (fastai's <code>show_batch</code>); under MixUp or CutMix, with the weight of their own class and their partner's class. Validation images are never augmented.</p>{}</section>",
+        image_tag(&png, "augmented training images")
+    ))
 }
 
 /// fastai's `plot_top_losses`: the gallery as PNG (top_losses.png) and a table.

@@ -546,6 +546,34 @@ pub fn top_losses_png(tiles: &[GalleryTile]) -> Result<Png, String> {
     })
 }
 
+/// fastai's `show_batch`: training images as the network sees them, augmented, four to a row,
+/// each captioned with its class (and, mixed, its partner's class and λ).
+pub fn batch_png(tiles: &[GalleryTile]) -> Result<Png, String> {
+    const COLUMNS: usize = 4;
+    const CELL_WIDTH: i32 = 180;
+    const CELL_HEIGHT: i32 = 150;
+    let rows = tiles.len().div_ceil(COLUMNS).max(1);
+    render((COLUMNS as i32 * CELL_WIDTH + 20) as u32, (rows as i32 * CELL_HEIGHT + 20) as u32, |root| {
+        for (index, tile) in tiles.iter().enumerate() {
+            let left = 10 + (index % COLUMNS) as i32 * CELL_WIDTH;
+            let top = 10 + (index / COLUMNS) as i32 * CELL_HEIGHT;
+            let offset = (CELL_WIDTH - 20 - tile.width as i32) / 2;
+            root.draw(&Rectangle::new([(left, top), (left + CELL_WIDTH - 20, top + CELL_HEIGHT - 12)], GALLERY.filled())).map_err(|e| e.to_string())?;
+            for y in 0..tile.height {
+                for x in 0..tile.width {
+                    let at = (y as usize * tile.width as usize + x as usize) * 3;
+                    let Some(pixel) = tile.pixels.get(at..at + 3) else { continue };
+                    root.draw_pixel((left + offset + x as i32, top + 4 + y as i32), &RGBColor(pixel[0], pixel[1], pixel[2])).map_err(|e| e.to_string())?;
+                }
+            }
+            for (line, text) in tile.caption.iter().enumerate() {
+                root.draw(&Text::new(text.clone(), (left + 4, top + 102 + line as i32 * 16), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// fastai's `most_confused`: (true, predicted, count) for every off-diagonal cell of the
 /// confusion matrix with at least `min_count`, most frequent first (ties in matrix order).
 pub fn most_confused(evaluation: &Evaluation, classes: &[String], min_count: u32) -> Vec<(String, String, u32)> {

@@ -301,9 +301,14 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         }
         let metrics = std::mem::take(&mut self.metrics);
         let (recipe, interrupt) = (self.recipe, self.interrupt);
+        let classes = &self.loaded("a stage")?.classes;
         self.trainer()?;
         let run_folder = made(&mut self.folder)?;
         let trainer = self.trainer.as_mut().expect("made just above");
+        if index == 0 && !continue_inside {
+            let size = stage.sizes.first().copied().unwrap_or(recipe.data.size);
+            super::augmented_preview::write(run_folder, recipe, trainer, classes, size).map_err(failed(&self.run_path))?;
+        }
         let mut hooks = RunHooks { recipe, folder: run_folder, metrics, interrupt };
         match trainer.run_stage(current, index, stage, resume_here, &mut hooks) {
             Ok(outcome) => {

@@ -48,6 +48,9 @@ pub struct TrainingData {
     pub valid: Split,
 }
 
+/// The generator stream of `augmented_sample`, apart from every training stream.
+const SHOW_BATCH_STREAM: u64 = 0x7368_6f77_6261_7463;
+
 /// One training batch as tensors. `mixed`: MixUp or CutMix mixed each image with a partner;
 /// the partners' labels and the weight λ of the images' own.
 pub struct TrainingBatch {
@@ -236,6 +239,20 @@ impl<'a> Trainer<'a> {
             mixed: mixed.map(|Mixed { partners, lambda }| (as_tensor(partners.iter().map(|&partner| labels[partner]).collect()), lambda)),
             labels: as_tensor(labels),
         }
+    }
+
+    /// fastai's `show_batch`: the first `count` training images at `size`, augmented and mixed as
+    /// a training batch is, from a stream of their own (training draws what it would have):
+    /// normalised CHW values, labels, and what MixUp or CutMix mixed.
+    pub fn augmented_sample(&mut self, size: u32, count: usize) -> (Vec<f32>, Vec<usize>, Option<Mixed>) {
+        let augment = Augment::from_data(&self.recipe.data);
+        let mut rng = SplitMix64::for_stream(self.recipe.seed, SHOW_BATCH_STREAM);
+        let indices: Vec<usize> = (0..count.min(self.data.train.labels.len())).collect();
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
+        let (train_set, _) = self.sized_sets(size);
+        fill_batch(train_set, &indices, &augment, &mut rng, &mut images, &mut labels);
+        let mixed = mix_batch(&mut images, indices.len(), size as usize, &augment.image, &mut rng);
+        (images, labels.into_iter().map(|label| label as usize).collect(), mixed)
     }
 
     /// The network evaluations and exports see: the moving average under `ema`, else the network.
