@@ -526,7 +526,7 @@ fn backward_whole_kernel(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The definition, one multiply-add at a time.
@@ -653,7 +653,7 @@ mod tests {
     }
 
     /// A 3×3 kernel, stride 1, padding 1: the output the input's size (the direct kernel's shape).
-    fn same_size_3x3(batch: usize, in_channels: usize, out_channels: usize, height: usize, width: usize) -> ConvGeometry {
+    pub(crate) fn same_size_3x3(batch: usize, in_channels: usize, out_channels: usize, height: usize, width: usize) -> ConvGeometry {
         ConvGeometry {
             batch,
             in_channels,

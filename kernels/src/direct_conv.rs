@@ -142,6 +142,24 @@ fn pad(g: &ConvGeometry, x: &[f32], padded: &mut [f32]) {
     }
 }
 
+/// The lengths and tiles every access of an `image` function (either level) stays inside:
+/// `padded` [C, H + 2, W + 2], the blocked weight, an output of `y_len` values, tiles inside the
+/// map, and the epilogue's residual lanes of this image inside the residual.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn check_image(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], weight: &[f32], y_len: usize, epilogue: Option<(&Epilogue, usize)>) {
+    let (height, width) = (g.in_height, g.in_width);
+    assert_eq!(padded.len(), g.in_channels * (height + 2) * (width + 2));
+    assert_eq!(weight.len(), g.out_channels * g.in_channels * 9);
+    assert_eq!(y_len, g.out_channels * height * width);
+    assert!(g.out_channels.is_multiple_of(BLOCK));
+    for tile in tiles {
+        assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
+    }
+    if let Some((epilogue, start)) = epilogue {
+        assert!(epilogue.residual.is_none_or(|residual| start + y_len <= residual.len()), "epilogue residual length");
+    }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     pub(super) fn forward(_: &crate::geometry::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {
@@ -179,18 +197,7 @@ mod tests {
             return;
         }
         for (batch, in_channels, out_channels, height, width) in [(3, 3, 16, 5, 32), (2, 20, 32, 7, 28), (9, 16, 16, 4, 20)] {
-            let g = ConvGeometry {
-                batch,
-                in_channels,
-                in_height: height,
-                in_width: width,
-                out_channels,
-                kernel_height: 3,
-                kernel_width: 3,
-                stride: [1, 1],
-                padding_begin: [1, 1],
-                padding_end: [1, 1],
-            };
+            let g = crate::conv::tests::same_size_3x3(batch, in_channels, out_channels, height, width);
             let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
             let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
             let residual: Vec<f32> = (0..g.output_len()).map(|i| ((i * 31 % 83) as f32 - 41.0) / 20.0).collect();

@@ -520,58 +520,59 @@ pub const GALLERY: RGBColor = RGBColor(232, 238, 250);
 /// fastai's `plot_top_losses`: the valid images with the highest loss in a grid of three
 /// columns, each captioned with prediction / truth and loss / probability.
 pub fn top_losses_png(tiles: &[GalleryTile]) -> Result<Png, String> {
-    const COLUMNS: usize = 3;
-    const CELL_WIDTH: i32 = 230;
-    const CELL_HEIGHT: i32 = 150;
-    let rows = tiles.len().div_ceil(COLUMNS).max(1);
-    render((COLUMNS as i32 * CELL_WIDTH + 20) as u32, (rows as i32 * CELL_HEIGHT + 50) as u32, |root| {
+    let layout = Gallery { columns: 3, cell: (230, 150), top: 34, image_top: 0, caption_top: 100 };
+    render(layout.width(), layout.height(tiles.len(), 16), |root| {
         root.draw(&Text::new("prediction / actual, loss / probability of the prediction", (10, 8), ("sans-serif", 15))).map_err(|e| e.to_string())?;
+        layout.draw(root, tiles)
+    })
+}
+
+/// Where a gallery's tiles go: `columns` cells of `cell` pixels from `top`, each image
+/// `image_top` and its captions `caption_top` below the cell's top.
+struct Gallery {
+    columns: usize,
+    cell: (i32, i32),
+    top: i32,
+    image_top: i32,
+    caption_top: i32,
+}
+
+impl Gallery {
+    fn width(&self) -> u32 {
+        (self.columns as i32 * self.cell.0 + 20) as u32
+    }
+
+    fn height(&self, tiles: usize, bottom: i32) -> u32 {
+        (tiles.div_ceil(self.columns).max(1) as i32 * self.cell.1 + self.top + bottom) as u32
+    }
+
+    /// Each tile on the gallery's background, centred in its cell, with its two caption lines.
+    fn draw(&self, root: &DrawingArea<BitMapBackend<'_>, Shift>, tiles: &[GalleryTile]) -> PlotResult {
         for (index, tile) in tiles.iter().enumerate() {
-            let left = 10 + (index % COLUMNS) as i32 * CELL_WIDTH;
-            let top = 34 + (index / COLUMNS) as i32 * CELL_HEIGHT;
-            let offset = (CELL_WIDTH - 20 - tile.width as i32) / 2;
-            root.draw(&Rectangle::new([(left, top - 4), (left + CELL_WIDTH - 20, top + 134)], GALLERY.filled())).map_err(|e| e.to_string())?;
+            let left = 10 + (index % self.columns) as i32 * self.cell.0;
+            let top = self.top + (index / self.columns) as i32 * self.cell.1;
+            let offset = (self.cell.0 - 20 - tile.width as i32) / 2;
+            root.draw(&Rectangle::new([(left, top - 4), (left + self.cell.0 - 20, top + self.cell.1 - 16)], GALLERY.filled())).map_err(|e| e.to_string())?;
             for y in 0..tile.height {
                 for x in 0..tile.width {
                     let at = (y as usize * tile.width as usize + x as usize) * 3;
                     let Some(pixel) = tile.pixels.get(at..at + 3) else { continue };
-                    root.draw_pixel((left + offset + x as i32, top + y as i32), &RGBColor(pixel[0], pixel[1], pixel[2])).map_err(|e| e.to_string())?;
+                    root.draw_pixel((left + offset + x as i32, top + self.image_top + y as i32), &RGBColor(pixel[0], pixel[1], pixel[2])).map_err(|e| e.to_string())?;
                 }
             }
             for (line, text) in tile.caption.iter().enumerate() {
-                root.draw(&Text::new(text.clone(), (left, top + 100 + line as i32 * 17), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+                root.draw(&Text::new(text.clone(), (left + 4, top + self.caption_top + line as i32 * 16), ("sans-serif", 13))).map_err(|e| e.to_string())?;
             }
         }
         Ok(())
-    })
+    }
 }
 
 /// fastai's `show_batch`: training images as the network sees them, augmented, four to a row,
 /// each captioned with its class (and, mixed, its partner's class and λ).
 pub fn batch_png(tiles: &[GalleryTile]) -> Result<Png, String> {
-    const COLUMNS: usize = 4;
-    const CELL_WIDTH: i32 = 180;
-    const CELL_HEIGHT: i32 = 150;
-    let rows = tiles.len().div_ceil(COLUMNS).max(1);
-    render((COLUMNS as i32 * CELL_WIDTH + 20) as u32, (rows as i32 * CELL_HEIGHT + 20) as u32, |root| {
-        for (index, tile) in tiles.iter().enumerate() {
-            let left = 10 + (index % COLUMNS) as i32 * CELL_WIDTH;
-            let top = 10 + (index / COLUMNS) as i32 * CELL_HEIGHT;
-            let offset = (CELL_WIDTH - 20 - tile.width as i32) / 2;
-            root.draw(&Rectangle::new([(left, top), (left + CELL_WIDTH - 20, top + CELL_HEIGHT - 12)], GALLERY.filled())).map_err(|e| e.to_string())?;
-            for y in 0..tile.height {
-                for x in 0..tile.width {
-                    let at = (y as usize * tile.width as usize + x as usize) * 3;
-                    let Some(pixel) = tile.pixels.get(at..at + 3) else { continue };
-                    root.draw_pixel((left + offset + x as i32, top + 4 + y as i32), &RGBColor(pixel[0], pixel[1], pixel[2])).map_err(|e| e.to_string())?;
-                }
-            }
-            for (line, text) in tile.caption.iter().enumerate() {
-                root.draw(&Text::new(text.clone(), (left + 4, top + 102 + line as i32 * 16), ("sans-serif", 13))).map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(())
-    })
+    let layout = Gallery { columns: 4, cell: (180, 150), top: 14, image_top: 0, caption_top: 100 };
+    render(layout.width(), layout.height(tiles.len(), 6), |root| layout.draw(root, tiles))
 }
 
 /// fastai's `most_confused`: (true, predicted, count) for every off-diagonal cell of the

@@ -80,16 +80,7 @@ unsafe fn image(g: &ConvGeometry, tiles: &[Tile], padded: &[f32], weight: &[f32]
     let (channels, height, width) = (g.in_channels, g.in_height, g.in_width);
     let padded_width = width + 2;
     let padded_plane = (height + 2) * padded_width;
-    assert_eq!(padded.len(), channels * padded_plane);
-    assert_eq!(weight.len(), g.out_channels * channels * 9);
-    assert_eq!(y.len(), g.out_channels * height * width);
-    assert!(g.out_channels.is_multiple_of(BLOCK));
-    for tile in tiles {
-        assert!(tile.row < height && tile.column + tile.lanes <= width && (1..=BLOCK).contains(&tile.lanes));
-    }
-    if let Some((epilogue, start)) = epilogue {
-        assert!(epilogue.residual.is_none_or(|residual| start + y.len() <= residual.len()), "epilogue residual length");
-    }
+    super::check_image(g, tiles, padded, weight, y.len(), epilogue);
     let y = y.as_mut_ptr().cast::<f32>();
     // SAFETY: as in the AVX-512 kernel: a tile's lanes read padded row `row + r` ≤ H + 1 and
     // columns up to `column + lanes − 1 + 2` ≤ W + 1 (a masked load reads its lanes only); taps
