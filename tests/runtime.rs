@@ -351,3 +351,24 @@ fn a_new_head_on_pretrained_weights_is_not_the_pretrainings_initial_head() {
     assert_eq!(up.len(), down.len(), "same shape: the collision this guards against needs it");
     assert_ne!(up, down, "the transfer's new head replays the pretraining's initial head");
 }
+
+/// `regularise l2sp` runs in a real run: the interpreter anchors the backbone where training
+/// starts, and a strong pull (α 10) keeps it closer to its starting weights than no pull does,
+/// on the same seed and data (movement.json: each parameter's relative change).
+#[test]
+fn l2sp_in_a_run_keeps_the_backbone_near_where_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(&dir.path().join("data/train"), 12, 1);
+    write_dataset(&dir.path().join("data/valid"), 4, 2);
+    let text = |regularise: &str| {
+        format!("recipe \"l2sp\"\nseed 4\nbackbone resnet_small from none\ndata {{ train \"data/train\" valid \"data/valid\" batch 10 }}\n{regularise}stage all {{ train all epochs 2 lr 1e-2 }}\n")
+    };
+    let backbone_movement = |out: &str| {
+        let movement: BTreeMap<String, f64> = serde_json::from_str(&std::fs::read_to_string(dir.path().join(out).join("movement.json")).unwrap()).unwrap();
+        movement.iter().filter(|(name, _)| name.starts_with("backbone.")).map(|(_, moved)| moved).sum::<f64>()
+    };
+    run(dir.path(), &text(""), "free");
+    run(dir.path(), &text("regularise l2sp 10 0\n"), "pulled");
+    let (free, pulled) = (backbone_movement("free"), backbone_movement("pulled"));
+    assert!(pulled < 0.9 * free, "the pulled backbone moved {pulled}, the free one {free}");
+}

@@ -598,3 +598,42 @@ fn mixup_trains_on_the_lambda_weighted_loss_of_both_labels() {
         assert!(trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(5)).mixed.is_some(), "{augment}");
     }
 }
+
+/// `regularise l2sp α β` (Li et al. 2018) against a hand-computed gradient: on the same batch, the
+/// gradient with the term minus the gradient without is α·(w − w₀) on a backbone weight (w₀ the
+/// anchor, here another network's weights so that the difference is not zero) and β·w on the
+/// head's; the loss reported is the data's alone.
+#[test]
+fn l2sp_adds_alpha_times_the_distance_to_the_start_and_beta_times_the_weights() {
+    let text = |regularise: &str| format!("recipe \"l\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 }}\n{regularise}stage s {{ train all epochs 1 lr 1e-3 }}\n");
+    let (plain, l2sp) = (recipe(&text("")), recipe(&text("regularise l2sp 0.5 0.25\n")));
+    assert_eq!(l2sp.l2sp, Some(tlrun::check::recipe::L2Sp { alpha: 0.5, beta: 0.25 }));
+    let data = tiny_data();
+    let device = Device::flex().autodiff();
+    let network = initial_network(&plain, data.classes.len());
+    let other = {
+        device.seed(99);
+        Network::new(&plain, data.classes.len(), &device)
+    };
+    let (mut without, mut with) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&l2sp, device, &data));
+    with.anchor = Some(tlrun::runtime::l2sp::Anchor::of(&other));
+    let indices: Vec<usize> = (0..data.train.labels.len().min(6)).collect();
+    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1));
+    let (plain_batch, l2sp_batch) = (batch(&mut without), batch(&mut with));
+    let (plain_grads, plain_loss) = without.gradients(&network, plain_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    let (l2sp_grads, l2sp_loss) = with.gradients(&network, l2sp_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    assert_eq!(plain_loss.to_bits(), l2sp_loss.to_bits(), "the data's loss is reported");
+    let values = |tensor: Tensor<4>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    let conv = &network.backbone.conv1.as_ref().unwrap().weight;
+    let (w, w0) = (values(conv.val()), values(other.backbone.conv1.as_ref().unwrap().weight.val()));
+    let difference: Vec<f32> = values(l2sp_grads.get::<4>(conv.id).unwrap()).iter().zip(values(plain_grads.get::<4>(conv.id).unwrap())).map(|(a, b)| a - b).collect();
+    for (index, ((d, w), w0)) in difference.iter().zip(&w).zip(&w0).enumerate() {
+        assert!((d - 0.5 * (w - w0)).abs() <= 1e-5, "conv1 weight [{index}]: {d} against α(w − w₀) = {}", 0.5 * (w - w0));
+    }
+    let head = &network.head.linears[0].weight;
+    let flat = |tensor: Tensor<2>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    let head_difference: Vec<f32> = flat(l2sp_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).map(|(a, b)| a - b).collect();
+    for (index, (d, w)) in head_difference.iter().zip(flat(head.val())).enumerate() {
+        assert!((d - 0.25 * w).abs() <= 1e-5, "head weight [{index}]: {d} against β·w = {}", 0.25 * w);
+    }
+}

@@ -27,10 +27,21 @@ pub struct Recipe {
     /// Decay of an exponential moving average of the weights; the average is what is evaluated,
     /// exported and published.
     pub ema: Option<f64>,
+    /// `regularise l2sp α β`: L2-SP's strengths.
+    pub l2sp: Option<L2Sp>,
     /// The final evaluation averages each image's prediction with its mirror's.
     pub tta_flip: bool,
     /// `predict "input" into "output"`: after training, in order.
     pub predictions: Vec<Prediction>,
+}
+
+/// L2-SP (Li et al. 2018, "Explicit inductive bias for transfer learning"): the loss gains
+/// `α/2 · ‖w − w₀‖²` over the backbone's parameters, `w₀` the weights it starts the run with (the
+/// pretrained ones), and `β/2 · ‖w‖²` over the new head's, as TLlib's implementation adds them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct L2Sp {
+    pub alpha: f64,
+    pub beta: f64,
 }
 
 /// One `predict` step: a folder (or image) to apply the trained model to, and the CSV or JSON

@@ -242,7 +242,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         let body = self.backbone.take().ok_or_else(|| internal("a head before the backbone"))?;
         self.network = Some(attach_head(self.recipe, body, classes, &self.device));
         self.drawing = None;
-        Ok(())
+        Ok(self.anchor_here()?)
     }
 
     fn save_initial_weights(&mut self) -> Result<(), RunFailure> {
@@ -284,6 +284,17 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
             return Err(failed(&self.run_path)(internal(&format!("group(s) {} select no parameter of the network", empty.join(", ")))));
         }
         self.before = snapshot(network);
+        self.anchor_here()?;
+        Ok(())
+    }
+
+    /// `regularise l2sp`: the backbone as it is now is where training pulls it back to (after the
+    /// head is attached, and again when a resume restores the run's initial weights).
+    fn anchor_here(&mut self) -> Result<(), Diagnostic> {
+        if self.recipe.l2sp.is_some() {
+            let anchor = super::l2sp::Anchor::of(self.network("anchoring L2-SP")?);
+            self.trainer()?.anchor = Some(anchor);
+        }
         Ok(())
     }
 

@@ -37,6 +37,8 @@ pub enum ItemKind {
     Ema(Spanned<f64>),
     /// `tta flip`.
     TtaFlip,
+    /// `regularise l2sp α β`.
+    L2Sp { alpha: Spanned<f64>, beta: Spanned<f64> },
     /// `predict "images" into "predictions.csv"`.
     Predict { input: Spanned<String>, output: Spanned<String> },
     /// `sweep { seed 0 1 2  lr finetune 1e-3 3e-3 }`: one axis per statement.

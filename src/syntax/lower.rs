@@ -142,6 +142,10 @@ impl Lowerer {
                     .collect(),
             ),
             Rule::ema_decl => ItemKind::Ema(self.number(inner.next().expect(GRAMMAR))),
+            Rule::regularise_decl => {
+                let alpha = self.number(inner.next().expect(GRAMMAR));
+                ItemKind::L2Sp { alpha, beta: self.number(inner.next().expect(GRAMMAR)) }
+            }
             Rule::tta_decl => ItemKind::TtaFlip,
             Rule::backbone_decl => ItemKind::Backbone(self.backbone(inner)),
             Rule::data_block => ItemKind::Data(inner.map(|statement| self.data_statement(statement)).collect()),

@@ -102,6 +102,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::loss_smoothing => "`smoothing`",
         Rule::loss_weights => "`weights`",
         Rule::ema_decl => "`ema`",
+        Rule::regularise_decl => "`regularise l2sp`",
         Rule::tta_decl => "`tta`",
         Rule::opt_wd_bn_bias => "`wd_bn_bias`",
         Rule::oc_pct => "`pct`",

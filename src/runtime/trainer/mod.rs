@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::best_epoch::BestEpoch;
 use crate::data::{Augment, DecodedImage, Fit, Mixed, SizedSet, SplitMix64, fill_batch, mix_batch};
 use super::ema::WeightAverage;
+use super::l2sp::Anchor;
 use super::model::Network;
 use super::optimizer::StageOptimizer;
 use super::param_groups::ParameterGroups;
@@ -113,6 +114,8 @@ pub struct Trainer<'a> {
     pub step_rates: Vec<StepRates>,
     /// `ema`: the moving average of the weights, started at the first step of the run.
     pub average: Option<WeightAverage>,
+    /// `regularise l2sp`: the backbone's starting point (set where training starts).
+    pub anchor: Option<Anchor>,
 }
 
 impl<'a> Trainer<'a> {
@@ -128,6 +131,7 @@ impl<'a> Trainer<'a> {
             global_step: 0,
             step_rates: Vec::new(),
             average: None,
+            anchor: None,
         }
     }
 
@@ -206,6 +210,12 @@ impl<'a> Trainer<'a> {
         if !value.is_finite() {
             return Err(value);
         }
+        // L2-SP trains on its term; the loss reported stays the data's, comparable across runs.
+        let penalty = self.recipe.l2sp.zip(self.anchor.as_ref()).and_then(|(strengths, anchor)| anchor.penalty(network, &strengths));
+        let loss = match penalty {
+            Some(penalty) => loss.add(penalty),
+            None => loss,
+        };
         let loss = if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
         Ok((GradientsParams::from_grads(loss.backward(), network), value))
     }
