@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 27's question on the few-shot digits: which of the newer options earn points. For every
+# seed S: pretrain.tl with `seed S`, then transfer.tl with `seed S` as it is and with one option
+# added at a time: fastai's aug_transforms without flips (digits are not mirror-symmetric),
+# L2-SP, and both. Prints one JSON line per seed; run folders stay under $OUT (default /tmp).
+# Usage: benches/fewshot/options.sh [TLRUN] [SEED…]   (run make_digits.py first)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+tlrun="$(realpath "${1:-$here/../../target/debug/tlrun}")"
+shift || true
+seeds=("${@:-0 1 2 3 4}")
+out="${OUT:-/tmp}/tlrun-fewshot-options"
+echo "benches/fewshot/options.sh on $(date -u +%Y-%m-%d) at commit $(git -C "$here" rev-parse --short HEAD), $(nproc) cores" >&2
+accuracy() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['final_valid_accuracy'])" "$1/summary.json"; }
+augment='  augment rotate zoom lighting warp'
+for seed in ${seeds[@]}; do
+  work="$out/seed-$seed"
+  rm -rf "$work" && mkdir -p "$work"
+  ln -s "$here/data" "$work/data"
+  for recipe in pretrain transfer; do
+    sed -e "s/^seed .*/seed $seed/" -e 's|data/pretrained_tlrun.safetensors|pretrained.safetensors|' "$here/$recipe.tl" > "$work/$recipe.tl"
+  done
+  sed -e "s|^  normalize backbone.*|&\n$augment|" "$work/transfer.tl" > "$work/transfer_augment.tl"
+  sed -e 's|^head {|regularise l2sp 0.01 0.01\n&|' "$work/transfer.tl" > "$work/transfer_l2sp.tl"
+  sed -e 's|^head {|regularise l2sp 0.01 0.01\n&|' "$work/transfer_augment.tl" > "$work/transfer_both.tl"
+  started=$(date +%s)
+  for recipe in pretrain transfer transfer_augment transfer_l2sp transfer_both; do
+    "$tlrun" run "$work/$recipe.tl" --out "$work/runs/$recipe" > "$work/$recipe.log" 2>&1
+  done
+  printf '{"seed": %s, "transfer": %s, "augment": %s, "l2sp": %s, "both": %s, "seconds": %s}\n' "$seed" \
+    "$(accuracy "$work/runs/transfer")" "$(accuracy "$work/runs/transfer_augment")" "$(accuracy "$work/runs/transfer_l2sp")" \
+    "$(accuracy "$work/runs/transfer_both")" "$(( $(date +%s) - started ))"
+done
