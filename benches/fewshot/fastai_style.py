@@ -240,7 +240,7 @@ def transfer_recipe(model, target, opts, generator, label):
     log(f"  {label}")
     fit_stage(model, "warmup", train, valid, trained_groups={"head"}, epochs=3, lr=1e-2, spread=None,
               batch_size=32, generator=generator, opts=opts)
-    return fit_stage(model, "finetune", train, valid, trained_groups=set(GROUPS), epochs=8, lr=1e-3,
+    return fit_stage(model, "finetune", train, valid, trained_groups=set(GROUPS), epochs=opts.finetune_epochs, lr=1e-3,
                      spread=100.0, batch_size=32, generator=generator, opts=opts)
 
 
@@ -310,6 +310,7 @@ def main():
                         help="skip pretraining and start transfer from these backbone weights (.pth, or "
                              "tlrun's data/pretrained_tlrun.safetensors)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--finetune-epochs", type=int, default=8, help="epochs of the finetune stage (default 8, as transfer.tl)")
     opts = parser.parse_args()
     if opts.match_tlrun:
         opts.drop_last = opts.no_mom_cycle = opts.wd_bn_bias = opts.torch_head_init = True
