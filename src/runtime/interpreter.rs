@@ -264,6 +264,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         self.metrics = run_files::read_json_lines_to_resume(&metrics_file).map_err(failed(&self.run_path))?;
         self.network = Some(initial);
         self.start_training_from_here()?;
+        self.anchor_here()?;
         let initial = self.network.take().ok_or_else(|| internal("restoring before the head"))?;
         if self.recipe.forgetting_source().is_some() || self.recipe.backbone.is_pretrained() {
             self.initial_network = Some(initial.clone());
@@ -284,7 +285,6 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
             return Err(failed(&self.run_path)(internal(&format!("group(s) {} select no parameter of the network", empty.join(", ")))));
         }
         self.before = snapshot(network);
-        self.anchor_here()?;
         Ok(())
     }
 

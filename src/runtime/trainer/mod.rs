@@ -237,12 +237,8 @@ impl<'a> Trainer<'a> {
     /// A training batch at `size` from the epoch's order, augmented: each image, then the batch
     /// (MixUp, CutMix), drawing from `rng` in that order.
     pub fn training_batch(&mut self, size: u32, indices: &[usize], rng: &mut SplitMix64) -> TrainingBatch {
-        let augment = Augment::from_data(&self.recipe.data);
-        let (mut images, mut labels) = (Vec::new(), Vec::new());
-        let (train_set, _) = self.sized_sets(size);
-        fill_batch(train_set, indices, &augment, rng, &mut images, &mut labels);
+        let (images, labels, mixed) = self.augmented_values(size, indices, rng);
         let count = indices.len();
-        let mixed = mix_batch(&mut images, count, size as usize, &augment.image, rng);
         let as_tensor = |labels: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(labels, [count]), &self.device);
         TrainingBatch {
             images: Tensor::<4>::from_data(TensorData::new(images, [count, self.recipe.input_channels() as usize, size as usize, size as usize]), &self.device),
@@ -255,14 +251,21 @@ impl<'a> Trainer<'a> {
     /// a training batch is, from a stream of their own (training draws what it would have):
     /// normalised CHW values, labels, and what MixUp or CutMix mixed.
     pub fn augmented_sample(&mut self, size: u32, count: usize) -> (Vec<f32>, Vec<usize>, Option<Mixed>) {
-        let augment = Augment::from_data(&self.recipe.data);
         let mut rng = SplitMix64::for_stream(self.recipe.seed, SHOW_BATCH_STREAM);
         let indices: Vec<usize> = (0..count.min(self.data.train.labels.len())).collect();
+        let (images, labels, mixed) = self.augmented_values(size, &indices, &mut rng);
+        (images, labels.into_iter().map(|label| label as usize).collect(), mixed)
+    }
+
+    /// The training images `indices` at `size` as plain values: each image augmented, then the
+    /// batch mixed (MixUp, CutMix), drawing from `rng` in that order.
+    fn augmented_values(&mut self, size: u32, indices: &[usize], rng: &mut SplitMix64) -> (Vec<f32>, Vec<i64>, Option<Mixed>) {
+        let augment = Augment::from_data(&self.recipe.data);
         let (mut images, mut labels) = (Vec::new(), Vec::new());
         let (train_set, _) = self.sized_sets(size);
-        fill_batch(train_set, &indices, &augment, &mut rng, &mut images, &mut labels);
-        let mixed = mix_batch(&mut images, indices.len(), size as usize, &augment.image, &mut rng);
-        (images, labels.into_iter().map(|label| label as usize).collect(), mixed)
+        fill_batch(train_set, indices, &augment, rng, &mut images, &mut labels);
+        let mixed = mix_batch(&mut images, indices.len(), size as usize, &augment.image, rng);
+        (images, labels, mixed)
     }
 
     /// The network evaluations and exports see: the moving average under `ema`, else the network.
