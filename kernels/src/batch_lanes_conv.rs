@@ -1,23 +1,30 @@
-//! Convolution of narrow maps with the batch in the lanes: each AVX-512 vector holds one pixel of 16
-//! images, so a map of any width fills every lane (resnet18's 7×7, 4×4 and 2×2 maps at 28 px, its
-//! 4×4 and 2×2 maps at 64 px). The input is first copied, padded, into [C, H', W', 16] per
-//! group of 16 images (16×16 transposes); then each step loads one tap of 3 output pixels (3
-//! vectors) and multiplies it into 8 output channels (8 weights broadcast), 24 sums held in
-//! registers over every input channel and tap (an assembly loop), and the sums go back to NCHW
-//! through 16×16 transposes again: no patch matrix nine times the input's size, as im2col × gemm
-//! writes and reads back. Output channels in multiples of 8, any kernel, stride 1, any padding;
-//! AVX-512F checked at run time.
+//! Convolution of narrow maps with the batch in the lanes: each vector holds one pixel of 16 images
+//! (AVX-512) or 8 (AVX2), so a map of any width fills every lane (resnet18's 7×7, 4×4 and 2×2 maps
+//! at 28 px, its 4×4 and 2×2 maps at 64 px). The input is first copied, padded, into
+//! [C, H', W', lanes] per group of images (16×16 or 8×8 transposes); then each step loads one tap
+//! of 3 output pixels (3 vectors) and multiplies it into 8 output channels (AVX-512; 4 at a time at
+//! AVX2, which has 16 registers), the sums held in registers over every input channel and tap (an
+//! assembly loop), and the sums go back to NCHW through transposes again: no patch matrix nine
+//! times the input's size, as im2col × gemm writes and reads back. Output channels in multiples of
+//! 8, any kernel, stride 1, any padding. Both levels sum each output in the same order with the
+//! same fused multiply-adds, so the AVX2 kernel gives the AVX-512 kernel's bits.
 
 use crate::geometry::ConvGeometry;
 use crate::epilogue::Epilogue;
 
-/// Images a vector holds.
+/// Images an AVX-512 vector holds (an AVX2 vector: 8).
 const LANES: usize = 16;
+
+/// Images a vector holds at the level in use.
+fn lanes() -> usize {
+    if crate::isa::avx512() { LANES } else { avx2::LANES }
+}
 
 /// Output channels a register block sums.
 const CHANNELS: usize = 8;
 
-/// Share of the lanes that must hold an image: batches of 12 or more (a batch of 50 fills 50 of 64).
+/// Share of the lanes that must hold an image: batches of 12 or more at AVX-512, 6 at AVX2 (a
+/// batch of 50 fills 50 of 64 lanes).
 const MIN_LANE_USE: f64 = 0.75;
 
 /// A group's padded input above which its reads leave the L2 cache and gemm wins: half the L2
@@ -41,24 +48,25 @@ const MAX_WIDTH: usize = 9;
 
 /// Whether this kernel computes the convolution: stride 1 and kernels of 9 to 64 taps on maps
 /// of 8 pixels or narrower (wider ones take the direct kernel or im2col × gemm), a group's input
-/// that stays in the L2 cache, a batch that fills the lanes, and AVX-512F. Against im2col × gemm,
+/// that stays in the L2 cache, a batch that fills the lanes, and AVX-512F or AVX2 + FMA. Against im2col × gemm,
 /// batch 64, 2 threads, kernel probe (best of 7, alternating in one process, 2026-11-30): 3×3
 /// stride 1 on resnet18's 7×7, 4×4 and 2×2 maps at 28 px took 0.57–0.73 of gemm's time, on its
 /// 4×4 and 2×2 maps at 64 px 0.57–0.84, on 8×8 maps (resnet18 at 64 px, resnet_small) 0.66–0.81.
 /// Stride 2 (tried with this loop, from 7×7, 4×4, 16×16 and 8×8 maps) took 0.77–1.25: copying
 /// the larger input into lanes costs about what the product saves. A 1×1 kernel took 3x.
 pub(crate) fn applies(g: &ConvGeometry) -> bool {
-    let groups = g.batch.div_ceil(LANES);
-    let lane_use = g.batch as f64 / (groups * LANES).max(1) as f64;
+    let lanes = lanes();
+    let groups = g.batch.div_ceil(lanes);
+    let lane_use = g.batch as f64 / (groups * lanes).max(1) as f64;
     let padded_pixels = (g.in_height + g.padding_begin[0] + g.padding_end[0]) * (g.in_width + g.padding_begin[1] + g.padding_end[1]);
-    let group_bytes = g.in_channels * padded_pixels * LANES * size_of::<f32>();
+    let group_bytes = g.in_channels * padded_pixels * lanes * size_of::<f32>();
     g.stride == [1, 1]
         && group_bytes <= max_group_bytes()
         && (9..=MAX_TAPS).contains(&(g.kernel_height * g.kernel_width))
         && g.out_width() < MAX_WIDTH
         && g.out_channels.is_multiple_of(CHANNELS)
         && lane_use >= MIN_LANE_USE
-        && crate::isa::avx512()
+        && crate::isa::avx2()
 }
 
 /// `y = conv2d(x, w)` for a geometry [`applies`] accepted, each value through `epilogue`.
@@ -67,7 +75,22 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], epilogue: Opt
     assert_eq!(x.len(), g.input_len(), "conv input length");
     assert_eq!(weight.len(), g.weight_len(), "conv weight length");
     assert!(epilogue.is_none_or(|epilogue| epilogue.fits(g.out_channels, g.output_len())), "batch-lanes convolution: epilogue of another shape");
-    imp::forward(g, x, weight, epilogue)
+    if crate::isa::avx512() { imp::forward(g, x, weight, epilogue) } else { avx2::forward(g, x, weight, epilogue) }
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// The input's size with its padding.
+fn padded_size(g: &ConvGeometry) -> (usize, usize) {
+    (g.in_height + g.padding_begin[0] + g.padding_end[0], g.in_width + g.padding_begin[1] + g.padding_end[1])
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// The kernel offsets `[first, end)` along one axis that read inside the image for the outputs
+/// `first_output ..= last_output` together: tap t of output o reads o·stride + t − padding.
+fn live_taps(first_output: usize, last_output: usize, stride: usize, padding: usize, size: usize, kernel: usize) -> (usize, usize) {
+    let first = padding.saturating_sub(last_output * stride).min(kernel);
+    let end = (size + padding).saturating_sub(first_output * stride).min(kernel);
+    (first, end.max(first))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -77,6 +100,55 @@ mod imp {
     }
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+mod avx2 {
+    pub(super) const LANES: usize = 8;
+    pub(super) use super::imp::forward;
+}
+
 #[cfg(target_arch = "x86_64")]
 #[path = "x86_64/batch_lanes_conv.rs"]
 mod imp;
+
+#[cfg(target_arch = "x86_64")]
+#[path = "x86_64/batch_lanes_conv_avx2.rs"]
+mod avx2;
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Same geometries as conv.rs's definition test (part-filled groups at 8 and 16 lanes, 2×2 to
+    /// 7×7 maps, a 7×7 kernel, asymmetric padding, 40 output channels, runs that cross channels),
+    /// with and without the epilogue: the AVX2 kernel's values are the AVX-512 kernel's, bit for bit.
+    #[test]
+    fn the_avx2_kernel_gives_the_avx512_kernels_bits() {
+        if crate::isa::detected() < crate::isa::Isa::Avx512 || !crate::isa::avx2() {
+            eprintln!("not an AVX-512 CPU running at avx2 or above: nothing to compare");
+            return;
+        }
+        let cases = [
+            (16, 5, 16, [2, 2], [3, 3], [1, 1], [1, 1]),
+            (13, 20, 24, [3, 3], [3, 3], [1, 1], [1, 1]),
+            (28, 3, 8, [7, 7], [3, 3], [1, 1], [1, 1]),
+            (32, 3, 64, [7, 7], [7, 7], [3, 3], [3, 3]),
+            (13, 4, 40, [5, 6], [3, 4], [0, 2], [1, 0]),
+            (64, 2, 16, [4, 4], [3, 3], [1, 1], [1, 1]),
+        ];
+        for (batch, in_channels, out_channels, [in_height, in_width], [kernel_height, kernel_width], padding_begin, padding_end) in cases {
+            let g = ConvGeometry { batch, in_channels, in_height, in_width, out_channels, kernel_height, kernel_width, stride: [1, 1], padding_begin, padding_end };
+            let x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..g.weight_len()).map(|i| ((i * 53 % 97) as f32 - 48.0) / 30.0).collect();
+            let residual: Vec<f32> = (0..g.output_len()).map(|i| ((i * 31 % 83) as f32 - 41.0) / 20.0).collect();
+            let scale: Vec<f32> = (0..out_channels).map(|k| 0.5 + k as f32 / 7.0).collect();
+            let shift: Vec<f32> = (0..out_channels).map(|k| k as f32 / 3.0 - 1.0).collect();
+            let epilogue = Epilogue { scale: &scale, shift: &shift, residual: Some(&residual), relu: true };
+            for with in [None, Some(&epilogue)] {
+                let (wide, narrow) = (imp::forward(&g, &x, &w, with), avx2::forward(&g, &x, &w, with));
+                assert_eq!(wide.len(), narrow.len());
+                let same = wide.iter().zip(&narrow).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{g:?}, epilogue {}: the AVX2 kernel differs", with.is_some());
+            }
+        }
+    }
+}

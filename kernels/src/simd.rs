@@ -48,4 +48,4 @@ pub(crate) fn first_lanes(count: usize) -> u16 {
 #[path = "x86_64/lanes.rs"]
 mod lanes;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use lanes::{lane_multiples, transpose16};
+pub(crate) use lanes::{lane_multiples, transpose8, transpose16};

@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::{CHANNELS, LANES, MAX_TAPS};
+use super::{CHANNELS, LANES, MAX_TAPS, live_taps, padded_size};
 use crate::buffer::filled;
 use crate::geometry::ConvGeometry;
 use crate::epilogue::Epilogue;
@@ -94,11 +94,6 @@ unsafe fn interleave(g: &ConvGeometry, x: &[f32], group: usize, first_channel: u
     }
 }
 
-/// The input's size with its padding.
-fn padded_size(g: &ConvGeometry) -> (usize, usize) {
-    (g.in_height + g.padding_begin[0] + g.padding_end[0], g.in_width + g.padding_begin[1] + g.padding_end[1])
-}
-
 /// Every output pixel of one group's images for the output channels `channels`, 8 at a time,
 /// each value through `epilogue` (an `Epilogue::fits` the output) as it is stored.
 #[target_feature(enable = "avx512f")]
@@ -174,14 +169,6 @@ unsafe fn channel_blocks(
             }
         }
     }
-}
-
-/// The kernel offsets `[first, end)` along one axis that read inside the image for the outputs
-/// `first_output ..= last_output` together: tap t of output o reads o·stride + t − padding.
-fn live_taps(first_output: usize, last_output: usize, stride: usize, padding: usize, size: usize, kernel: usize) -> (usize, usize) {
-    let first = padding.saturating_sub(last_output * stride).min(kernel);
-    let end = (size + padding).saturating_sub(first_output * stride).min(kernel);
-    (first, end.max(first))
 }
 
 /// `P` output pixels from `first_pixel` (in one output row) and 8 output channels from

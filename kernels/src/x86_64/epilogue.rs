@@ -56,8 +56,27 @@ impl Epilogue<'_> {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub(crate) unsafe fn vector8(&self, sum: std::arch::x86_64::__m256, k: usize, at: usize, mask: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::_mm256_set1_ps;
+        // SAFETY: as this function's.
+        unsafe { self.lanes8(sum, _mm256_set1_ps(self.scale[k]), _mm256_set1_ps(self.shift[k]), at, mask) }
+    }
+
+    /// [`vector8`](Self::vector8) with each lane's coefficients given: lanes of several channels.
+    ///
+    /// # Safety
+    /// As [`vector8`](Self::vector8)'s.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(crate) unsafe fn lanes8(
+        &self,
+        sum: std::arch::x86_64::__m256,
+        scale: std::arch::x86_64::__m256,
+        shift: std::arch::x86_64::__m256,
+        at: usize,
+        mask: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256 {
         use std::arch::x86_64::*;
-        let normalized = _mm256_add_ps(_mm256_mul_ps(sum, _mm256_set1_ps(self.scale[k])), _mm256_set1_ps(self.shift[k]));
+        let normalized = _mm256_add_ps(_mm256_mul_ps(sum, scale), shift);
         let summed = match self.residual {
             // SAFETY: the caller keeps `at` and the lanes in `mask` inside the residual.
             Some(residual) => _mm256_add_ps(normalized, unsafe { _mm256_maskload_ps(residual.as_ptr().add(at), mask) }),

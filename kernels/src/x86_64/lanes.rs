@@ -1,4 +1,5 @@
-//! AVX-512 helpers the kernels share: lane offsets and a 16×16 transpose in registers.
+//! Vector helpers the kernels share: lane offsets, and 16×16 (AVX-512) and 8×8 (AVX) transposes in
+//! registers.
 
 /// `[0, step, 2·step, …, 15·step]`: each lane's offset for gathers, scatters and index arithmetic.
 #[target_feature(enable = "avx512f")]
@@ -47,8 +48,60 @@ pub(crate) fn transpose16(rows: &mut [std::arch::x86_64::__m512; 16]) {
     }
 }
 
+/// Transposes an 8×8 block held as 8 AVX vectors: lane j of vector i moves to lane i of vector j.
+/// Three rounds of shuffles (32-bit, 64-bit, then 128-bit halves), 24 in all.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) fn transpose8(rows: &mut [std::arch::x86_64::__m256; 8]) {
+    use std::arch::x86_64::*;
+    let r = *rows;
+    // t[2i] / t[2i+1]: rows 2i and 2i+1 interleaved value by value, within each 128-bit half.
+    let mut t = [_mm256_setzero_ps(); 8];
+    for i in 0..4 {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u: four values of four rows a half: columns 0, 1 (0x44) and 2, 3 (0xee) of each half's
+    // pairs.
+    let mut u = [_mm256_setzero_ps(); 8];
+    for i in 0..2 {
+        u[4 * i] = _mm256_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_shuffle_ps::<0xee>(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_shuffle_ps::<0xee>(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for j in 0..4 {
+        rows[j] = _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]);
+        rows[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn transpose8_moves_lane_j_of_row_i_to_lane_i_of_row_j() {
+        use std::arch::x86_64::*;
+        if crate::isa::detected() < crate::isa::Isa::Avx2 {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        }
+        let values: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        // SAFETY: AVX2 is present (checked above); loads and stores stay inside 64 values.
+        unsafe {
+            let mut rows: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(values.as_ptr().add(8 * i)));
+            super::transpose8(&mut rows);
+            let mut out = vec![0.0f32; 64];
+            for (i, row) in rows.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(8 * i), *row);
+            }
+            for i in 0..8 {
+                for j in 0..8 {
+                    assert_eq!(out[8 * j + i], values[8 * i + j], "row {i} lane {j}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn transpose16_moves_lane_j_of_row_i_to_lane_i_of_row_j() {
         use std::arch::x86_64::*;
