@@ -637,3 +637,73 @@ fn l2sp_adds_alpha_times_the_distance_to_the_start_and_beta_times_the_weights() 
         assert!((d - 0.25 * w).abs() <= 1e-5, "head weight [{index}]: {d} against β·w = {}", 0.25 * w);
     }
 }
+
+/// `regularise bss η k` (Chen et al. 2019) on features whose singular values are known: rows 3, 2
+/// and 0.5 times orthonormal vectors give σ = 3, 2, 0.5, so the term is η·0.25 with k 1 and
+/// η·(0.25 + 4) with k 2, and features with more rows than columns (the other Gram matrix) give
+/// the same. Its gradient against finite differences of the term itself, whose SVD is recomputed at
+/// every point: the detached singular vectors give the exact gradient 2σ u vᵀ.
+#[test]
+fn bss_is_eta_times_the_smallest_squared_singular_values_with_their_gradient() {
+    use tlrun::check::recipe::Bss;
+    use tlrun::runtime::bss::penalty;
+    let device = Device::flex().autodiff();
+    let (a, b) = (0.6f32, 0.8f32);
+    // Orthonormal rows in 4 dimensions: (a, b, 0, 0), (−b, a, 0, 0), (0, 0, a, b).
+    let rows = [[a, b, 0.0, 0.0], [-b, a, 0.0, 0.0], [0.0, 0.0, a, b]];
+    let scaled: Vec<f32> = rows.iter().zip([3.0f32, 2.0, 0.5]).flat_map(|(row, s)| row.map(|x| x * s)).collect();
+    let value = |values: &[f32], shape: [usize; 2], k: usize| {
+        let features = Tensor::<2>::from_data(TensorData::new(values.to_vec(), shape), &device);
+        f64::from(penalty(features, &Bss { eta: 0.1, k }).into_scalar::<f32>())
+    };
+    assert!((value(&scaled, [3, 4], 1) - 0.1 * 0.25).abs() < 1e-6);
+    assert!((value(&scaled, [3, 4], 2) - 0.1 * 4.25).abs() < 1e-5);
+    let transposed: Vec<f32> = (0..4).flat_map(|j| (0..3).map(|i| scaled[i * 4 + j]).collect::<Vec<_>>()).collect();
+    assert!((value(&transposed, [4, 3], 1) - 0.1 * 0.25).abs() < 1e-6, "Fᵀ has the same singular values");
+
+    for (shape, k) in [([5, 7], 2), ([6, 3], 1)] {
+        let count = shape[0] * shape[1];
+        let values: Vec<f32> = (0..count).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0 + if i % (shape[1] + 1) == 0 { 1.5 } else { 0.0 }).collect();
+        let features = Tensor::<2>::from_data(TensorData::new(values.clone(), shape), &device).require_grad();
+        let grads = penalty(features.clone(), &Bss { eta: 0.1, k }).backward();
+        let gradient = features.grad(&grads).expect("a gradient").into_data().try_to_vec::<f32>().unwrap();
+        let step = 1e-2f32;
+        for index in 0..count {
+            let (mut up, mut down) = (values.clone(), values.clone());
+            up[index] += step;
+            down[index] -= step;
+            let numeric = (value(&up, shape, k) - value(&down, shape, k)) / (2.0 * f64::from(step));
+            let analytic = f64::from(gradient[index]);
+            assert!((numeric - analytic).abs() <= 2e-3 + 1e-2 * numeric.abs(), "{shape:?} k {k} [{index}]: {analytic} against {numeric}");
+        }
+        assert!(gradient.iter().any(|g| g.abs() > 1e-3), "a test whose gradient is not zero");
+    }
+}
+
+/// BSS in the trainer: on the same batch, the gradient with the term differs from the one without
+/// (on the head's input features it acts through the backbone), and the loss reported is the data's.
+#[test]
+fn bss_acts_on_the_backbone_through_the_heads_input() {
+    let text = |regularise: &str| format!("recipe \"b\"\nseed 3\nbackbone resnet_small from none\ndata {{ train \"unused\" batch 8 size 16 }}\n{regularise}stage s {{ train all epochs 1 lr 1e-3 }}\n");
+    let (plain, bss) = (recipe(&text("")), recipe(&text("regularise bss 0.5 2\n")));
+    assert_eq!(bss.bss, Some(tlrun::check::recipe::Bss { eta: 0.5, k: 2 }));
+    assert_eq!(recipe(&text("regularise l2sp 0.1 0 bss\n")).bss, Some(tlrun::check::recipe::Bss { eta: 0.001, k: 1 }), "the paper's defaults");
+    let data = tiny_data();
+    let device = Device::flex().autodiff();
+    let network = initial_network(&plain, data.classes.len());
+    let (mut without, mut with) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&bss, device, &data));
+    let indices: Vec<usize> = (0..data.train.labels.len().min(6)).collect();
+    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1));
+    let (plain_batch, bss_batch) = (batch(&mut without), batch(&mut with));
+    let (plain_grads, plain_loss) = without.gradients(&network, plain_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    let (bss_grads, bss_loss) = with.gradients(&network, bss_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    assert_eq!(plain_loss.to_bits(), bss_loss.to_bits(), "the data's loss is reported");
+    let values = |tensor: Tensor<4>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    let conv = &network.backbone.conv1.as_ref().unwrap().weight;
+    let moved = values(bss_grads.get::<4>(conv.id).unwrap()).iter().zip(values(plain_grads.get::<4>(conv.id).unwrap())).filter(|(a, b)| (*a - b).abs() > 1e-7).count();
+    assert!(moved > 0, "BSS changes the backbone's gradient");
+    let head = &network.head.linears[0].weight;
+    let flat = |tensor: Tensor<2>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    let same_head = flat(bss_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same_head, "the head's last linear comes after the features: BSS leaves its gradient alone");
+}

@@ -101,20 +101,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
             None
         }
     });
-    let l2sp = items.l2sp.and_then(|(alpha, beta)| {
-        let mut valid = true;
-        for (value, name) in [(alpha, "α"), (beta, "β")] {
-            if !(0.0..=10.0).contains(&value.value) {
-                valid = false;
-                diagnostics.push(
-                    Diagnostic::new(Code::ValueOutOfRange, format!("L2-SP's {name} is 0 to 10, not {}", value.value))
-                        .at(value.span, "not a strength")
-                        .with_help("e.g. `regularise l2sp 0.01 0.01`; 0 turns a term off"),
-                );
-            }
-        }
-        valid.then_some(crate::check::recipe::L2Sp { alpha: alpha.value, beta: beta.value })
-    });
+    let (l2sp, bss) = crate::check::regularise::check(items.regularise.unwrap_or_default(), &mut diagnostics);
     let recipe = Recipe {
         name,
         seed,
@@ -130,6 +117,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         loss,
         ema,
         l2sp,
+        bss,
         tta_flip: items.tta_flip,
         predictions: check_predictions(&items.predictions, world, &mut diagnostics),
     };

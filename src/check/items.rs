@@ -23,8 +23,8 @@ pub struct Items<'a> {
     pub checkpoint: Option<&'a Spanned<i64>>,
     pub loss: Option<&'a [Spanned<LossOption>]>,
     pub ema: Option<&'a Spanned<f64>>,
-    /// `regularise l2sp α β`.
-    pub l2sp: Option<(&'a Spanned<f64>, &'a Spanned<f64>)>,
+    /// `regularise …`: its terms.
+    pub regularise: Option<&'a [Spanned<Regulariser>]>,
     pub tta_flip: bool,
     /// Whether a `sweep` varies the seed.
     pub sweeps_seed: bool,
@@ -74,7 +74,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Checkpoint(_) => "checkpoint",
             ItemKind::Loss(_) => "loss",
             ItemKind::Ema(_) => "ema",
-            ItemKind::L2Sp { .. } => "regularise",
+            ItemKind::Regularise(_) => "regularise",
             ItemKind::TtaFlip => "tta",
             ItemKind::Sweep(_) => "sweep",
         };
@@ -95,7 +95,7 @@ pub fn collect<'a>(ast: &'a Ast, diagnostics: &mut Vec<Diagnostic>) -> Items<'a>
             ItemKind::Checkpoint(steps) => items.checkpoint = Some(steps),
             ItemKind::Loss(options) => items.loss = Some(options),
             ItemKind::Ema(decay) => items.ema = Some(decay),
-            ItemKind::L2Sp { alpha, beta } => items.l2sp = Some((alpha, beta)),
+            ItemKind::Regularise(terms) => items.regularise = Some(terms),
             ItemKind::TtaFlip => items.tta_flip = true,
             // Variants are made from the text (`crate::sweep`); the recipe itself is the base.
             ItemKind::Sweep(axes) => items.sweeps_seed = axes.iter().any(|axis| axis.kind == SweepKind::Seed),

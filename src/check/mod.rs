@@ -8,6 +8,7 @@ mod data;
 mod groups;
 mod head;
 mod missing;
+mod regularise;
 pub(crate) mod items;
 pub mod recipe;
 mod runnable;

@@ -29,6 +29,8 @@ pub struct Recipe {
     pub ema: Option<f64>,
     /// `regularise l2sp α β`: L2-SP's strengths.
     pub l2sp: Option<L2Sp>,
+    /// `regularise bss η k`: Batch Spectral Shrinkage's strength and count.
+    pub bss: Option<Bss>,
     /// The final evaluation averages each image's prediction with its mirror's.
     pub tta_flip: bool,
     /// `predict "input" into "output"`: after training, in order.
@@ -42,6 +44,15 @@ pub struct Recipe {
 pub struct L2Sp {
     pub alpha: f64,
     pub beta: f64,
+}
+
+/// BSS (Chen et al. 2019, "Catastrophic forgetting meets negative transfer: Batch Spectral
+/// Shrinkage for safe transfer learning"): the loss gains `η · Σ σ²` over the `k` smallest singular
+/// values of each training batch's features (the backbone's pooled output, the head's input).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bss {
+    pub eta: f64,
+    pub k: usize,
 }
 
 /// One `predict` step: a folder (or image) to apply the trained model to, and the CSV or JSON

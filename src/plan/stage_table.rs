@@ -88,13 +88,17 @@ fn run_options(recipe: &Recipe) -> String {
         (_, network) => format!("{network} channel(s)"),
     };
     format!(
-        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}  ·  valid {}\naugment (training images only): {}\n{}",
+        "{images}batch {}  ·  loss {loss}  ·  ema {ema}  ·  tta {tta}\nimages: resize_method {resize}, {channels}  ·  valid {}\naugment (training images only): {}\n{}{}",
         recipe.data.batch,
         recipe.data.valid_every.describe(),
         augmentations(&recipe.data),
         recipe.l2sp.map_or(String::new(), |l2sp| format!(
             "regularise: L2-SP, α {} · ‖backbone − its starting weights‖² / 2 + β {} · ‖head‖² / 2 added to the loss\n",
             l2sp.alpha, l2sp.beta
+        )),
+        recipe.bss.map_or(String::new(), |bss| format!(
+            "regularise: BSS, η {} · Σ σ² of the {} smallest singular value(s) of each batch's features added to the loss\n",
+            bss.eta, bss.k
         ))
     )
 }

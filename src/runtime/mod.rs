@@ -34,6 +34,7 @@ pub mod conv_benchmark;
 pub mod kernel_choice;
 pub mod checkpoint;
 pub mod features;
+pub mod bss;
 pub mod l2sp;
 mod augmented_preview;
 pub mod probe;

@@ -37,8 +37,8 @@ pub enum ItemKind {
     Ema(Spanned<f64>),
     /// `tta flip`.
     TtaFlip,
-    /// `regularise l2sp α β`.
-    L2Sp { alpha: Spanned<f64>, beta: Spanned<f64> },
+    /// `regularise l2sp α β  bss [η] [k]`: one or more terms of the loss.
+    Regularise(Vec<Spanned<Regulariser>>),
     /// `predict "images" into "predictions.csv"`.
     Predict { input: Spanned<String>, output: Spanned<String> },
     /// `sweep { seed 0 1 2  lr finetune 1e-3 3e-3 }`: one axis per statement.
@@ -342,4 +342,13 @@ pub enum ValidSchedule {
     Stage,
     /// Only after the run's last epoch.
     Last,
+}
+
+/// One term of `regularise`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Regulariser {
+    /// `l2sp α β`.
+    L2Sp { alpha: Spanned<f64>, beta: Spanned<f64> },
+    /// `bss [η] [k]`.
+    Bss { eta: Option<Spanned<f64>>, k: Option<Spanned<f64>> },
 }

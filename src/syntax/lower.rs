@@ -142,10 +142,28 @@ impl Lowerer {
                     .collect(),
             ),
             Rule::ema_decl => ItemKind::Ema(self.number(inner.next().expect(GRAMMAR))),
-            Rule::regularise_decl => {
-                let alpha = self.number(inner.next().expect(GRAMMAR));
-                ItemKind::L2Sp { alpha, beta: self.number(inner.next().expect(GRAMMAR)) }
-            }
+            Rule::regularise_decl => ItemKind::Regularise(
+                inner
+                    .map(|term| {
+                        let span = self.span(&term);
+                        let rule = term.as_rule();
+                        let numbers: Vec<Spanned<f64>> = term.into_inner().map(|number| self.number(number)).collect();
+                        let mut numbers = numbers.into_iter();
+                        let value = match rule {
+                            Rule::l2sp_term => {
+                                let alpha = numbers.next().expect(GRAMMAR);
+                                Regulariser::L2Sp { alpha, beta: numbers.next().expect(GRAMMAR) }
+                            }
+                            Rule::bss_term => Regulariser::Bss { eta: numbers.next(), k: numbers.next() },
+                            other => {
+                                self.unlowered(other, span);
+                                Regulariser::Bss { eta: None, k: None }
+                            }
+                        };
+                        Spanned::new(value, span)
+                    })
+                    .collect(),
+            ),
             Rule::tta_decl => ItemKind::TtaFlip,
             Rule::backbone_decl => ItemKind::Backbone(self.backbone(inner)),
             Rule::data_block => ItemKind::Data(inner.map(|statement| self.data_statement(statement)).collect()),

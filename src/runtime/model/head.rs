@@ -55,6 +55,13 @@ impl Head {
 
     /// `[N, C, H, W]` features to `[N, classes]` scores.
     pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
+        self.forward_keeping(features, false).0
+    }
+
+    /// [`forward`](Self::forward), and with `keep` the flat features its first `flatten` made (the
+    /// pooled backbone output: what BSS shrinks).
+    pub fn forward_keeping(&self, features: Tensor<4>, keep: bool) -> (Tensor<2>, Option<Tensor<2>>) {
+        let mut kept = None;
         let mut spatial = Some(features);
         let mut flat: Option<Tensor<2>> = None;
         for op in &self.ops {
@@ -72,7 +79,11 @@ impl Head {
                 HeadOp::Flatten => {
                     if let Some(x) = spatial.take() {
                         let [batch, channels, height, width] = x.dims();
-                        flat = Some(x.reshape([batch, channels * height * width]));
+                        let x = x.reshape([batch, channels * height * width]);
+                        if keep && kept.is_none() {
+                            kept = Some(x.clone());
+                        }
+                        flat = Some(x);
                     }
                 }
                 HeadOp::Dropout(index) => {
@@ -87,11 +98,12 @@ impl Head {
                 HeadOp::Linear(index) => flat = flat.map(|x| self.linears[index].forward(x)),
             }
         }
-        flat.unwrap_or_else(|| {
+        let scores = flat.unwrap_or_else(|| {
             let x = spatial.expect("the head holds either flat or spatial features");
             let [batch, channels, height, width] = x.dims();
             x.reshape([batch, channels * height * width])
-        })
+        });
+        (scores, kept)
     }
 }
 

@@ -33,6 +33,12 @@ impl Network {
         self.head.forward(self.backbone.forward(images))
     }
 
+    /// The scores and the head's flat input features ([`Head::forward_keeping`]), `None` for a
+    /// head that never flattens.
+    pub fn forward_with_features(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        self.head.forward_keeping(self.backbone.forward(images), true)
+    }
+
     /// The scores whose argmax is the predicted class and whose softmax is the probabilities:
     /// the logits, or under `tta` the log of the mean of each image's and its mirror's
     /// probabilities. The final evaluation and `tlrun predict` both call this, so they agree to

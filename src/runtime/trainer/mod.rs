@@ -198,7 +198,10 @@ impl<'a> Trainer<'a> {
     /// A mixed batch (MixUp, CutMix) takes `λ·loss(labels) + (1 − λ)·loss(partners' labels)`, as
     /// fastai's callbacks do.
     pub fn gradients(&self, network: &Network, batch: TrainingBatch, weight: f64) -> Result<(GradientsParams, f64), f64> {
-        let logits = network.forward(batch.images);
+        let (logits, features) = match self.recipe.bss {
+            Some(_) => network.forward_with_features(batch.images),
+            None => (network.forward(batch.images), None),
+        };
         let loss = match batch.mixed {
             None => self.loss.forward(logits, batch.labels),
             Some((partners, lambda)) => {
@@ -210,12 +213,11 @@ impl<'a> Trainer<'a> {
         if !value.is_finite() {
             return Err(value);
         }
-        // L2-SP trains on its term; the loss reported stays the data's, comparable across runs.
+        // L2-SP and BSS train on their terms; the loss reported stays the data's, comparable
+        // across runs.
         let penalty = self.recipe.l2sp.zip(self.anchor.as_ref()).and_then(|(strengths, anchor)| anchor.penalty(network, &strengths));
-        let loss = match penalty {
-            Some(penalty) => loss.add(penalty),
-            None => loss,
-        };
+        let shrinkage = self.recipe.bss.zip(features).map(|(bss, features)| super::bss::penalty(features, &bss));
+        let loss = [penalty, shrinkage].into_iter().flatten().fold(loss, |loss, term| loss.add(term));
         let loss = if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
         Ok((GradientsParams::from_grads(loss.backward(), network), value))
     }
