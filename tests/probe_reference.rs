@@ -1,7 +1,8 @@
-//! LogME and the Fréchet distance against values their reference implementations computed in
-//! numpy/scipy on fixed matrices (tests/fixtures/probe/make_reference.py wrote them).
+//! LogME, the shrinkage H-score, PARC and the Fréchet distance against values their reference
+//! implementations computed in numpy/scipy/scikit-learn on fixed matrices
+//! (tests/fixtures/probe/make_reference.py wrote them).
 
-use tlrun::probe::{FeatureStats, Features, LinearProbe, frechet_distance, logme, stratified_split};
+use tlrun::probe::{FeatureStats, Features, LinearProbe, frechet_distance, hscore, logme, parc, stratified_split};
 
 fn reference() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/probe/reference.json")).unwrap();
@@ -27,6 +28,29 @@ fn logme_matches_the_authors_implementation() {
         let theirs = case["logme"].as_f64().unwrap();
         assert!((ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0), "{}: {ours} against {theirs}", case["name"]);
     }
+}
+
+/// Four cases: taller and wider than the sample (where only the shrinkage keeps the covariance
+/// invertible), well separated classes and pure noise.
+#[test]
+fn the_shrinkage_hscore_matches_scikit_learns_ledoit_wolf() {
+    for case in reference()["logme"].as_array().unwrap() {
+        let (features, labels, classes) = case_features(case);
+        let (ours, theirs) = (hscore(&features, &labels, classes), case["hscore"].as_f64().unwrap());
+        assert!((ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0), "{}: {ours} against {theirs}", case["name"]);
+    }
+}
+
+/// The same cases; the wider one (50 features) goes through the 32 principal components.
+#[test]
+fn parc_matches_the_authors_implementation() {
+    for case in reference()["logme"].as_array().unwrap() {
+        let (features, labels, classes) = case_features(case);
+        let (ours, theirs) = (parc(&features, &labels, classes), case["parc"].as_f64().unwrap());
+        assert!((ours - theirs).abs() <= 1e-6 * theirs.abs().max(1.0), "{}: {ours} against {theirs}", case["name"]);
+    }
+    let ordered = |case: &str| reference()["logme"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap()["parc"].as_f64().unwrap();
+    assert!(ordered("well_separated") > ordered("small") && ordered("small") > ordered("noise"), "separation orders PARC");
 }
 
 #[test]
