@@ -1,5 +1,6 @@
 //! The `tlrun` command line. Exit codes: 0 success, 1 findings or a failed run, 2 usage or IO errors.
 
+mod backbone_ranking;
 mod bench;
 mod data;
 mod disk_world;

@@ -1,5 +1,5 @@
 //! `tlrun probe recipe.tl [--fine] [--samples N] [--write]`: where to cut, before any training —
-//! LogME and a linear probe at every candidate cut, how far the images are from the pretraining
+//! LogME, H-score, PARC and a linear probe at every candidate cut, how far the images are from the pretraining
 //! images, a recommendation as recipe lines, and `probe.png`.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,10 @@ pub struct ProbeArgs {
     pub format: String,
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Rank these zoo entries (`all`: every entry) as backbones for the recipe's data instead:
+    /// LogME, H-score and PARC, each at its best cut.
+    #[arg(long, num_args = 1..)]
+    pub backbones: Vec<String>,
 }
 
 fn percent(value: f64) -> String {
@@ -40,6 +44,9 @@ fn percent(value: f64) -> String {
 pub fn run(args: &ProbeArgs, workspace: &Workspace) -> u8 {
     if args.samples < 8 {
         return super::output::usage_error(format!("--samples {} is too few to score a cut; give 8 or more", args.samples));
+    }
+    if !args.backbones.is_empty() {
+        return super::backbone_ranking::run(args, workspace);
     }
     let Some(super::workspace::LoadedRecipe { recipe, .. }) = workspace.load_checked(&args.recipe) else { return 1 };
     let options = ProbeOptions { samples: args.samples, fine: args.fine, device: args.device.clone() };
@@ -94,7 +101,7 @@ fn print_table(report: &ProbeReport, recommended: Option<&str>) {
         "probe: {} training images of {} classes at {}px; one forward pass in {:.1} s",
         report.images, report.classes, report.size, report.forward_seconds
     );
-    println!("{:<12} {:>6} {:>9} {:>11} {:>8}", "cut after", "width", "LogME", "probe acc", "seconds");
+    println!("{:<12} {:>6} {:>9} {:>9} {:>7} {:>11} {:>8}", "cut after", "width", "LogME", "H-score", "PARC", "probe acc", "seconds");
     for cut in &report.cuts {
         let mut marks = Vec::new();
         if Some(cut.after.as_str()) == recommended {
@@ -107,7 +114,16 @@ fn print_table(report: &ProbeReport, recommended: Option<&str>) {
             marks.push("block");
         }
         let marks = if marks.is_empty() { String::new() } else { format!("  ← {}", marks.join(", ")) };
-        println!("{:<12} {:>6} {:>9.4} {:>11} {:>8.2}{marks}", cut.after, cut.width, cut.logme, percent(cut.probe_accuracy), cut.seconds);
+        println!(
+            "{:<12} {:>6} {:>9.4} {:>9.3} {:>7.2} {:>11} {:>8.2}{marks}",
+            cut.after,
+            cut.width,
+            cut.logme,
+            cut.hscore,
+            cut.parc,
+            percent(cut.probe_accuracy),
+            cut.seconds
+        );
     }
     let domain = &report.domain;
     let shift = domain.shift();

@@ -2,7 +2,7 @@
 //! with the cut moved as deep as the weights go; then one forward pass in inference mode over a
 //! stratified sample of the recipe's training images, keeping globally average-pooled features
 //! at every candidate cut (`features.rs`); then, per cut, LogME and a linear probe on those
-//! features (crate::probe does the math). The same pass measures how far the images are from the
+//! features, with the shrinkage H-score and PARC beside them (crate::probe does the math). The same pass measures how far the images are from the
 //! backbone's training data: per-channel statistics against the card's, and the Fréchet distance
 //! to the card's feature statistics.
 
@@ -23,7 +23,7 @@ use crate::check::Runnable;
 use crate::check::recipe::Recipe;
 use crate::diagnostics::Diagnostic;
 use crate::plan::Step;
-use crate::probe::{LinearProbe, logme, stratified_split};
+use crate::probe::{LinearProbe, hscore, logme, parc, stratified_split};
 use crate::run_files::DomainShift;
 use crate::zoo::Zoo;
 
@@ -43,6 +43,10 @@ pub struct CutScore {
     pub cut_point: bool,
     pub width: usize,
     pub logme: f64,
+    /// The shrinkage H-score (`crate::probe::hscore`).
+    pub hscore: f64,
+    /// PARC (`crate::probe::parc`).
+    pub parc: f64,
     pub probe_accuracy: f64,
     pub seconds: f64,
 }
@@ -118,6 +122,8 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, pretrained: Option<&Path>, z
             cut_point: !after.contains('.'),
             width: features.width,
             logme: evidence,
+            hscore: hscore(features, &labels, classes),
+            parc: parc(features, &labels, classes),
             probe_accuracy: accuracy,
             seconds: started.elapsed().as_secs_f64(),
         });

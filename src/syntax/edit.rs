@@ -39,6 +39,44 @@ pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
     Ok(splice(source, at, end, &text))
 }
 
+/// A recipe that probes zoo entry `entry` (of `architecture`) on this recipe's data (`tlrun probe
+/// --backbones`): the recipe's `recipe`, `seed` and `data` statements as written, except that the
+/// data are normalised with the entry's own statistics (as a user switching backbones must), then
+/// the entry as the backbone, cut where its card says by default, and one stage for the head.
+pub fn backbone_candidate(source: &str, architecture: &str, entry: &str) -> Result<String, String> {
+    let ast = parsed(source)?;
+    let mut out = String::new();
+    let mut has_data = false;
+    for item in &ast.items {
+        let text = &source[item.span.start..item.span.end];
+        match &item.kind {
+            ItemKind::Recipe(_) | ItemKind::Seed(_) => out.push_str(text),
+            ItemKind::Data(statements) => {
+                has_data = true;
+                let normalize = statements.iter().find(|statement| matches!(statement.kind, DataKind::Normalize(_)));
+                let block = match normalize {
+                    Some(statement) => splice(text, statement.span.start - item.span.start, statement.span.end - item.span.start, "normalize backbone"),
+                    None => {
+                        let close = text.rfind('}').ok_or_else(|| "the `data` block has no closing brace".to_string())?;
+                        // On a line of its own before the brace.
+                        let before = text[..close].trim_end_matches([' ', '\t']).len();
+                        let line = if text[..before].ends_with('\n') { "  normalize backbone\n" } else { "\n  normalize backbone\n" };
+                        splice(text, before, close, line)
+                    }
+                };
+                out.push_str(&block);
+            }
+            _ => continue,
+        }
+        out.push('\n');
+    }
+    if !has_data {
+        return Err("the recipe has no `data` block to probe on".to_string());
+    }
+    out.push_str(&format!("backbone {architecture} from zoo \"{entry}\"\nstage probe {{ train head  epochs 1 }}\n"));
+    Ok(out)
+}
+
 /// `source` with one swept value written in: the edit a sweep variant makes (`seed 3`, stage
 /// `finetune`'s `lr 3e-3`, …), the value as the sweep wrote it.
 pub fn set_swept(source: &str, kind: &SweepKind, value: &str) -> Result<String, String> {
@@ -206,5 +244,21 @@ mod tests {
         assert_eq!(set_cut(with_cut, "layer2").unwrap(), "recipe \"r\"\nbackbone resnet18 from none\ncut after layer2   # keep three stages\n");
         let without = "recipe \"r\"\nbackbone resnet18 from none  # pretrained\nhead { linear classes }\n";
         assert_eq!(set_cut(without, "layer3").unwrap(), "recipe \"r\"\nbackbone resnet18 from none  # pretrained\ncut after layer3\nhead { linear classes }\n");
+    }
+
+    /// `probe --backbones`: the recipe's name, seed and data as written, its normalisation made
+    /// the entry's, everything that names the old network's layers dropped, the entry as backbone.
+    #[test]
+    fn a_backbone_candidate_keeps_the_data_and_takes_the_entrys_statistics() {
+        let source = "recipe \"r\"\nseed 7\nbackbone resnet18 from file \"w.safetensors\" { size 28 }\ndata {\n  train \"t\"  # images\n  batch 8\n  normalize mean 0.5 0.5 0.5 std 0.2 0.2 0.2\n}\ncut after layer4\ngroups { early: stem layer1 }\nstage s { train all }\n";
+        let candidate = backbone_candidate(source, "resnet_small", "shapes-small").unwrap();
+        assert_eq!(
+            candidate,
+            "recipe \"r\"\nseed 7\ndata {\n  train \"t\"  # images\n  batch 8\n  normalize backbone\n}\nbackbone resnet_small from zoo \"shapes-small\"\nstage probe { train head  epochs 1 }\n"
+        );
+        let plain = backbone_candidate("backbone resnet18 from none\ndata { train \"t\" }\n", "resnet18", "e").unwrap();
+        assert_eq!(plain, "data { train \"t\"\n  normalize backbone\n}\nbackbone resnet18 from zoo \"e\"\nstage probe { train head  epochs 1 }\n");
+        assert!(crate::syntax::parse(&candidate).1.is_empty() && crate::syntax::parse(&plain).1.is_empty());
+        assert!(backbone_candidate("recipe \"r\"\n", "resnet18", "e").unwrap_err().contains("no `data`"));
     }
 }
