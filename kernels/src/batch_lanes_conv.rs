@@ -93,6 +93,26 @@ fn live_taps(first_output: usize, last_output: usize, stride: usize, padding: us
     (first, end.max(first))
 }
 
+/// The live taps of a block of `pixels` output pixels from (p, q), as (input offset, weight
+/// offset) in bytes from the block's first window and the filters at a channel, for inputs held
+/// `lanes` images a pixel; and how many there are. Taps that read only padding for every pixel of
+/// the block are left out (on a 2×2 map, 5 of 9).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn tap_list(g: &ConvGeometry, p: usize, q: usize, pixels: usize, lanes: usize) -> ([[u64; 2]; MAX_TAPS], usize) {
+    let (_, padded_width) = padded_size(g);
+    let rows = live_taps(p, p, g.stride[0], g.padding_begin[0], g.in_height, g.kernel_height);
+    let columns = live_taps(q, q + pixels - 1, g.stride[1], g.padding_begin[1], g.in_width, g.kernel_width);
+    let mut list = [[0u64; 2]; MAX_TAPS];
+    let mut count = 0;
+    for r in rows.0..rows.1 {
+        for s in columns.0..columns.1 {
+            list[count] = [((r * padded_width + s) * lanes * 4) as u64, ((r * g.kernel_width + s) * 4) as u64];
+            count += 1;
+        }
+    }
+    (list, count)
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     pub(super) fn forward(_: &crate::geometry::ConvGeometry, _: &[f32], _: &[f32], _: Option<&crate::epilogue::Epilogue>) -> Vec<f32> {

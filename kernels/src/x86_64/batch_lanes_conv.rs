@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::{CHANNELS, LANES, MAX_TAPS, live_taps, padded_size};
+use super::{CHANNELS, LANES, padded_size, tap_list};
 use crate::buffer::filled;
 use crate::geometry::ConvGeometry;
 use crate::epilogue::Epilogue;
@@ -199,18 +199,7 @@ unsafe fn block<const P: usize>(
     let window = (p * padded_width + q) * LANES;
     let last_tap = ((g.kernel_height - 1) * padded_width + g.kernel_width - 1 + P - 1) * LANES;
     assert!(window + last_tap + LANES <= plane, "a window reaches past its plane");
-    // The live taps as (input offset, weight offset) in bytes from the channel's window and
-    // the block's filters at that channel.
-    let rows = live_taps(p, p, g.stride[0], g.padding_begin[0], g.in_height, g.kernel_height);
-    let columns = live_taps(q, q + P - 1, g.stride[1], g.padding_begin[1], g.in_width, g.kernel_width);
-    let mut list = [[0u64; 2]; MAX_TAPS];
-    let mut count = 0;
-    for r in rows.0..rows.1 {
-        for s in columns.0..columns.1 {
-            list[count] = [((r * padded_width + s) * LANES * 4) as u64, ((r * g.kernel_width + s) * 4) as u64];
-            count += 1;
-        }
-    }
+    let (list, count) = tap_list(g, p, q, P, LANES);
     let mut sums = [[_mm512_setzero_ps(); CHANNELS]; P];
     if count > 0 && g.in_channels > 0 {
         let params: [u64; 4] = [(plane * 4) as u64, (g.kernel_height * g.kernel_width * 4) as u64, (count * 16) as u64, sums.as_mut_ptr() as u64];

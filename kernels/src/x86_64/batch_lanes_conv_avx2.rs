@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{CHANNELS, MAX_TAPS, live_taps, padded_size};
+use super::{CHANNELS, padded_size, tap_list};
 use crate::buffer::filled;
 use crate::epilogue::Epilogue;
 use crate::geometry::ConvGeometry;
@@ -208,16 +208,7 @@ unsafe fn block<const P: usize>(
     let window = (p * padded_width + q) * LANES;
     let last_tap = ((g.kernel_height - 1) * padded_width + g.kernel_width - 1 + P - 1) * LANES;
     assert!(window + last_tap + LANES <= plane, "a window reaches past its plane");
-    let rows = live_taps(p, p, g.stride[0], g.padding_begin[0], g.in_height, g.kernel_height);
-    let columns = live_taps(q, q + P - 1, g.stride[1], g.padding_begin[1], g.in_width, g.kernel_width);
-    let mut list = [[0u64; 2]; MAX_TAPS];
-    let mut count = 0;
-    for r in rows.0..rows.1 {
-        for s in columns.0..columns.1 {
-            list[count] = [((r * padded_width + s) * LANES * 4) as u64, ((r * g.kernel_width + s) * 4) as u64];
-            count += 1;
-        }
-    }
+    let (list, count) = tap_list(g, p, q, P, LANES);
     let mut sums = [[_mm256_setzero_ps(); PASS_CHANNELS]; P];
     if count > 0 && g.in_channels > 0 {
         let params: [u64; 4] = [(plane * 4) as u64, (g.kernel_height * g.kernel_width * 4) as u64, (count * 16) as u64, sums.as_mut_ptr() as u64];
