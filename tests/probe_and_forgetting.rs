@@ -216,3 +216,35 @@ fn probe_ranks_zoo_entries_as_backbones() {
     assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
     assert!(text(&unknown).contains("backbone `nope`"), "{}", text(&unknown));
 }
+
+/// `regularise lwf` end to end: from a zoo entry that keeps its classifier the run trains with the
+/// term; from a file whose classifier is not torchvision's `fc` (a head with dropout exports as
+/// `head.N.`), the run stops with TL4006 naming the file, before any stage.
+#[test]
+fn lwf_runs_from_a_zoo_entry_and_names_a_file_without_a_classifier() {
+    let dir = published_upstream();
+    let down = |backbone: &str| {
+        format!(
+            "recipe \"down\"\nseed 2\nbackbone resnet_small from {backbone}\n\
+             data {{ train synthetic \"shapes-target\" 6 per class seed 3  valid split 0.25  batch 8 size 16 }}\n\
+             head {{ pool avg  linear classes }}\nregularise lwf 1 2\n\
+             stage head {{ train head epochs 1 lr 1e-2 }}\nstage all {{ train all epochs 1 lr 1e-3 spread 10 }}\n"
+        )
+    };
+    std::fs::write(dir.path().join("down.tl"), down("zoo \"up\"")).unwrap();
+    let plan = tlrun(dir.path(), &["plan", "down.tl"]);
+    assert!(text(&plan).contains("LwF, λ 1"), "{}", text(&plan));
+    let run = tlrun(dir.path(), &["run", "down.tl"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    let other = "recipe \"other\"\nseed 1\nbackbone resnet_small from none\n\
+        data { train synthetic \"shapes-source\" 4 per class seed 1  valid split 0.25  batch 16 size 16 }\n\
+        head { pool avg  dropout 0.1  linear classes }\nstage all { train all epochs 1 lr 1e-3 }\nexport \"other.safetensors\"\n";
+    std::fs::write(dir.path().join("other.tl"), other).unwrap();
+    let export = tlrun(dir.path(), &["run", "other.tl"]);
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export));
+    std::fs::write(dir.path().join("down.tl"), down("file \"other.safetensors\" { size 16 }")).unwrap();
+    let refused = tlrun(dir.path(), &["run", "down.tl"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("TL4006") && text(&refused).contains("other.safetensors") && text(&refused).contains("fc.weight"), "{}", text(&refused));
+}

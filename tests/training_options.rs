@@ -707,3 +707,97 @@ fn bss_acts_on_the_backbone_through_the_heads_input() {
     let same_head = flat(bss_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).all(|(a, b)| a.to_bits() == b.to_bits());
     assert!(same_head, "the head's last linear comes after the features: BSS leaves its gradient alone");
 }
+
+/// `regularise lwf λ T` (Li and Hoiem 2016) against a hand-computed value and gradient: with
+/// p = softmax(t/T) from the frozen starting network (its pooled features through the pretrained
+/// classifier W, b) and q = softmax((F Wᵀ + b)/T) on features F, the term is λ·T²·mean KL(p‖q) and
+/// its gradient on F is λ·T/N · (q − p) W. On the starting network's own features it is 0.
+#[test]
+fn lwf_is_lambda_t_squared_kl_to_the_pretrained_outputs_with_its_gradient() {
+    use tlrun::runtime::lwf::{Classifier, Teacher};
+    let text = "recipe \"l\"\nseed 3\nbackbone resnet_small from file \"w.safetensors\"\ndata { train \"unused\" batch 8 size 16 }\nhead { pool avg  linear classes }\nregularise lwf 0.5 2\nstage s { train all epochs 1 lr 1e-3 }\n";
+    let with = recipe(text);
+    let lwf = with.lwf.expect("the term checks");
+    assert_eq!(lwf, tlrun::check::recipe::Lwf { lambda: 0.5, temperature: 2.0 });
+    let data = tiny_data();
+    let network = initial_network(&with, data.classes.len());
+    let device = Device::flex().autodiff();
+    let (k, d) = (3usize, 64usize);
+    let weight: Vec<f32> = (0..k * d).map(|i| ((i * 37 % 29) as f32 - 14.0) / 20.0).collect();
+    let bias = [0.1f32, -0.2, 0.05];
+    let classifier = Classifier { weight: TensorData::new(weight.clone(), [k, d]), bias: TensorData::new(bias.to_vec(), [k]) };
+    let teacher = Teacher::new(&network.backbone, &classifier, &device, 3).unwrap();
+    let mut trainer = Trainer::new(&with, device.clone(), &data);
+    let indices: Vec<usize> = (0..6).collect();
+    let images = trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1)).images;
+    let n = indices.len();
+    // The starting network's pooled features, as the teacher computes them.
+    let pooled = network.backbone.valid().forward(images.clone().without_autodiff()).mean_dim(3).mean_dim(2).reshape([n, d]);
+    let start: Vec<f32> = pooled.into_data().try_to_vec::<f32>().unwrap();
+    let value = |features: &[f32]| f64::from(teacher.penalty(images.clone(), Tensor::<2>::from_data(TensorData::new(features.to_vec(), [n, d]), &device), &lwf).into_scalar::<f32>());
+    assert!(value(&start).abs() < 1e-6, "no term where training starts: {}", value(&start));
+
+    let moved: Vec<f32> = start.iter().enumerate().map(|(i, x)| x + ((i * 13 % 7) as f32 - 3.0) / 10.0).collect();
+    let features = Tensor::<2>::from_data(TensorData::new(moved.clone(), [n, d]), &device).require_grad();
+    let term = teacher.penalty(images.clone(), features.clone(), &lwf);
+    let got_value = f64::from(term.clone().into_scalar::<f32>());
+    let gradient = features.grad(&term.backward()).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    // By hand, in f64.
+    let scores = |f: &[f32], row: usize| -> Vec<f64> {
+        (0..k).map(|c| (0..d).map(|j| f64::from(f[row * d + j]) * f64::from(weight[c * d + j])).sum::<f64>() + f64::from(bias[c])).collect()
+    };
+    let softmax_t = |s: Vec<f64>| {
+        let e: Vec<f64> = s.iter().map(|x| (x / 2.0).exp()).collect();
+        let z: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / z).collect::<Vec<_>>()
+    };
+    let mut expected_value = 0.0;
+    for row in 0..n {
+        let (p, q) = (softmax_t(scores(&start, row)), softmax_t(scores(&moved, row)));
+        expected_value += p.iter().zip(&q).map(|(p, q)| p * (p.ln() - q.ln())).sum::<f64>();
+        for j in 0..d {
+            let expected: f64 = (0..k).map(|c| 0.5 * 2.0 / n as f64 * (q[c] - p[c]) * f64::from(weight[c * d + j])).sum();
+            let got = f64::from(gradient[row * d + j]);
+            assert!((got - expected).abs() <= 1e-5 + 1e-3 * expected.abs(), "[{row}, {j}]: {got} against {expected}");
+        }
+    }
+    let expected_value = 0.5 * 4.0 * expected_value / n as f64;
+    assert!(expected_value > 1e-3 && (got_value - expected_value).abs() <= 1e-4 * expected_value.max(1.0), "{got_value} against {expected_value}");
+}
+
+/// LwF in the trainer: with the teacher set, the step's gradient changes on the backbone and not
+/// on the new head (the term reads the head's input, not its output), and the loss reported is
+/// the data's.
+#[test]
+fn lwf_acts_on_the_backbone_not_on_the_new_head() {
+    use tlrun::runtime::lwf::{Classifier, Teacher};
+    let text = |regularise: &str| format!("recipe \"l\"\nseed 3\nbackbone resnet_small from file \"w.safetensors\"\ndata {{ train \"unused\" batch 8 size 16 }}\nhead {{ pool avg  linear classes }}\n{regularise}stage s {{ train all epochs 1 lr 1e-3 }}\n");
+    let (plain, with) = (recipe(&text("")), recipe(&text("regularise lwf 4\n")));
+    assert_eq!(with.lwf, Some(tlrun::check::recipe::Lwf { lambda: 4.0, temperature: 2.0 }), "T's default");
+    let data = tiny_data();
+    let device = Device::flex().autodiff();
+    let network = initial_network(&plain, data.classes.len());
+    let weight: Vec<f32> = (0..3 * 64).map(|i| ((i * 41 % 31) as f32 - 15.0) / 10.0).collect();
+    let classifier = Classifier { weight: TensorData::new(weight, [3, 64]), bias: TensorData::new(vec![0.0f32; 3], [3]) };
+    // A teacher from another network, so that the term is not 0 where training starts.
+    let other = {
+        device.seed(77);
+        Network::new(&plain, data.classes.len(), &device)
+    };
+    let (mut without, mut lwf) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&with, device.clone(), &data));
+    lwf.teacher = Some(Teacher::new(&other.backbone, &classifier, &device, 3).unwrap());
+    let indices: Vec<usize> = (0..6).collect();
+    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1));
+    let (plain_batch, lwf_batch) = (batch(&mut without), batch(&mut lwf));
+    let (plain_grads, plain_loss) = without.gradients(&network, plain_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    let (lwf_grads, lwf_loss) = lwf.gradients(&network, lwf_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    assert_eq!(plain_loss.to_bits(), lwf_loss.to_bits(), "the data's loss is reported");
+    let values = |tensor: Tensor<4>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    let conv = &network.backbone.conv1.as_ref().unwrap().weight;
+    let moved = values(lwf_grads.get::<4>(conv.id).unwrap()).iter().zip(values(plain_grads.get::<4>(conv.id).unwrap())).filter(|(a, b)| (*a - b).abs() > 1e-7).count();
+    assert!(moved > 0, "LwF changes the backbone's gradient");
+    let head = &network.head.linears[0].weight;
+    let flat = |tensor: Tensor<2>| tensor.into_data().try_to_vec::<f32>().unwrap();
+    let same = flat(lwf_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same, "the new head's gradient is the data's alone");
+}

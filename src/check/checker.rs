@@ -101,7 +101,8 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
             None
         }
     });
-    let (l2sp, bss) = crate::check::regularise::check(items.regularise.unwrap_or_default(), &mut diagnostics);
+    let regularisers = crate::check::regularise::check(items.regularise.unwrap_or_default(), &mut diagnostics);
+    let (l2sp, bss) = (regularisers.l2sp, regularisers.bss);
     let recipe = Recipe {
         name,
         seed,
@@ -118,9 +119,14 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         ema,
         l2sp,
         bss,
+        lwf: None,
         tta_flip: items.tta_flip,
         predictions: check_predictions(&items.predictions, world, &mut diagnostics),
     };
+    let mut recipe = recipe;
+    if let Some((lwf, span)) = regularisers.lwf {
+        recipe.lwf = crate::check::regularise::check_lwf_fits(&recipe, span, &mut diagnostics).then_some(lwf);
+    }
     traps::batch_of_one(&recipe, items.data, &mut diagnostics);
     (Some(recipe), diagnostics)
 }

@@ -31,6 +31,8 @@ pub struct Recipe {
     pub l2sp: Option<L2Sp>,
     /// `regularise bss η k`: Batch Spectral Shrinkage's strength and count.
     pub bss: Option<Bss>,
+    /// `regularise lwf λ T`: Learning without Forgetting's strength and temperature.
+    pub lwf: Option<Lwf>,
     /// The final evaluation averages each image's prediction with its mirror's.
     pub tta_flip: bool,
     /// `predict "input" into "output"`: after training, in order.
@@ -53,6 +55,16 @@ pub struct L2Sp {
 pub struct Bss {
     pub eta: f64,
     pub k: usize,
+}
+
+/// LwF (Li and Hoiem 2016, "Learning without forgetting"): the loss gains
+/// `λ · T² · KL(softmax(t/T) ‖ softmax(s/T))`, t the pretrained network's own classifier outputs
+/// on the batch (the frozen starting network), s that classifier applied to the features the
+/// network being trained computes. The classifier is kept frozen: see docs/language.md.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Lwf {
+    pub lambda: f64,
+    pub temperature: f64,
 }
 
 /// One `predict` step: a folder (or image) to apply the trained model to, and the CSV or JSON

@@ -1,6 +1,7 @@
-//! `regularise l2sp α β  bss [η] [k]`: each term at most once, its numbers in range.
+//! `regularise l2sp α β  bss [η] [k]  lwf [λ] [T]`: each term at most once, its numbers in range;
+//! LwF only where the pretrained network's own classifier can sit on the kept layers.
 
-use crate::check::recipe::{Bss, L2Sp};
+use crate::check::recipe::{Bss, HeadLayer, L2Sp, Lwf, Pool, Recipe};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::span::Spanned;
 use crate::syntax::ast::Regulariser;
@@ -13,14 +14,26 @@ const BSS_K: usize = 1;
 /// gains are at k = 1 or 2.
 const BSS_MAX_K: f64 = 16.0;
 
-/// The L2-SP and BSS settings the terms ask for; a term out of range is reported and left off.
-pub fn check(terms: &[Spanned<Regulariser>], diagnostics: &mut Vec<Diagnostic>) -> (Option<L2Sp>, Option<Bss>) {
-    let (mut l2sp, mut bss) = (None, None);
+/// LwF's defaults, the paper's: λ 1, T 2.
+const LWF_LAMBDA: f64 = 1.0;
+const LWF_TEMPERATURE: f64 = 2.0;
+
+/// What the terms ask for; a term out of range is reported and left off.
+pub struct Regularisers {
+    pub l2sp: Option<L2Sp>,
+    pub bss: Option<Bss>,
+    /// With the term's span, for [`check_lwf_fits`].
+    pub lwf: Option<(Lwf, crate::span::Span)>,
+}
+
+pub fn check(terms: &[Spanned<Regulariser>], diagnostics: &mut Vec<Diagnostic>) -> Regularisers {
+    let (mut l2sp, mut bss, mut lwf) = (None, None, None);
     let mut seen: Vec<(&str, crate::span::Span)> = Vec::new();
     for term in terms {
         let name = match term.value {
             Regulariser::L2Sp { .. } => "l2sp",
             Regulariser::Bss { .. } => "bss",
+            Regulariser::Lwf { .. } => "lwf",
         };
         if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == name) {
             diagnostics.push(crate::check::items::duplicate(name, term.span, *first));
@@ -64,7 +77,56 @@ pub fn check(terms: &[Spanned<Regulariser>], diagnostics: &mut Vec<Diagnostic>) 
                 let k = k.as_ref().map_or(BSS_K, |k| k.value as usize);
                 bss = (valid && eta > 0.0).then_some(Bss { eta, k });
             }
+            Regulariser::Lwf { lambda, temperature } => {
+                let mut valid = true;
+                if let Some(lambda) = lambda.as_ref().filter(|lambda| !(0.0..=100.0).contains(&lambda.value)) {
+                    valid = false;
+                    diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, format!("LwF's λ is 0 to 100, not {}", lambda.value))
+                            .at(lambda.span, "not a strength")
+                            .with_help("e.g. `regularise lwf 1 2` (the paper's λ and T); 0 turns it off"),
+                    );
+                }
+                if let Some(temperature) = temperature.as_ref().filter(|t| !(t.value > 0.0 && t.value <= 20.0)) {
+                    valid = false;
+                    diagnostics.push(
+                        Diagnostic::new(Code::ValueOutOfRange, format!("LwF's temperature is above 0 and at most 20, not {}", temperature.value))
+                            .at(temperature.span, "not a temperature")
+                            .with_help("e.g. `regularise lwf 1 2`: T 2 softens the pretrained classifier's outputs as the paper does"),
+                    );
+                }
+                let lambda = lambda.as_ref().map_or(LWF_LAMBDA, |lambda| lambda.value);
+                let temperature = temperature.as_ref().map_or(LWF_TEMPERATURE, |t| t.value);
+                lwf = (valid && lambda > 0.0).then_some((Lwf { lambda, temperature }, term.span));
+            }
         }
     }
-    (l2sp, bss)
+    Regularisers { l2sp, bss, lwf }
+}
+
+/// LwF distils the pretrained network's own classifier, which takes the average-pooled output of
+/// the backbone's last layer: the backbone must be pretrained, kept whole, and the head must
+/// start with `pool avg` (whose flat output is that classifier's input). Whether the weights
+/// file holds the classifier is known only when it is read (TL4006 then).
+pub fn check_lwf_fits(recipe: &Recipe, span: crate::span::Span, diagnostics: &mut Vec<Diagnostic>) -> bool {
+    let architecture = recipe.backbone.architecture;
+    let whole = architecture.layer_index("avgpool") == Some(recipe.kept_layers);
+    let pooled = matches!(recipe.head.first(), Some(HeadLayer::Pool { pool: Pool::Avg }));
+    let reason = if !recipe.backbone.is_pretrained() {
+        Some("the backbone starts from random weights (`from none`): there is no such classifier")
+    } else if !whole {
+        Some("the cut removes layers, and that classifier reads the last layer's pooled output")
+    } else if !pooled {
+        Some("the head does not start with `pool avg`, and that classifier reads average-pooled features")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        diagnostics.push(
+            Diagnostic::new(Code::LwfWithoutClassifier, format!("`lwf` keeps the pretrained classifier's outputs, but {reason}"))
+                .at(span, "needs the pretrained classifier")
+                .with_help("keep every layer (no `cut`, or `cut after` the last stage), start the head with `pool avg`, and load pretrained weights; or use `regularise l2sp` or `bss`, which need no classifier"),
+        );
+    }
+    reason.is_none()
 }

@@ -69,6 +69,7 @@ codes! {
     ConflictingTraining = "TL2009", Error, "conflicting-training";
     TooManyVariants = "TL2010", Error, "too-many-variants";
     BatchOfOne = "TL2011", Error, "batch-of-one";
+    LwfWithoutClassifier = "TL2012", Error, "lwf-without-classifier";
     RecipeCycle = "TL3001", Error, "recipe-cycle";
     MissingRecipeInput = "TL3002", Error, "missing-recipe-input";
     DataFolderMissing = "TL4001", Error, "data-folder-missing";

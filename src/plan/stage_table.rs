@@ -99,6 +99,9 @@ fn run_options(recipe: &Recipe) -> String {
         recipe.bss.map_or(String::new(), |bss| format!(
             "regularise: BSS, η {} · Σ σ² of the {} smallest singular value(s) of each batch's features added to the loss\n",
             bss.eta, bss.k
+        )) + &recipe.lwf.map_or(String::new(), |lwf| format!(
+            "regularise: LwF, λ {} · T² · KL(pretrained classifier's outputs ‖ its outputs on the trained features) at T {} added to the loss\n",
+            lwf.lambda, lwf.temperature
         ))
     )
 }

@@ -65,6 +65,8 @@ struct RunState<'r: 'd, 'd> {
     exported: Vec<PathBuf>,
     /// Held from `BuildBackbone` until the head is drawn (see `device::initial_draws`).
     drawing: Option<std::sync::MutexGuard<'static, ()>>,
+    /// `regularise lwf`: the pretrained file's classifier.
+    source_classifier: Option<super::lwf::Classifier>,
 }
 
 /// Runs `program` into the run folder `folder`.
@@ -157,6 +159,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
             initial_network: None,
             exported: Vec::new(),
             drawing: None,
+            source_classifier: None,
         }
     }
 
@@ -170,6 +173,10 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
                 Ok(())
             }
             Instruction::LoadWeights { file } => self.load_weights(file.as_deref()),
+            Instruction::KeepSourceClassifier { file } => {
+                self.source_classifier = Some(super::lwf::Classifier::read(file)?);
+                Ok(())
+            }
             Instruction::Cut { kept } => {
                 let whole = self.backbone.take().ok_or_else(|| internal("a cut before the backbone"))?;
                 self.backbone = Some(whole.cut(*kept));
@@ -288,12 +295,21 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
         Ok(())
     }
 
-    /// `regularise l2sp`: the backbone as it is now is where training pulls it back to (after the
-    /// head is attached, and again when a resume restores the run's initial weights).
+    /// `regularise l2sp`: the backbone as it is now is where training pulls it back to; `lwf`: the
+    /// backbone as it is now, with the pretrained classifier, is the teacher (after the head is
+    /// attached, and again when a resume restores the run's initial weights).
     fn anchor_here(&mut self) -> Result<(), Diagnostic> {
         if self.recipe.l2sp.is_some() {
             let anchor = super::l2sp::Anchor::of(self.network("anchoring L2-SP")?);
             self.trainer()?.anchor = Some(anchor);
+        }
+        if self.recipe.lwf.is_some() {
+            let classifier = self.source_classifier.clone().ok_or_else(|| {
+                Diagnostic::new(Code::LwfWithoutClassifier, "`regularise lwf` needs pretrained weights to read the classifier from")
+            })?;
+            let channels = self.recipe.input_channels() as usize;
+            let teacher = super::lwf::Teacher::new(&self.network("keeping LwF's teacher")?.backbone, &classifier, &self.device, channels)?;
+            self.trainer()?.teacher = Some(teacher);
         }
         Ok(())
     }

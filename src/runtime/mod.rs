@@ -36,6 +36,7 @@ pub mod checkpoint;
 pub mod features;
 pub mod bss;
 pub mod l2sp;
+pub mod lwf;
 mod augmented_preview;
 pub mod probe;
 pub mod forgetting;

@@ -28,6 +28,9 @@ pub enum Instruction {
     /// The pretrained file into the backbone (none: random weights, or a resumed run, whose own
     /// initial weights come later); then `channels 1 adapt` sums the first filters.
     LoadWeights { file: Option<PathBuf> },
+    /// `regularise lwf`: the pretrained file's classifier, kept for the teacher (fresh and
+    /// resumed runs alike: a resume's own initial weights do not hold it).
+    KeepSourceClassifier { file: PathBuf },
     Cut { kept: usize },
     AttachHead,
     /// A fresh run: the network it starts from, saved so a resume can start from the same bits.
@@ -87,7 +90,11 @@ pub fn compile(graph: &PipelineGraph, recipe: &Recipe, base: &Path, pretrained: 
                 Step::LoadWeights { .. } => {
                     // Resuming: the run's own initial weights replace these once the head is on.
                     record = point.is_none();
-                    vec![Instruction::LoadWeights { file: if point.is_some() { None } else { pretrained.map(Path::to_path_buf) } }]
+                    let mut instructions = vec![Instruction::LoadWeights { file: if point.is_some() { None } else { pretrained.map(Path::to_path_buf) } }];
+                    if let (Some(_), Some(file)) = (recipe.lwf, pretrained) {
+                        instructions.push(Instruction::KeepSourceClassifier { file: file.to_path_buf() });
+                    }
+                    instructions
                 }
                 Step::Cut { kept, .. } => vec![Instruction::Cut { kept: *kept }],
                 Step::AttachHead { .. } => match point {
@@ -144,6 +151,7 @@ fn shapes_the_network(instruction: &Instruction) -> bool {
         | Instruction::LoadData
         | Instruction::BuildBackbone { .. }
         | Instruction::LoadWeights { .. }
+        | Instruction::KeepSourceClassifier { .. }
         | Instruction::Cut { .. }
         | Instruction::AttachHead
         | Instruction::Resize { .. }

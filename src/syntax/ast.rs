@@ -37,7 +37,7 @@ pub enum ItemKind {
     Ema(Spanned<f64>),
     /// `tta flip`.
     TtaFlip,
-    /// `regularise l2sp α β  bss [η] [k]`: one or more terms of the loss.
+    /// `regularise l2sp α β  bss [η] [k]  lwf [λ] [T]`: one or more terms of the loss.
     Regularise(Vec<Spanned<Regulariser>>),
     /// `predict "images" into "predictions.csv"`.
     Predict { input: Spanned<String>, output: Spanned<String> },
@@ -351,4 +351,6 @@ pub enum Regulariser {
     L2Sp { alpha: Spanned<f64>, beta: Spanned<f64> },
     /// `bss [η] [k]`.
     Bss { eta: Option<Spanned<f64>>, k: Option<Spanned<f64>> },
+    /// `lwf [λ] [T]`.
+    Lwf { lambda: Option<Spanned<f64>>, temperature: Option<Spanned<f64>> },
 }

@@ -155,6 +155,7 @@ impl Lowerer {
                                 Regulariser::L2Sp { alpha, beta: numbers.next().expect(GRAMMAR) }
                             }
                             Rule::bss_term => Regulariser::Bss { eta: numbers.next(), k: numbers.next() },
+                            Rule::lwf_term => Regulariser::Lwf { lambda: numbers.next(), temperature: numbers.next() },
                             other => {
                                 self.unlowered(other, span);
                                 Regulariser::Bss { eta: None, k: None }

@@ -105,6 +105,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::regularise_decl => "`regularise`",
         Rule::l2sp_term => "`l2sp α β`",
         Rule::bss_term => "`bss η k`",
+        Rule::lwf_term => "`lwf λ T`",
         Rule::tta_decl => "`tta`",
         Rule::opt_wd_bn_bias => "`wd_bn_bias`",
         Rule::oc_pct => "`pct`",

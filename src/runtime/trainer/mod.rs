@@ -116,6 +116,8 @@ pub struct Trainer<'a> {
     pub average: Option<WeightAverage>,
     /// `regularise l2sp`: the backbone's starting point (set where training starts).
     pub anchor: Option<Anchor>,
+    /// `regularise lwf`: the starting network and its classifier (set where training starts).
+    pub teacher: Option<super::lwf::Teacher>,
 }
 
 impl<'a> Trainer<'a> {
@@ -132,6 +134,7 @@ impl<'a> Trainer<'a> {
             step_rates: Vec::new(),
             average: None,
             anchor: None,
+            teacher: None,
         }
     }
 
@@ -198,9 +201,11 @@ impl<'a> Trainer<'a> {
     /// A mixed batch (MixUp, CutMix) takes `λ·loss(labels) + (1 − λ)·loss(partners' labels)`, as
     /// fastai's callbacks do.
     pub fn gradients(&self, network: &Network, batch: TrainingBatch, weight: f64) -> Result<(GradientsParams, f64), f64> {
-        let (logits, features) = match self.recipe.bss {
-            Some(_) => network.forward_with_features(batch.images),
-            None => (network.forward(batch.images), None),
+        // LwF's teacher reads the same images; BSS and LwF read the head's pooled input.
+        let teacher_images = self.recipe.lwf.and(self.teacher.as_ref()).map(|_| batch.images.clone());
+        let (logits, features) = match (self.recipe.bss, &teacher_images) {
+            (None, None) => (network.forward(batch.images), None),
+            _ => network.forward_with_features(batch.images),
         };
         let loss = match batch.mixed {
             None => self.loss.forward(logits, batch.labels),
@@ -216,8 +221,12 @@ impl<'a> Trainer<'a> {
         // L2-SP and BSS train on their terms; the loss reported stays the data's, comparable
         // across runs.
         let penalty = self.recipe.l2sp.zip(self.anchor.as_ref()).and_then(|(strengths, anchor)| anchor.penalty(network, &strengths));
-        let shrinkage = self.recipe.bss.zip(features).map(|(bss, features)| super::bss::penalty(features, &bss));
-        let loss = [penalty, shrinkage].into_iter().flatten().fold(loss, |loss, term| loss.add(term));
+        let shrinkage = self.recipe.bss.zip(features.clone()).map(|(bss, features)| super::bss::penalty(features, &bss));
+        let kept = match (self.recipe.lwf, self.teacher.as_ref(), teacher_images, features) {
+            (Some(lwf), Some(teacher), Some(images), Some(features)) => Some(teacher.penalty(images, features, &lwf)),
+            _ => None,
+        };
+        let loss = [penalty, shrinkage, kept].into_iter().flatten().fold(loss, |loss, term| loss.add(term));
         let loss = if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
         Ok((GradientsParams::from_grads(loss.backward(), network), value))
     }
