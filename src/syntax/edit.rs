@@ -24,11 +24,15 @@ pub fn set_cut(source: &str, layer: &str) -> Result<String, String> {
     let (at, end, text) = match existing {
         Some(span) => (span.start, span.end, written),
         None => {
+            // After the whole statement: its `{ mean … }` block may follow the weights' source.
             let backbone_end = ast
                 .items
                 .iter()
                 .find_map(|item| match &item.kind {
-                    ItemKind::Backbone(backbone) => Some(backbone.weights.as_ref().map_or(backbone.architecture.span.end, |weights| weights.span.end)),
+                    ItemKind::Backbone(backbone) => {
+                        let words_end = backbone.weights.as_ref().map_or(backbone.architecture.span.end, |weights| weights.span.end);
+                        Some(block_end(source, words_end))
+                    }
                     _ => None,
                 })
                 .ok_or_else(|| "the recipe has no `backbone`".to_string())?;
@@ -75,6 +79,26 @@ pub fn backbone_candidate(source: &str, architecture: &str, entry: &str) -> Resu
     }
     out.push_str(&format!("backbone {architecture} from zoo \"{entry}\"\nstage probe {{ train head  epochs 1 }}\n"));
     Ok(out)
+}
+
+/// Where a statement that ends at `end` really ends: after the `{ … }` block that follows it, if
+/// one does (comments and strings inside it skipped), else at `end`.
+fn block_end(source: &str, end: usize) -> usize {
+    let rest = &source[end..];
+    let Some(open) = rest.find(|c: char| !c.is_whitespace()).filter(|&at| rest[at..].starts_with('{')) else { return end };
+    let (mut comment, mut string) = (false, false);
+    for (offset, c) in rest[open..].char_indices() {
+        match c {
+            '\n' => comment = false,
+            _ if comment => {}
+            '"' => string = !string,
+            _ if string => {}
+            '#' => comment = true,
+            '}' => return end + open + offset + 1,
+            _ => {}
+        }
+    }
+    end
 }
 
 /// `source` with one swept value written in: the edit a sweep variant makes (`seed 3`, stage
@@ -244,6 +268,15 @@ mod tests {
         assert_eq!(set_cut(with_cut, "layer2").unwrap(), "recipe \"r\"\nbackbone resnet18 from none\ncut after layer2   # keep three stages\n");
         let without = "recipe \"r\"\nbackbone resnet18 from none  # pretrained\nhead { linear classes }\n";
         assert_eq!(set_cut(without, "layer3").unwrap(), "recipe \"r\"\nbackbone resnet18 from none  # pretrained\ncut after layer3\nhead { linear classes }\n");
+        // A statistics block after the weights' source: the cut goes after the block (it once
+        // went before it, and `probe --write` refused its own edit with TL0001).
+        let with_stats = "backbone resnet18 from recipe \"p.tl\" {\n  channels 3\n  size 28\n}\ndata { train \"t\" }\n";
+        let edited = set_cut(with_stats, "layer2").unwrap();
+        assert_eq!(edited, "backbone resnet18 from recipe \"p.tl\" {\n  channels 3\n  size 28\n}\ncut after layer2\ndata { train \"t\" }\n");
+        assert!(crate::syntax::parse(&edited).1.is_empty());
+        let commented = "backbone resnet18 from file \"w}.safetensors\" {  # a } in a comment\n  size 28\n}  # done\n";
+        assert_eq!(set_cut(commented, "layer3").unwrap(), format!("{commented}cut after layer3\n"), "after the block's real brace");
+        assert!(crate::syntax::parse(&set_cut(commented, "layer3").unwrap()).1.is_empty());
     }
 
     /// `probe --backbones`: the recipe's name, seed and data as written, its normalisation made
