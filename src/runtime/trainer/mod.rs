@@ -218,8 +218,8 @@ impl<'a> Trainer<'a> {
         if !value.is_finite() {
             return Err(value);
         }
-        // L2-SP and BSS train on their terms; the loss reported stays the data's, comparable
-        // across runs.
+        // L2-SP, BSS and LwF train on their terms; the loss reported stays the data's,
+        // comparable across runs.
         let penalty = self.recipe.l2sp.zip(self.anchor.as_ref()).and_then(|(strengths, anchor)| anchor.penalty(network, &strengths));
         let shrinkage = self.recipe.bss.zip(features.clone()).map(|(bss, features)| super::bss::penalty(features, &bss));
         let kept = match (self.recipe.lwf, self.teacher.as_ref(), teacher_images, features) {
