@@ -726,7 +726,7 @@ fn lwf_is_lambda_t_squared_kl_to_the_pretrained_outputs_with_its_gradient() {
     let weight: Vec<f32> = (0..k * d).map(|i| ((i * 37 % 29) as f32 - 14.0) / 20.0).collect();
     let bias = [0.1f32, -0.2, 0.05];
     let classifier = Classifier { weight: TensorData::new(weight.clone(), [k, d]), bias: TensorData::new(bias.to_vec(), [k]) };
-    let teacher = Teacher::new(&network.backbone, &classifier, &device, 3).unwrap();
+    let teacher = Teacher::new(&network.backbone, &classifier, &device).unwrap();
     let mut trainer = Trainer::new(&with, device.clone(), &data);
     let indices: Vec<usize> = (0..6).collect();
     let images = trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1)).images;
@@ -785,7 +785,7 @@ fn lwf_acts_on_the_backbone_not_on_the_new_head() {
         Network::new(&plain, data.classes.len(), &device)
     };
     let (mut without, mut lwf) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&with, device.clone(), &data));
-    lwf.teacher = Some(Teacher::new(&other.backbone, &classifier, &device, 3).unwrap());
+    lwf.teacher = Some(Teacher::new(&other.backbone, &classifier, &device).unwrap());
     let indices: Vec<usize> = (0..6).collect();
     let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1));
     let (plain_batch, lwf_batch) = (batch(&mut without), batch(&mut lwf));

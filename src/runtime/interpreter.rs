@@ -307,8 +307,7 @@ impl<'r: 'd, 'd> RunState<'r, 'd> {
             let classifier = self.source_classifier.clone().ok_or_else(|| {
                 Diagnostic::new(Code::LwfWithoutClassifier, "`regularise lwf` needs pretrained weights to read the classifier from")
             })?;
-            let channels = self.recipe.input_channels() as usize;
-            let teacher = super::lwf::Teacher::new(&self.network("keeping LwF's teacher")?.backbone, &classifier, &self.device, channels)?;
+            let teacher = super::lwf::Teacher::new(&self.network("keeping LwF's teacher")?.backbone, &classifier, &self.device)?;
             self.trainer()?.teacher = Some(teacher);
         }
         Ok(())

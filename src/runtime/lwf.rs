@@ -63,13 +63,14 @@ pub struct Teacher {
 impl Teacher {
     /// `backbone` as it is now (the pretrained one, where training starts), copied without
     /// autodiff, with `classifier`; an error when the classifier does not read as many features
-    /// as the backbone gives (one 32-pixel image of `channels` tells).
-    pub fn new(backbone: &Backbone, classifier: &Classifier, device: &Device, channels: usize) -> Result<Teacher, Diagnostic> {
+    /// as the backbone's kept layers give (their architecture says how many).
+    pub fn new(backbone: &Backbone, classifier: &Classifier, device: &Device) -> Result<Teacher, Diagnostic> {
         let device = device.clone().without_autodiff();
         let weight = Tensor::<2>::from_data(classifier.weight.clone(), &device);
         let bias = Tensor::<1>::from_data(classifier.bias.clone(), &device);
-        let backbone = backbone.valid();
-        let width = backbone.forward(Tensor::<4>::zeros([1, channels, 32, 32], &device)).dims()[1];
+        let architecture = crate::arch::lookup(&backbone.architecture)
+            .ok_or_else(|| Diagnostic::new(Code::StepFailed, format!("no architecture `{}` for LwF's teacher", backbone.architecture)))?;
+        let width = architecture.output_after(backbone.kept).0 as usize;
         let reads = weight.dims()[1];
         if width != reads {
             return Err(Diagnostic::new(
@@ -78,7 +79,7 @@ impl Teacher {
             )
             .with_help("the weights file's `fc` belongs to another network: use the classifier saved with this backbone"));
         }
-        Ok(Teacher { backbone, weight, bias })
+        Ok(Teacher { backbone: backbone.valid(), weight, bias })
     }
 
     /// `λ · T² · KL(softmax(t/T) ‖ softmax(s/T))` averaged over the batch, t the frozen network's
