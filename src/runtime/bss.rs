@@ -11,6 +11,7 @@
 use burn::prelude::*;
 
 use crate::check::recipe::Bss;
+use crate::probe::Features;
 use crate::probe::eigen::SymmetricEigen;
 
 /// `η · Σ σ²` over the `k` smallest singular values of `features` [N, D], in its autodiff graph.
@@ -27,20 +28,17 @@ pub fn penalty(features: Tensor<2>, bss: &Bss) -> Tensor<1> {
         .into_iter()
         .map(f64::from)
         .collect();
-    // The smaller Gram matrix: F Fᵀ (left vectors) when N ≤ D, else Fᵀ F (right vectors).
+    // The smaller Gram matrix: F Fᵀ (left vectors) when N ≤ D, the Gram of Fᵀ's rows; else Fᵀ F
+    // (right vectors), the Gram of F's.
     let left = rows <= columns;
     let side = rows.min(columns);
-    let at = |i: usize, j: usize| if left { values[i * columns + j] } else { values[j * columns + i] };
-    let inner = rows.max(columns);
-    let mut gram = vec![0.0f64; side * side];
-    for i in 0..side {
-        for j in 0..=i {
-            let dot: f64 = (0..inner).map(|t| at(i, t) * at(j, t)).sum();
-            gram[i * side + j] = dot;
-            gram[j * side + i] = dot;
-        }
-    }
-    let eigen = SymmetricEigen::new(&gram, side);
+    let oriented = if left {
+        let transposed = (0..columns).flat_map(|j| (0..rows).map(|i| values[i * columns + j]).collect::<Vec<_>>()).collect();
+        Features::new(columns, rows, transposed)
+    } else {
+        Features::new(rows, columns, values)
+    };
+    let eigen = SymmetricEigen::new(&oriented.gram(), side);
     // The eigenvalues ascend: the first k vectors are the smallest singular values', one per row.
     let k = bss.k.min(side);
     let vectors: Vec<f32> = (0..k).flat_map(|e| eigen.vector(e).iter().map(|&x| x as f32)).collect();
