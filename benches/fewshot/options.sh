@@ -11,15 +11,11 @@ shift || true
 seeds=("${@:-0 1 2 3 4}")
 out="${OUT:-/tmp}/tlrun-fewshot-options"
 echo "benches/fewshot/options.sh on $(date -u +%Y-%m-%d) at commit $(git -C "$here" rev-parse --short HEAD), $(nproc) cores" >&2
-accuracy() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['final_valid_accuracy'])" "$1/summary.json"; }
+. "$here/seeded.sh"
 augment='  augment rotate zoom lighting warp'
 for seed in ${seeds[@]}; do
   work="$out/seed-$seed"
-  rm -rf "$work" && mkdir -p "$work"
-  ln -s "$here/data" "$work/data"
-  for recipe in pretrain transfer; do
-    sed -e "s/^seed .*/seed $seed/" -e 's|data/pretrained_tlrun.safetensors|pretrained.safetensors|' "$here/$recipe.tl" > "$work/$recipe.tl"
-  done
+  seed_folder "$work" "$seed"
   sed -e "s|^  normalize backbone.*|&\n$augment|" "$work/transfer.tl" > "$work/transfer_augment.tl"
   sed -e 's|^head {|regularise l2sp 0.01 0.01\n&|' "$work/transfer.tl" > "$work/transfer_l2sp.tl"
   sed -e 's|^head {|regularise l2sp 0.01 0.01\n&|' "$work/transfer_augment.tl" > "$work/transfer_both.tl"

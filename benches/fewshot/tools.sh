@@ -11,14 +11,10 @@ shift || true
 seeds=("${@:-0 1 2 3 4}")
 out="${OUT:-/tmp}/tlrun-fewshot-tools"
 echo "benches/fewshot/tools.sh on $(date -u +%Y-%m-%d) at commit $(git -C "$here" rev-parse --short HEAD), $(nproc) cores" >&2
-accuracy() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['final_valid_accuracy'])" "$1/summary.json"; }
+. "$here/seeded.sh"
 for seed in ${seeds[@]}; do
   work="$out/seed-$seed"
-  rm -rf "$work" && mkdir -p "$work"
-  ln -s "$here/data" "$work/data"
-  for recipe in pretrain transfer; do
-    sed -e "s/^seed .*/seed $seed/" -e 's|data/pretrained_tlrun.safetensors|pretrained.safetensors|' "$here/$recipe.tl" > "$work/$recipe.tl"
-  done
+  seed_folder "$work" "$seed"
   "$tlrun" run "$work/pretrain.tl" --out "$work/runs/pretrain" > "$work/pretrain.log" 2>&1
   "$tlrun" run "$work/transfer.tl" --out "$work/runs/transfer" > "$work/transfer.log" 2>&1
   cp "$work/transfer.tl" "$work/transfer_tools.tl"
