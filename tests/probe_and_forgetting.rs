@@ -50,6 +50,10 @@ fn probe_scores_every_cut_and_writes_a_cut_that_lints() {
     assert_eq!(write.status.code(), Some(0), "{}", text(&write));
     let written = std::fs::read_to_string(dir.path().join("down.tl")).unwrap();
     assert!(written.contains(&format!("cut after {recommended}\n")), "{written}");
+    // The diff shown is the edit and nothing else (it once listed every line after an inserted cut).
+    let stdout = String::from_utf8_lossy(&write.stdout);
+    let diff: Vec<&str> = stdout.lines().filter(|line| line.starts_with("- ") || line.starts_with("+ ")).collect();
+    assert!(diff.len() <= 2 && diff.last() == Some(&format!("+ cut after {recommended}").as_str()), "{stdout}");
     let lint = tlrun(dir.path(), &["lint", "down.tl"]);
     assert_eq!(lint.status.code(), Some(0), "{}", text(&lint));
 }

@@ -225,15 +225,18 @@ fn splice(source: &str, at: usize, end: usize, text: &str) -> String {
     edited
 }
 
-/// The lines that differ between two versions of a one-line edit, as `- old` / `+ new`.
+/// What an edit changed, as `- old` / `+ new` lines: everything between the lines the two
+/// versions share at the start and at the end. The edits here each touch one place, so that is
+/// exactly the edit (comparing line by line instead showed every line after an inserted `cut` as
+/// changed).
 pub fn line_diff(before: &str, after: &str) -> String {
-    let mut out = String::new();
-    for (old, new) in before.lines().zip(after.lines()) {
-        if old != new {
-            out.push_str(&format!("- {old}\n+ {new}\n"));
-        }
-    }
-    out
+    let old: Vec<&str> = before.lines().collect();
+    let new: Vec<&str> = after.lines().collect();
+    let same_start = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let same_end = old[same_start..].iter().rev().zip(new[same_start..].iter().rev()).take_while(|(a, b)| a == b).count();
+    let removed = old[same_start..old.len() - same_end].iter().map(|line| format!("- {line}\n"));
+    let added = new[same_start..new.len() - same_end].iter().map(|line| format!("+ {line}\n"));
+    removed.chain(added).collect()
 }
 
 #[cfg(test)]
@@ -268,6 +271,9 @@ mod tests {
         assert_eq!(set_cut(with_cut, "layer2").unwrap(), "recipe \"r\"\nbackbone resnet18 from none\ncut after layer2   # keep three stages\n");
         let without = "recipe \"r\"\nbackbone resnet18 from none  # pretrained\nhead { linear classes }\n";
         assert_eq!(set_cut(without, "layer3").unwrap(), "recipe \"r\"\nbackbone resnet18 from none  # pretrained\ncut after layer3\nhead { linear classes }\n");
+        assert_eq!(line_diff(without, &set_cut(without, "layer3").unwrap()), "+ cut after layer3\n", "an inserted line alone");
+        assert_eq!(line_diff(with_cut, &set_cut(with_cut, "layer2").unwrap()), "- cut before layer4   # keep three stages\n+ cut after layer2   # keep three stages\n");
+        assert_eq!(line_diff(without, without), "");
         // A statistics block after the weights' source: the cut goes after the block (it once
         // went before it, and `probe --write` refused its own edit with TL0001).
         let with_stats = "backbone resnet18 from recipe \"p.tl\" {\n  channels 3\n  size 28\n}\ndata { train \"t\" }\n";
