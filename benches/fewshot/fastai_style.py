@@ -267,6 +267,9 @@ def run_seed(seed, source, target, opts):
                                batch_size=64, generator=generator, opts=opts)
         backbone = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
         torch.save(backbone, pretrained_path)
+        if opts.backbone_out:
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in backbone.items()}, str(opts.backbone_out))
 
     # transfer: that backbone, a new head, the few-shot target task.
     torch.manual_seed(seed + 1)
@@ -310,6 +313,11 @@ def main():
                         help="skip pretraining and start transfer from these backbone weights (.pth, or "
                              "tlrun's data/pretrained_tlrun.safetensors)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--valid", default="valid",
+                        help="the target folder (under data/target) accuracy is measured on (default valid; "
+                             "recommend.sh reports on the `test` half)")
+    parser.add_argument("--backbone-out", type=Path, default=None,
+                        help="also save the pretrained backbone here as torchvision-named .safetensors (for tlrun)")
     parser.add_argument("--finetune-epochs", type=int, default=8, help="epochs of the finetune stage (default 8, as transfer.tl)")
     opts = parser.parse_args()
     if opts.match_tlrun:
@@ -326,7 +334,7 @@ def main():
     source_train = load_folder(opts.data / "source" / "train")
     source_valid = load_folder(opts.data / "source" / "valid")
     target_train = load_folder(opts.data / "target" / "train")
-    target_valid = load_folder(opts.data / "target" / "valid")
+    target_valid = load_folder(opts.data / "target" / opts.valid)
     assert source_train[2] == source_valid[2] and target_train[2] == target_valid[2], "class folders differ"
 
     # Per-channel statistics of the source train images (0..1 scale), rounded to 4 decimals as
