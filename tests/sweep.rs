@@ -86,6 +86,10 @@ fn a_sweep_runs_every_variant_once_and_summarises_it_over_seeds() {
     assert!(printed.contains("95% CI") && printed.contains("6 pairs, paired t"), "{printed}");
     let page = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
     assert!(page.contains("Sweeps compared") && page.contains("6 pairs, paired t") && page.contains("(n=3)"), "{page}");
+    // Two sweeps of one recipe are named by their folders.
+    let same_recipe = tlrun(dir.path(), &["compare", "runs/sw/sweep", "parallel"]);
+    let printed = String::from_utf8_lossy(&same_recipe.stdout);
+    assert!(printed.contains("runs/sw/sweep beats parallel by") || printed.contains("runs/sw/sweep trails parallel by"), "{printed}");
 }
 
 #[test]

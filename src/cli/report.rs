@@ -50,14 +50,22 @@ fn compare_sweeps(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::S
         }
         println!("{:<16} ({})", "", folder.display());
     }
+    let labels = sweep_labels(folders, sweeps);
     let (first, others) = sweeps.split_first().expect("compare takes two folders or more");
-    for other in others {
+    for (other, label) in others.iter().zip(&labels[1..]) {
         match compare(first, other) {
-            Some(difference) => println!("{}", describe_difference(&first.recipe, &other.recipe, &difference)),
-            None => println!("{} and {} share fewer than two seeds: no paired comparison", first.recipe, other.recipe),
+            Some(difference) => println!("{}", describe_difference(&labels[0], label, &difference)),
+            None => println!("{} and {label} share fewer than two seeds: no paired comparison", labels[0]),
         }
     }
     write_sweep_comparison(sweeps, out)
+}
+
+/// What a sentence calls each sweep: its recipe's name, or its folder when sweeps share the name
+/// (two variants of one recipe once read "digits-transfer beats digits-transfer").
+fn sweep_labels(folders: &[PathBuf], sweeps: &[crate::report::sweep_summary::SweepSummary]) -> Vec<String> {
+    let shared = |name: &str| sweeps.iter().filter(|sweep| sweep.recipe == name).count() > 1;
+    folders.iter().zip(sweeps).map(|(folder, sweep)| if shared(&sweep.recipe) { folder.display().to_string() } else { sweep.recipe.clone() }).collect()
 }
 
 fn write_sweep_comparison(sweeps: &[crate::report::sweep_summary::SweepSummary], out: &Path) -> u8 {
