@@ -62,7 +62,7 @@ pub fn run(args: &ProbeArgs, workspace: &Workspace) -> u8 {
         .iter()
         .map(|cut| ScoredCut { after: cut.after.clone(), cut_point: cut.cut_point, logme: cut.logme, probe_accuracy: cut.probe_accuracy })
         .collect();
-    let advice = advise(&scored, &report.recipe_cut, report.domain.shift());
+    let advice = advise(&scored, &report.recipe_cut, report.domain.shift(), report.steps_per_epoch);
     if args.format == "json" {
         let value = serde_json::json!({
             "report": report,

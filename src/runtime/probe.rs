@@ -54,6 +54,9 @@ pub struct CutScore {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProbeReport {
     pub images: usize,
+    /// Optimizer steps an epoch over all the recipe's training images at its batch (the advice
+    /// sizes its fine-tune by them).
+    pub steps_per_epoch: usize,
     pub classes: usize,
     pub size: u32,
     pub cuts: Vec<CutScore>,
@@ -133,6 +136,7 @@ pub fn probe(recipe: &Runnable, recipe_path: &Path, pretrained: Option<&Path>, z
     let recipe_cut = recipe.cut_after().to_string();
     Ok(ProbeReport {
         images: labels.len(),
+        steps_per_epoch: crate::data_counts::steps_per_epoch(data.train.labels.len(), recipe.data.batch, 1),
         classes,
         size,
         cuts,
