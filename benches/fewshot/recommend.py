@@ -2,8 +2,8 @@
 """Reads recommend.sh's JSON lines (stdin) and prints issue 27's done-when as Markdown tables.
 
 For each task and backbone the recommended recipe is the tools' variant (probe's cut and lr-find's
-rate; with or without augmentation, finetune 8 or 16 epochs) with the best mean accuracy on the dev
-half over the seeds; scratch's schedule is chosen the same way. Every figure printed is on the test
+rate; with or without augmentation, finetune 8 or 16 epochs; or the stages the probe advises) with
+the best mean accuracy on the dev half over the seeds; scratch's schedule is chosen the same way. Every figure printed is on the test
 half, which no choice saw. Needs scipy (the t quantile of the paired intervals).
 """
 
@@ -13,7 +13,7 @@ import sys
 import numpy as np
 from scipy import stats
 
-TOOLS = ["tools", "tools_aug", "tools_16", "tools_aug16"]
+TOOLS = ["tools", "tools_aug", "tools_16", "tools_aug16", "advice"]
 SCRATCH = ["scratch", "scratch_aug", "scratch_16", "scratch_aug16"]
 LABELS = {
     "base": "`transfer.tl` as it is",
@@ -22,6 +22,7 @@ LABELS = {
     "tools_aug": "tools + augment",
     "tools_16": "tools, finetune 16 epochs",
     "tools_aug16": "tools + augment, finetune 16 epochs",
+    "advice": "probe's printed advice (its cut and stages)",
     "scratch": "scratch (`scratch.tl`)",
     "scratch_aug": "scratch + augment",
     "scratch_16": "scratch, finetune 16 epochs",

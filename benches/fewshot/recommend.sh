@@ -8,7 +8,8 @@
 #   - for each task (`target`: digits 5-9; `scanned`: the same digits as scanned prints, a shifted
 #     domain) and backbone: transfer.tl as it is (`base`, and with a finetune of 16 epochs), then the cut `tlrun probe --write` picks
 #     and the finetune rate `tlrun lr-find --stage finetune --write valley` picks (`tools`), and the
-#     tools' recipe with fastai's augmentation and/or a finetune of 16 epochs instead of 8;
+#     tools' recipe with fastai's augmentation and/or a finetune of 16 epochs instead of 8; and the
+#     stages `tlrun probe` prints as its advice, in place of the recipe's (`advice`);
 #   - on `scanned`, the same four schedules from random weights (`scratch`, normalised with the
 #     scanned images' own statistics).
 # Every run trains on TASK/train and validates on TASK/dev (424 images), which is where options are
@@ -65,12 +66,14 @@ for seed in ${seeds[@]}; do
       cp "$work/${name}_base.tl" "$work/${name}_tools.tl"
       (cd "$work" && "$tlrun" probe "${name}_tools.tl" --write > "${name}_probe.log" 2>&1)
       (cd "$work" && "$tlrun" lr-find "${name}_tools.tl" --stage finetune --write valley > "${name}_lr_find.log" 2>&1)
+      # The probe's printed advice as it stands: the recipe up to its stages, then the advice's two.
+      { awk '/^stage /{exit} {print}' "$work/${name}_tools.tl"; sed -n '/^recommendation:/,$p' "$work/${name}_probe.log" | grep -o 'stage \(warmup\|finetune\) .*}'; } > "$work/${name}_advice.tl"
       variants "$work/${name}_tools"
       sed -e 's|^  epochs 8$|  epochs 16|' "$work/${name}_base.tl" > "$work/${name}_base_16.tl"
       cut=$(sed -n 's/^cut after \([a-z0-9_]*\).*/\1/p' "$work/${name}_tools.tl" | head -1)
       rate=$(awk '/^stage finetune/,/^}/' "$work/${name}_tools.tl" | sed -n 's/^ *lr \([0-9.e+-]*\).*/\1/p' | head -1)
       line="$line, \"${name}_picks\": [\"$cut\", \"$rate\"]"
-      for run in base base_16 tools tools_aug tools_16 tools_aug16; do
+      for run in base base_16 tools tools_aug tools_16 tools_aug16 advice; do
         line="$line, \"${name}_$run\": $(score "${name}_$run" "$task")"
       done
     done
