@@ -154,7 +154,7 @@ fn smoothing_and_class_weights_in_a_recipe_change_the_loss_a_stage_trains_on() {
     let set = tlrun::data::SizedSet::build(&data.train.images, &data.train.labels, 16, &plain.data.mean, &plain.data.std);
     let images = Tensor::<4>::from_data(TensorData::new(set.images.clone(), [data.train.labels.len(), 3, 16, 16]), &device);
     let logits = initial.valid().forward(images);
-    let log_p: Vec<f32> = burn::tensor::activation::log_softmax(logits, 1).into_data().to_vec().unwrap();
+    let log_p: Vec<f32> = burn::tensor::activation::log_softmax(logits, 1).into_data().try_to_vec().unwrap();
     let classes = data.classes.len();
     let counts: Vec<f64> = (0..classes).map(|class| data.train.labels.iter().filter(|label| **label == class).count() as f64).collect();
     let total = data.train.labels.len() as f64;

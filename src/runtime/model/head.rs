@@ -129,7 +129,7 @@ mod tests {
         let values = [[1.0f32, 10.0, -2.0], [2.0, 14.0, 0.0], [4.0, 9.0, 5.0], [7.0, 11.0, 1.0]];
         let x = Tensor::<2>::from_data(values, &device);
         let _ = super::batch_norm_1d(&norm, x);
-        let got = norm.running_var.value_sync().into_data().to_vec::<f32>().unwrap();
+        let got = norm.running_var.value_sync().into_data().try_to_vec::<f32>().unwrap();
         for channel in 0..3 {
             let column: Vec<f64> = values.iter().map(|row| f64::from(row[channel])).collect();
             let mean = column.iter().sum::<f64>() / 4.0;
