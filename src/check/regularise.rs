@@ -44,57 +44,35 @@ pub fn check(terms: &[Spanned<Regulariser>], diagnostics: &mut Vec<Diagnostic>) 
             Regulariser::L2Sp { alpha, beta } => {
                 let mut valid = true;
                 for (value, name) in [(alpha, "α"), (beta, "β")] {
-                    if !(0.0..=10.0).contains(&value.value) {
-                        valid = false;
-                        diagnostics.push(
-                            Diagnostic::new(Code::ValueOutOfRange, format!("L2-SP's {name} is 0 to 10, not {}", value.value))
-                                .at(value.span, "not a strength")
-                                .with_help("e.g. `regularise l2sp 0.01 0.01`; 0 turns a term off"),
-                        );
-                    }
+                    valid &= in_range(Some(value), |x| (0.0..=10.0).contains(&x), |x| format!("L2-SP's {name} is 0 to 10, not {x}"), "not a strength", "e.g. `regularise l2sp 0.01 0.01`; 0 turns a term off", diagnostics);
                 }
                 l2sp = valid.then_some(L2Sp { alpha: alpha.value, beta: beta.value });
             }
             Regulariser::Bss { eta, k } => {
-                let mut valid = true;
-                if let Some(eta) = eta.as_ref().filter(|eta| !(0.0..=1.0).contains(&eta.value)) {
-                    valid = false;
-                    diagnostics.push(
-                        Diagnostic::new(Code::ValueOutOfRange, format!("BSS's η is 0 to 1, not {}", eta.value))
-                            .at(eta.span, "not a strength")
-                            .with_help("e.g. `regularise bss 0.001` (the paper's default); 0 turns it off"),
+                // `&`, not `&&`: both numbers are reported.
+                let valid = in_range(eta.as_ref(), |x| (0.0..=1.0).contains(&x), |x| format!("BSS's η is 0 to 1, not {x}"), "not a strength", "e.g. `regularise bss 0.001` (the paper's default); 0 turns it off", diagnostics)
+                    & in_range(
+                        k.as_ref(),
+                        |x| x.fract() == 0.0 && (1.0..=BSS_MAX_K).contains(&x),
+                        |x| format!("BSS shrinks 1 to {BSS_MAX_K} singular values, not {x}"),
+                        "not a count of singular values",
+                        "e.g. `regularise bss 0.001 1`: the smallest one, as the paper does",
+                        diagnostics,
                     );
-                }
-                if let Some(k) = k.as_ref().filter(|k| k.value.fract() != 0.0 || !(1.0..=BSS_MAX_K).contains(&k.value)) {
-                    valid = false;
-                    diagnostics.push(
-                        Diagnostic::new(Code::ValueOutOfRange, format!("BSS shrinks 1 to {BSS_MAX_K} singular values, not {}", k.value))
-                            .at(k.span, "not a count of singular values")
-                            .with_help("e.g. `regularise bss 0.001 1`: the smallest one, as the paper does"),
-                    );
-                }
                 let eta = eta.as_ref().map_or(BSS_ETA, |eta| eta.value);
                 let k = k.as_ref().map_or(BSS_K, |k| k.value as usize);
                 bss = (valid && eta > 0.0).then_some(Bss { eta, k });
             }
             Regulariser::Lwf { lambda, temperature } => {
-                let mut valid = true;
-                if let Some(lambda) = lambda.as_ref().filter(|lambda| !(0.0..=100.0).contains(&lambda.value)) {
-                    valid = false;
-                    diagnostics.push(
-                        Diagnostic::new(Code::ValueOutOfRange, format!("LwF's λ is 0 to 100, not {}", lambda.value))
-                            .at(lambda.span, "not a strength")
-                            .with_help("e.g. `regularise lwf 1 2` (the paper's λ and T); 0 turns it off"),
+                let valid = in_range(lambda.as_ref(), |x| (0.0..=100.0).contains(&x), |x| format!("LwF's λ is 0 to 100, not {x}"), "not a strength", "e.g. `regularise lwf 1 2` (the paper's λ and T); 0 turns it off", diagnostics)
+                    & in_range(
+                        temperature.as_ref(),
+                        |t| t > 0.0 && t <= 20.0,
+                        |t| format!("LwF's temperature is above 0 and at most 20, not {t}"),
+                        "not a temperature",
+                        "e.g. `regularise lwf 1 2`: T 2 softens the pretrained classifier's outputs as the paper does",
+                        diagnostics,
                     );
-                }
-                if let Some(temperature) = temperature.as_ref().filter(|t| !(t.value > 0.0 && t.value <= 20.0)) {
-                    valid = false;
-                    diagnostics.push(
-                        Diagnostic::new(Code::ValueOutOfRange, format!("LwF's temperature is above 0 and at most 20, not {}", temperature.value))
-                            .at(temperature.span, "not a temperature")
-                            .with_help("e.g. `regularise lwf 1 2`: T 2 softens the pretrained classifier's outputs as the paper does"),
-                    );
-                }
                 let lambda = lambda.as_ref().map_or(LWF_LAMBDA, |lambda| lambda.value);
                 let temperature = temperature.as_ref().map_or(LWF_TEMPERATURE, |t| t.value);
                 lwf = (valid && lambda > 0.0).then_some((Lwf { lambda, temperature }, term.span));
@@ -102,6 +80,24 @@ pub fn check(terms: &[Spanned<Regulariser>], diagnostics: &mut Vec<Diagnostic>) 
         }
     }
     Regularisers { l2sp, bss, lwf }
+}
+
+/// Whether `value` (when written) passes `ok`; if not, TL2007 on it, saying `message(value)`.
+fn in_range(
+    value: Option<&Spanned<f64>>,
+    ok: impl Fn(f64) -> bool,
+    message: impl Fn(f64) -> String,
+    label: &str,
+    help: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> bool {
+    match value.filter(|value| !ok(value.value)) {
+        Some(value) => {
+            diagnostics.push(Diagnostic::new(Code::ValueOutOfRange, message(value.value)).at(value.span, label).with_help(help));
+            false
+        }
+        None => true,
+    }
 }
 
 /// LwF distils the pretrained network's own classifier, which takes the average-pooled output of
