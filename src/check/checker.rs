@@ -102,8 +102,7 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         }
     });
     let regularisers = crate::check::regularise::check(items.regularise.unwrap_or_default(), &mut diagnostics);
-    let (l2sp, bss) = (regularisers.l2sp, regularisers.bss);
-    let recipe = Recipe {
+    let mut recipe = Recipe {
         name,
         seed,
         backbone,
@@ -117,13 +116,13 @@ pub fn check(ast: &Ast, file_stem: &str, world: &dyn World) -> (Option<Recipe>, 
         checkpoint_every,
         loss,
         ema,
-        l2sp,
-        bss,
+        l2sp: regularisers.l2sp,
+        bss: regularisers.bss,
+        // Set below: whether LwF fits depends on the recipe's backbone, cut and head.
         lwf: None,
         tta_flip: items.tta_flip,
         predictions: check_predictions(&items.predictions, world, &mut diagnostics),
     };
-    let mut recipe = recipe;
     if let Some((lwf, span)) = regularisers.lwf {
         recipe.lwf = crate::check::regularise::check_lwf_fits(&recipe, span, &mut diagnostics).then_some(lwf);
     }

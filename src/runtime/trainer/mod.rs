@@ -202,8 +202,9 @@ impl<'a> Trainer<'a> {
     /// fastai's callbacks do.
     pub fn gradients(&self, network: &Network, batch: TrainingBatch, weight: f64) -> Result<(GradientsParams, f64), f64> {
         // LwF's teacher reads the same images; BSS and LwF read the head's pooled input.
-        let teacher_images = self.recipe.lwf.and(self.teacher.as_ref()).map(|_| batch.images.clone());
-        let (logits, features) = match (self.recipe.bss, &teacher_images) {
+        let lwf = self.recipe.lwf.zip(self.teacher.as_ref());
+        let teacher_images = lwf.map(|_| batch.images.clone());
+        let (logits, features) = match (self.recipe.bss, lwf) {
             (None, None) => (network.forward(batch.images), None),
             _ => network.forward_with_features(batch.images),
         };
@@ -222,10 +223,7 @@ impl<'a> Trainer<'a> {
         // comparable across runs.
         let penalty = self.recipe.l2sp.zip(self.anchor.as_ref()).and_then(|(strengths, anchor)| anchor.penalty(network, &strengths));
         let shrinkage = self.recipe.bss.zip(features.clone()).map(|(bss, features)| super::bss::penalty(features, &bss));
-        let kept = match (self.recipe.lwf, self.teacher.as_ref(), teacher_images, features) {
-            (Some(lwf), Some(teacher), Some(images), Some(features)) => Some(teacher.penalty(images, features, &lwf)),
-            _ => None,
-        };
+        let kept = lwf.zip(teacher_images).zip(features).map(|(((lwf, teacher), images), features)| teacher.penalty(images, features, &lwf));
         let loss = [penalty, shrinkage, kept].into_iter().flatten().fold(loss, |loss, term| loss.add(term));
         let loss = if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
         Ok((GradientsParams::from_grads(loss.backward(), network), value))
