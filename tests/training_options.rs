@@ -693,19 +693,28 @@ fn bss_acts_on_the_backbone_through_the_heads_input() {
     let network = initial_network(&plain, data.classes.len());
     let (mut without, mut with) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&bss, device, &data));
     let indices: Vec<usize> = (0..data.train.labels.len().min(6)).collect();
-    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1));
-    let (plain_batch, bss_batch) = (batch(&mut without), batch(&mut with));
-    let (plain_grads, plain_loss) = without.gradients(&network, plain_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
-    let (bss_grads, bss_loss) = with.gradients(&network, bss_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
-    assert_eq!(plain_loss.to_bits(), bss_loss.to_bits(), "the data's loss is reported");
+    let (moved, same_head) = what_a_term_moves(&network, &mut without, &mut with, &indices);
+    assert!(moved > 0, "BSS changes the backbone's gradient");
+    assert!(same_head, "the head's last linear comes after the features: BSS leaves its gradient alone");
+}
+
+/// One training batch through a trainer without a loss term and one with it, on the same
+/// network. The loss reported must be the data's in both. Returns how many values of the stem
+/// convolution's gradient the term moved (by more than 1e-7), and whether the gradient of the
+/// head's last linear is bit-identical.
+fn what_a_term_moves(network: &Network, without: &mut Trainer, with: &mut Trainer, indices: &[usize]) -> (usize, bool) {
+    let batch = |trainer: &mut Trainer| trainer.training_batch(16, indices, &mut tlrun::data::SplitMix64::new(1));
+    let (plain_batch, term_batch) = (batch(without), batch(with));
+    let (plain_grads, plain_loss) = without.gradients(network, plain_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    let (term_grads, term_loss) = with.gradients(network, term_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
+    assert_eq!(plain_loss.to_bits(), term_loss.to_bits(), "the data's loss is reported");
     let values = |tensor: Tensor<4>| tensor.into_data().try_to_vec::<f32>().unwrap();
     let conv = &network.backbone.conv1.as_ref().unwrap().weight;
-    let moved = values(bss_grads.get::<4>(conv.id).unwrap()).iter().zip(values(plain_grads.get::<4>(conv.id).unwrap())).filter(|(a, b)| (*a - b).abs() > 1e-7).count();
-    assert!(moved > 0, "BSS changes the backbone's gradient");
+    let moved = values(term_grads.get::<4>(conv.id).unwrap()).iter().zip(values(plain_grads.get::<4>(conv.id).unwrap())).filter(|(a, b)| (*a - b).abs() > 1e-7).count();
     let head = &network.head.linears[0].weight;
     let flat = |tensor: Tensor<2>| tensor.into_data().try_to_vec::<f32>().unwrap();
-    let same_head = flat(bss_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).all(|(a, b)| a.to_bits() == b.to_bits());
-    assert!(same_head, "the head's last linear comes after the features: BSS leaves its gradient alone");
+    let same_head = flat(term_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).all(|(a, b)| a.to_bits() == b.to_bits());
+    (moved, same_head)
 }
 
 /// `regularise lwf λ T` (Li and Hoiem 2016) against a hand-computed value and gradient: with
@@ -787,17 +796,7 @@ fn lwf_acts_on_the_backbone_not_on_the_new_head() {
     let (mut without, mut lwf) = (Trainer::new(&plain, device.clone(), &data), Trainer::new(&with, device.clone(), &data));
     lwf.teacher = Some(Teacher::new(&other.backbone, &classifier, &device).unwrap());
     let indices: Vec<usize> = (0..6).collect();
-    let batch = |trainer: &mut Trainer| trainer.training_batch(16, &indices, &mut tlrun::data::SplitMix64::new(1));
-    let (plain_batch, lwf_batch) = (batch(&mut without), batch(&mut lwf));
-    let (plain_grads, plain_loss) = without.gradients(&network, plain_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
-    let (lwf_grads, lwf_loss) = lwf.gradients(&network, lwf_batch, 1.0).unwrap_or_else(|_| panic!("finite"));
-    assert_eq!(plain_loss.to_bits(), lwf_loss.to_bits(), "the data's loss is reported");
-    let values = |tensor: Tensor<4>| tensor.into_data().try_to_vec::<f32>().unwrap();
-    let conv = &network.backbone.conv1.as_ref().unwrap().weight;
-    let moved = values(lwf_grads.get::<4>(conv.id).unwrap()).iter().zip(values(plain_grads.get::<4>(conv.id).unwrap())).filter(|(a, b)| (*a - b).abs() > 1e-7).count();
+    let (moved, same_head) = what_a_term_moves(&network, &mut without, &mut lwf, &indices);
     assert!(moved > 0, "LwF changes the backbone's gradient");
-    let head = &network.head.linears[0].weight;
-    let flat = |tensor: Tensor<2>| tensor.into_data().try_to_vec::<f32>().unwrap();
-    let same = flat(lwf_grads.get::<2>(head.id).unwrap()).iter().zip(flat(plain_grads.get::<2>(head.id).unwrap())).all(|(a, b)| a.to_bits() == b.to_bits());
-    assert!(same, "the new head's gradient is the data's alone");
+    assert!(same_head, "the new head's gradient is the data's alone");
 }
